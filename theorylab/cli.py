@@ -1,0 +1,67 @@
+"""The ``theorylab`` command line: one subcommand per capability.
+
+Each subcommand lives in :mod:`theorylab.commands` (``HELP``, ``add_arguments``, ``run``) and is
+imported only when used, so ``theorylab topology`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+#: subcommand name -> module under theorylab.commands
+COMMANDS = {
+    "topology": "topology",
+    "weights": "weights",
+    "design": "design",
+    "compressors": "compressors",
+    "verify": "verify",
+}
+
+
+def _load(name: str):
+    return importlib.import_module(f"theorylab.commands.{COMMANDS[name]}")
+
+
+def build_parser(argv) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="theorylab",
+        description="Compute the theory of distributed optimization, and verify it.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    # Import only the requested command (so `theorylab topology` never imports torch);
+    # all of them when none is named, for the help text.
+    names = [wanted] if wanted in COMMANDS else list(COMMANDS)
+    for name in names:
+        try:
+            module = _load(name)
+        except ModuleNotFoundError as exc:  # a command whose module is not installed
+            if wanted == name:
+                raise SystemExit(f"theorylab: command {name!r} is unavailable: {exc}") from exc
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, TypeError) as exc:
+        print(f"theorylab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
