@@ -1,0 +1,133 @@
+"""``theorylab verify``: run the claims (theory vs measurement), print the table, save results.
+
+Examples
+--------
+``theorylab verify`` (quick budget, gloo on CPU, 4 workers), ``theorylab verify --list``,
+``theorylab verify --claims gossip_decay --force``, ``theorylab verify --full --world-size 8``,
+``theorylab verify --backend nccl --device cuda``. ``python -m verify`` is the same command.
+
+Exit status: 0 when every selected claim passes, 1 when any fails or errors, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+HELP = "run the claims that check theory against real runs; print the table, save results"
+
+
+def add_arguments(parser) -> None:
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--quick",
+        dest="budget",
+        action="store_const",
+        const="quick",
+        help="small sweeps, few replicas (default; about a minute on 2 CPU cores)",
+    )
+    budget.add_argument(
+        "--full",
+        dest="budget",
+        action="store_const",
+        const="full",
+        help="larger sweeps and more replicas (tighter intervals)",
+    )
+    parser.set_defaults(budget="quick")
+    parser.add_argument("--claims", nargs="+", metavar="NAME", help="run only these claims")
+    parser.add_argument("--list", action="store_true", help="list the claims and exit")
+    parser.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=4,
+        metavar="N",
+        help="processes of the distributed executor = nodes of distributed claims (default 4)",
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="base seed (default 0)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        metavar="R",
+        help="replicas per node (default: each claim's budget default)",
+    )
+    parser.add_argument(
+        "--results",
+        default="results",
+        metavar="DIR",
+        help="folder of the JSON results and figures/ (default ./results)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="re-run claims that already have a saved result for the same configuration",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+
+def _list(as_json: bool) -> int:
+    from theorylab.commands._output import emit, format_table
+    from verify.claims import CLAIMS, IMPORT_ERRORS
+
+    rows = [
+        {"claim": c.name, "kind": c.kind, "issue": c.issue, "description": c.description}
+        for c in CLAIMS.values()
+    ]
+    table = format_table(rows, ["claim", "kind", "issue", "description"])
+    for module, err in IMPORT_ERRORS.items():
+        table += f"\n(module verify.claims.{module} not loaded: {err})"
+    emit({"claims": rows, "import_errors": IMPORT_ERRORS}, table, as_json)
+    return 0
+
+
+def run(args) -> int:
+    if args.list:
+        return _list(args.json)
+
+    from theorylab.commands._output import emit
+    from verify.claims import ClaimContext
+    from verify.report import ProgressLine, _resolve, format_results, run_claims
+
+    claims = _resolve(args.claims)  # unknown names fail before any process starts
+    progress = ProgressLine(len(claims), enabled=not args.quiet)
+    t0 = time.perf_counter()
+    with ClaimContext(
+        args.budget,
+        backend=args.backend,
+        device=args.device,
+        world_size=args.world_size,
+        seed=args.seed,
+        replicas=args.replicas,
+        progress=progress.update,
+    ) as ctx:
+        results = run_claims(
+            [c.name for c in claims],
+            ctx,
+            args.results,
+            force=args.force,
+            figures=not args.no_figures,
+            progress=progress,
+        )
+    wall = time.perf_counter() - t0
+    n_pass = sum(r.passed for r in results)
+    summary = (
+        f"{n_pass}/{len(results)} claims pass ({args.budget} budget, {args.backend} on "
+        f"{args.device}, world size {args.world_size}) in {wall:.1f} s; results in {args.results}"
+    )
+    payload = {
+        "summary": summary,
+        "wall_s": wall,
+        "results": [
+            {k: v for k, v in r.to_dict().items() if k not in ("series", "traceback")}
+            for r in results
+        ],
+    }
+    emit(payload, format_results(results) + "\n\n" + summary, args.json)
+    for r in results:
+        if r.verdict == "error" and not args.json:
+            print(f"\n{r.claim} raised:\n{r.traceback}", file=sys.stderr)
+    return 0 if n_pass == len(results) else 1

@@ -1,0 +1,430 @@
+"""What a claim is: a configuration, a run that measures and compares, a figure.
+
+A claim (shared/DESIGN.md, "How a claim is verified") is a problem with known constants, one or
+more algorithm configurations, a prediction from :mod:`theorylab`, a measurement from
+:mod:`verify`, and a rule that compares them. Its ``kind`` names the rule:
+
+- ``'exact'``: the predicted expectation lies inside the measured confidence interval at every
+  checkpoint (:func:`verify.claims.stats.exact_rule`);
+- ``'bound'``: a published upper bound lies above the measured upper confidence limit at every
+  checkpoint (:func:`verify.claims.stats.bound_rule`);
+- ``'shape'``: a fitted exponent matches the predicted one within a stated tolerance
+  (:func:`verify.claims.stats.shape_rule`).
+
+Writing a claim: subclass :class:`Claim`, set ``name``, ``kind``, ``issue``, ``description``;
+implement ``config(budget)`` (everything that determines the result, for ``'quick'`` and
+``'full'``) and ``run(ctx)`` (measure, compare, return :meth:`Claim.make_result`); optionally
+``plot(result, fig)``. Decorate the class with :func:`register_claim` and put the module under
+``verify/claims/``: it is imported automatically.
+
+The run settings (backend, device, world size, seed, replicas) come from the
+:class:`ClaimContext` and are merged into the configuration by :meth:`Claim.full_config`, which
+is what is saved and hashed for resuming.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from theorylab.errors import TheorylabError, check_int
+
+from .stats import RuleOutcome
+
+__all__ = [
+    "KINDS",
+    "VERDICTS",
+    "BUDGETS",
+    "Claim",
+    "ClaimResult",
+    "ClaimContext",
+    "CLAIMS",
+    "register_claim",
+    "versions",
+    "plot_series",
+]
+
+KINDS = ("exact", "bound", "shape")
+VERDICTS = ("pass", "fail", "error")
+BUDGETS = ("quick", "full")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software a result was computed with (saved in every result)."""
+    import scipy
+    import torch
+
+    import theorylab
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch": torch.__version__,
+        "theorylab": theorylab.__version__,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def _to_float(v):
+    """Inverse of the JSON encoding of non-finite floats ('inf', '-inf', 'nan')."""
+    if isinstance(v, str) and v in ("inf", "-inf", "nan"):
+        return float(v)
+    if isinstance(v, list):
+        return [_to_float(u) for u in v]
+    if isinstance(v, dict):
+        return {k: _to_float(u) for k, u in v.items()}
+    return v
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else str(x)
+    return obj
+
+
+@dataclass
+class ClaimResult:
+    """The outcome of one claim: the row of the table plus everything needed to redraw and resume.
+
+    Attributes
+    ----------
+    claim, kind, issue : str
+        The claim's name, rule kind (``'exact'``, ``'bound'``, ``'shape'``) and issue.
+    verdict : {'pass', 'fail', 'error'}
+    predicted : float or str or None
+        The prediction at the deciding checkpoint (or a short text such as ``'slope -1'``).
+    measured : float or None
+        The measurement at the deciding checkpoint.
+    interval : (float, float) or None
+        Its confidence interval.
+    detail : str
+        One line, e.g. ``'bound/measured = 3.2x at its tightest'``; the error for ``'error'``.
+    checks : list of dict
+        Each sub-check (``name``, ``passed``, ``predicted``, ``measured``, ``interval``,
+        ``detail``): a claim holds when all hold.
+    series : dict
+        Arrays for the figure (lists of floats, possibly nested one level by panel).
+    config : dict
+        The full configuration (claim parameters and run settings); its hash names the file.
+    seeds : list of int
+    versions : dict of str
+    backend, device : str
+    world_size : int or None
+    wall_s : float
+        Wall-clock seconds of the claim's run.
+    bytes_sent : int
+        Algorithm bytes put on the wire by all ranks of the distributed runs.
+    timestamp : str
+        ISO 8601 UTC time the result was finished.
+    traceback : str or None
+        The traceback when ``verdict == 'error'``.
+    """
+
+    claim: str
+    kind: str
+    verdict: str
+    predicted: float | str | None = None
+    measured: float | None = None
+    interval: tuple[float, float] | None = None
+    detail: str = ""
+    issue: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    series: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    backend: str = ""
+    device: str = ""
+    world_size: int | None = None
+    wall_s: float = 0.0
+    bytes_sent: int = 0
+    timestamp: str = ""
+    traceback: str | None = None
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise TheorylabError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (non-finite floats become the strings 'inf', '-inf', 'nan')."""
+        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClaimResult:
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        for key in ("predicted", "measured", "series", "checks"):
+            if key in kw:
+                kw[key] = _to_float(kw[key])
+        if kw.get("interval") is not None:
+            kw["interval"] = tuple(float(v) for v in kw["interval"])
+        return cls(**kw)
+
+
+class ClaimContext:
+    """The settings of one ``theorylab verify`` run, and the worker pool its claims share.
+
+    Parameters
+    ----------
+    budget : {'quick', 'full'}
+        Size of every claim's sweep (steps, replicas, grid).
+    backend : {'gloo', 'nccl'}
+        torch.distributed backend of the distributed executor.
+    device : {'cpu', 'cuda'}
+        Device of the tensors (``'cuda'`` with ``'nccl'`` or ``'gloo'``).
+    world_size : int >= 2
+        Number of processes of the distributed executor; claims measured distributed use
+        ``n = world_size`` nodes (one per rank).
+    seed : int >= 0
+        Base seed; each claim derives its seeds from it.
+    replicas : int >= 2 or None
+        Replicas per node (overrides each claim's budget default when given).
+    progress : callable(str) or None
+        Called with short status messages by long claims (:meth:`progress`).
+
+    The :attr:`pool` of worker processes is started on first use and shared by all claims;
+    :meth:`close` (or leaving a ``with`` block) stops it.
+    """
+
+    def __init__(
+        self,
+        budget: str = "quick",
+        *,
+        backend: str = "gloo",
+        device: str = "cpu",
+        world_size: int = 4,
+        seed: int = 0,
+        replicas: int | None = None,
+        progress: Callable[[str], None] | None = None,
+    ):
+        if budget not in BUDGETS:
+            raise TheorylabError(f"budget must be one of {BUDGETS}, got {budget!r}")
+        if backend not in ("gloo", "nccl"):
+            raise TheorylabError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+        if device not in ("cpu", "cuda"):
+            raise TheorylabError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if backend == "nccl" and device != "cuda":
+            raise TheorylabError("backend 'nccl' needs device 'cuda'; use --device cuda or gloo")
+        self.budget = budget
+        self.backend = backend
+        self.device = device
+        self.world_size = check_int("world_size", world_size, minimum=2)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.replicas = None if replicas is None else check_int("replicas", replicas, minimum=2)
+        self._progress = progress
+        self._pool = None
+
+    def settings(self) -> dict[str, Any]:
+        """The run settings that enter every claim's configuration."""
+        out = {
+            "budget": self.budget,
+            "backend": self.backend,
+            "device": self.device,
+            "world_size": self.world_size,
+            "seed": self.seed,
+        }
+        if self.replicas is not None:
+            out["replicas"] = self.replicas
+        return out
+
+    def progress(self, message: str) -> None:
+        """Report a status message (shown on the progress line); no-op without a callback."""
+        if self._progress is not None:
+            self._progress(message)
+
+    @property
+    def pool(self):
+        """The shared :class:`verify.runtime.WorkerPool` (``world_size`` ranks), started lazily."""
+        if self._pool is None:
+            from verify.runtime import WorkerPool
+
+            self.progress(f"starting {self.world_size} {self.backend} workers")
+            self._pool = WorkerPool(self.world_size, self.backend, self.device)
+        return self._pool
+
+    @property
+    def pool_started(self) -> bool:
+        return self._pool is not None
+
+    def close(self) -> None:
+        """Stop the worker pool, if it was started."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
+
+    def __enter__(self) -> ClaimContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Claim(abc.ABC):
+    """Base class of every claim; see the module docstring for how to write one.
+
+    Class attributes
+    ----------------
+    name : str
+        Unique, short, snake_case (the table row and the result file name).
+    kind : {'exact', 'bound', 'shape'}
+    issue : str
+        The issue the claim belongs to (e.g. ``'Foundation'``).
+    description : str
+        One sentence: what is predicted and how it is measured.
+    version : int
+        Bump when the measurement changes, so saved results of the old version are not reused.
+    """
+
+    name: str = ""
+    kind: str = ""
+    issue: str = ""
+    description: str = ""
+    version: int = 1
+
+    @abc.abstractmethod
+    def config(self, budget: str) -> dict[str, Any]:
+        """Everything that determines the result at this budget (JSON-serialisable)."""
+
+    @abc.abstractmethod
+    def run(self, ctx: ClaimContext) -> ClaimResult:
+        """Measure, compare with the prediction, and return the result (see :meth:`make_result`)."""
+
+    def full_config(self, ctx: ClaimContext) -> dict[str, Any]:
+        """``config(ctx.budget)`` with the run settings merged in (settings take precedence)."""
+        cfg = dict(self.config(ctx.budget))
+        cfg.update(ctx.settings())
+        cfg["claim"] = self.name
+        cfg["claim_version"] = self.version
+        return cfg
+
+    def make_result(
+        self,
+        checks: Mapping[str, RuleOutcome],
+        *,
+        headline: str | None = None,
+        series: Mapping[str, Any] | None = None,
+        seeds: list[int] | None = None,
+        bytes_sent: int = 0,
+        note: str = "",
+    ) -> ClaimResult:
+        """A result from named rule outcomes: the claim holds iff every check passes.
+
+        The table row shows the first failing check, else ``headline`` (default: the first).
+        """
+        if not checks:
+            raise TheorylabError(f"claim {self.name!r} produced no checks")
+        failing = [k for k, v in checks.items() if not v.passed]
+        shown = failing[0] if failing else (headline or next(iter(checks)))
+        out = checks[shown]
+        n_pass = len(checks) - len(failing)
+        detail = f"{shown}: {out.detail}"
+        if len(checks) > 1:
+            detail += f" [{n_pass}/{len(checks)} checks pass]"
+        if note:
+            detail += f"; {note}"
+        return ClaimResult(
+            claim=self.name,
+            kind=self.kind,
+            issue=self.issue,
+            verdict="fail" if failing else "pass",
+            predicted=out.predicted,
+            measured=out.measured,
+            interval=out.interval,
+            detail=detail,
+            checks=[
+                {
+                    "name": k,
+                    "passed": v.passed,
+                    "predicted": v.predicted,
+                    "measured": v.measured,
+                    "interval": list(v.interval),
+                    "detail": v.detail,
+                }
+                for k, v in checks.items()
+            ],
+            series=dict(series or {}),
+            seeds=list(seeds or []),
+            bytes_sent=int(bytes_sent),
+        )
+
+    def plot(self, result: ClaimResult, fig) -> None:
+        """Draw ``result`` on the matplotlib figure ``fig`` (default: :func:`plot_series`)."""
+        plot_series(result, fig)
+
+
+def plot_series(result: ClaimResult, fig) -> None:
+    """Generic figure of ``result.series``.
+
+    One panel per top-level dict in ``series`` (or one panel for a flat dict); every list is
+    plotted against the panel's ``'x'`` list (else its index), on a log y-axis when all values
+    are positive.
+    """
+    series = result.series or {}
+    panels = {k: v for k, v in series.items() if isinstance(v, dict)}
+    if not panels:
+        panels = {result.claim: series}
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, panel) in zip(axes, panels.items()):
+        x = panel.get("x")
+        for label, ys in panel.items():
+            if label == "x" or not isinstance(ys, list) or not ys:
+                continue
+            if not all(isinstance(v, (int, float)) for v in ys):
+                continue
+            xs = x if isinstance(x, list) and len(x) == len(ys) else list(range(len(ys)))
+            ax.plot(xs, ys, label=label)
+        values = [v for ys in panel.values() if isinstance(ys, list) for v in ys]
+        if values and all(isinstance(v, (int, float)) and v > 0 for v in values):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.suptitle(f"{result.claim} ({result.kind}): {result.verdict}")
+
+
+#: name -> claim instance, filled by :func:`register_claim`
+CLAIMS: dict[str, Claim] = {}
+
+
+def register_claim(cls: type[Claim]) -> type[Claim]:
+    """Class decorator: validate the claim's declaration and add an instance to :data:`CLAIMS`."""
+    if not (isinstance(cls, type) and issubclass(cls, Claim)):
+        raise TypeError(f"register_claim expects a Claim subclass, got {cls!r}")
+    if not cls.name or not cls.name.replace("_", "").isalnum():
+        raise TheorylabError(
+            f"{cls.__qualname__}.name must be a non-empty snake_case identifier, got {cls.name!r}"
+        )
+    if cls.kind not in KINDS:
+        raise TheorylabError(f"{cls.__qualname__}.kind must be one of {KINDS}, got {cls.kind!r}")
+    if cls.name in CLAIMS:
+        old = type(CLAIMS[cls.name])
+        if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TheorylabError(
+                f"a claim named {cls.name!r} is already registered by {old.__module__}; "
+                "choose another name"
+            )
+    CLAIMS[cls.name] = cls()
+    return cls
