@@ -26,7 +26,8 @@ def redraw(results_dir, out_dir=None) -> list[Path]:
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "figures"
     newest = {}
     for result in load_results(results_dir):  # oldest first: later ones replace earlier
-        newest[result.claim] = result
+        if result.verdict != "error":  # an error has nothing to draw
+            newest[result.claim] = result
     return [save_figure(r, out_dir / f"{name}.png") for name, r in sorted(newest.items())]
 
 

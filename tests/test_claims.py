@@ -1,0 +1,387 @@
+"""The claims framework: statistics of the three rules, results on disk, resume, verdicts.
+
+Statistical tests use fixed seeds (so they are deterministic) and state, next to each
+assertion, the probability that it would fail for a correct implementation with a fresh seed.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from theorylab.errors import TheorylabError
+from verify.claims import CLAIMS, Claim, ClaimContext, ClaimResult, register_claim, stats
+from verify.report import (
+    config_hash,
+    format_results,
+    load_result,
+    load_results,
+    result_path,
+    run_claims,
+    save_result,
+)
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def test_stats_docstring_examples_run():
+    failures, _ = doctest.testmod(stats, optionflags=doctest.ELLIPSIS)
+    assert failures == 0
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    rng = np.random.default_rng(1)
+    x = rng.exponential(size=(17, 3))
+    ci = stats.mean_ci(x, level=0.9)
+    for j in range(3):
+        lo, hi = sps.t.interval(0.9, 16, loc=x[:, j].mean(), scale=sps.sem(x[:, j]))
+        assert ci.lo[j] == pytest.approx(lo, rel=1e-12)
+        assert ci.hi[j] == pytest.approx(hi, rel=1e-12)
+    upper = stats.mean_ci(x, level=0.9, sided="upper")
+    assert np.all(upper.lo == -np.inf)
+    q = sps.t.ppf(0.9, 16)
+    assert upper.hi == pytest.approx(x.mean(0) + q * x.std(0, ddof=1) / np.sqrt(17))
+
+
+def test_mean_ci_coverage_gaussian():
+    # 4000 independent intervals (R = 12 Gaussian replicas each) at level 95%: the number that
+    # cover the true mean is Binomial(4000, 0.95), sd 13.8; the +-5 sd band below fails with
+    # probability < 1e-6 for a correct interval.
+    rng = np.random.default_rng(2024)
+    x = rng.normal(3.0, 2.0, size=(12, 4000))
+    ci = stats.mean_ci(x, level=0.95)
+    covered = int(np.sum((ci.lo <= 3.0) & (3.0 <= ci.hi)))
+    assert abs(covered - 3800) <= 5 * 13.8
+
+
+def test_mean_ci_coverage_squared_errors():
+    # The quantities claims average are squared norms (chi-square, skewed). With R = 64
+    # replicas of a chi-square(3) variable, the 99% t-interval must still cover the mean in
+    # about 99% of 3000 trials: sd of the count is 5.4, and we allow coverage >= 98% (a
+    # deficit of 30 = 5.5 sd from 99%: false-failure probability < 1e-7 for a 99% interval).
+    rng = np.random.default_rng(7)
+    x = np.sum(rng.normal(size=(64, 3000, 3)) ** 2, axis=2)
+    ci = stats.mean_ci(x, level=0.99)
+    covered = int(np.sum((ci.lo <= 3.0) & (3.0 <= ci.hi)))
+    assert covered >= 0.98 * 3000
+
+
+def test_bonferroni_level():
+    assert stats.bonferroni_level(0.99, 1) == pytest.approx(0.99)
+    assert stats.bonferroni_level(0.99, 20) == pytest.approx(0.9995)
+    with pytest.raises(TheorylabError):
+        stats.bonferroni_level(0.99, 0)
+    with pytest.raises(TheorylabError):
+        stats.bonferroni_level(1.0, 3)
+
+
+def _random_walks(rng, trials, R, m):
+    # strongly correlated checkpoints: cumulative sums; the mean at checkpoint t is 0
+    return np.cumsum(rng.normal(size=(trials, R, m)), axis=2)
+
+
+def test_exact_rule_family_wise_false_failure_at_most_one_minus_level():
+    # A correct prediction (0 at every one of m = 10 correlated checkpoints), 1000 independent
+    # trials at level 99%: Bonferroni guarantees a failure probability <= 1% per trial, so the
+    # number of failures is stochastically below Binomial(1000, 0.01) (mean 10, sd 3.1);
+    # P(Binomial > 30) < 1e-7.
+    rng = np.random.default_rng(11)
+    x = _random_walks(rng, 1000, 40, 10)
+    fails = sum(not stats.exact_rule(np.zeros(10), x[i], level=0.99).passed for i in range(1000))
+    assert fails <= 30
+
+
+def test_exact_rule_detects_a_wrong_prediction():
+    # prediction off by 1 at the last checkpoint, where the standard error is sqrt(10/200)=0.22
+    # (4.5 standard errors); the Bonferroni t-quantile is 3.3, so it fails unless the sample
+    # mean lands > 1.2 standard errors towards it (probability ~ 0.1; fixed seed).
+    rng = np.random.default_rng(5)
+    x = _random_walks(rng, 1, 200, 10)[0]
+    wrong = np.zeros(10)
+    wrong[-1] = 1.0
+    out = stats.exact_rule(wrong, x)
+    assert not out.passed
+    assert out.predicted == 1.0
+    assert "1/10 outside" in out.detail
+    assert stats.exact_rule(np.zeros(10), x).passed
+
+
+def test_exact_rule_deterministic_needs_tolerance():
+    pred = np.array([1.0, 0.5, 0.25])
+    measured = pred * (1 + 1e-14)
+    assert not stats.exact_rule(pred, measured[None, :]).passed
+    out = stats.exact_rule(pred, measured[None, :], rtol=1e-10)
+    assert out.passed
+    assert out.interval[0] < out.predicted < out.interval[1]
+
+
+def test_bound_rule_pass_fail_and_looseness():
+    rng = np.random.default_rng(3)
+    x = rng.normal([1.0, 2.0, 4.0], 0.05, size=(100, 3))
+    out = stats.bound_rule([4.0, 5.0, 12.0], x)
+    assert out.passed
+    # tightest ratio is 5/2 = 2.5 at checkpoint 1 (up to the sampling error of the mean)
+    assert out.predicted == 5.0
+    assert out.detail.startswith("bound/measured = 2.5")
+    # a bound equal to the true mean is not certified (one-sided 99%: passes w.p. ~1%)
+    assert not stats.bound_rule([1.0, 2.0, 4.0], x).passed
+    # a bound below the measurement fails, and the failing checkpoint is reported
+    low = stats.bound_rule([4.0, 1.5, 12.0], x)
+    assert not low.passed and low.predicted == 1.5
+
+
+def test_loglog_fit_exact_power_law_and_two_regressors():
+    n = np.array([2.0, 4.0, 8.0, 16.0, 2.0, 4.0, 8.0, 16.0])
+    gamma = np.array([0.1, 0.1, 0.1, 0.1, 0.05, 0.02, 0.01, 0.2])
+    y = 3.0 * gamma / n
+    fit = stats.loglog_fit(np.column_stack([n, gamma]), y)
+    assert fit.slopes == pytest.approx([-1.0, 1.0], abs=1e-12)
+    assert fit.intercept == pytest.approx(np.log(3.0))
+    assert fit.predict(np.array([[4.0, 0.1]])) == pytest.approx([0.075])
+
+
+def test_loglog_fit_interval_covers_true_slope():
+    # 500 noisy sweeps of y = x^-0.5 * exp(noise) with 8 points; the 95% t-interval of the
+    # slope covers -0.5 in Binomial(500, 0.95) trials (sd 4.9): allow >= 450 (5 sd,
+    # false-failure probability < 1e-6).
+    rng = np.random.default_rng(8)
+    x = np.geomspace(1, 100, 8)
+    covered = 0
+    for _ in range(500):
+        y = x**-0.5 * np.exp(rng.normal(0, 0.1, size=8))
+        fit = stats.loglog_fit(x, y, level=0.95)
+        covered += fit.lo[0] <= -0.5 <= fit.hi[0]
+    assert covered >= 450
+
+
+def test_shape_rule():
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    y = 2.0 / x**1.05
+    assert stats.shape_rule(x, y, -1.0, tol=0.1).passed
+    out = stats.shape_rule(x, y, -1.0, tol=0.02, names=["n"])
+    assert not out.passed
+    assert out.measured == pytest.approx(-1.05)
+    assert "n: slope -1.050" in out.detail
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: stats.exact_rule([1.0, 2.0], np.ones((3, 3))),
+        lambda: stats.exact_rule([1.0], [[np.nan]]),
+        lambda: stats.bound_rule([1.0], np.ones((2, 2))),
+        lambda: stats.loglog_fit([1.0, -2.0, 3.0], [1.0, 2.0, 3.0]),
+        lambda: stats.loglog_fit([1.0], [1.0]),
+        lambda: stats.shape_rule([1, 2, 3], [1, 2, 3], [1.0, 2.0], tol=0.1),
+        lambda: stats.shape_rule([1, 2, 3], [1, 2, 3], 1.0, tol=0.0),
+        lambda: stats.mean_ci(np.ones((2, 2)), sided="lower"),
+    ],
+)
+def test_stats_reject_bad_input(call):
+    with pytest.raises(TheorylabError):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------
+# framework with toy claims
+
+
+class _Toy(Claim):
+    kind = "exact"
+    issue = "Foundation"
+    description = "toy claim for the framework tests"
+    calls = 0
+
+    def __init__(self, behaviour="pass"):
+        self.behaviour = behaviour
+
+    def config(self, budget):
+        return {"R": 30 if budget == "quick" else 300, "m": 4}
+
+    def run(self, ctx):
+        type(self).calls += 1
+        if self.behaviour == "error":
+            raise RuntimeError("toy failure")
+        if self.behaviour == "interrupt":
+            raise KeyboardInterrupt
+        cfg = self.full_config(ctx)
+        rng = np.random.default_rng(cfg["seed"])
+        truth = np.array([1.0, 0.5, 0.25, 0.125])
+        x = rng.normal(truth, 0.01, size=(cfg["R"], cfg["m"]))
+        pred = truth if self.behaviour == "pass" else 2 * truth
+        out = stats.exact_rule(pred, x)
+        return self.make_result(
+            {"curve": out},
+            series={"x": [0, 1, 2, 3], "predicted": pred.tolist(), "mean": out.curves["mean"]},
+            seeds=[cfg["seed"]],
+            bytes_sent=123,
+        )
+
+
+@pytest.fixture
+def toys(monkeypatch):
+    """Register toy claims (removed again after the test)."""
+    made = {}
+    for behaviour in ("pass", "fail", "error", "interrupt"):
+        cls = type(f"Toy_{behaviour}", (_Toy,), {"name": f"toy_{behaviour}", "calls": 0})
+        monkeypatch.setitem(CLAIMS, cls.name, cls(behaviour))
+        made[behaviour] = cls
+    return made
+
+
+def test_claim_result_json_round_trip():
+    r = ClaimResult(
+        claim="c",
+        kind="bound",
+        verdict="fail",
+        predicted="slope -1",
+        measured=float("nan"),
+        interval=(float("-inf"), 2.5),
+        checks=[{"name": "a", "passed": False, "interval": [float("-inf"), 1.0]}],
+        series={"panel": {"x": [1, 2], "y": [0.5, float("inf")]}},
+        config={"n": 4},
+        seeds=[1, 2],
+    )
+    text = json.dumps(r.to_dict())  # strict JSON: no NaN/Infinity literals
+    assert "NaN" not in text and "Infinity" not in text
+    back = ClaimResult.from_dict(json.loads(text))
+    assert back.interval == (float("-inf"), 2.5)
+    assert np.isnan(back.measured)
+    assert back.series["panel"]["y"][1] == float("inf")
+    assert back.checks[0]["interval"][0] == float("-inf")
+    assert back.predicted == "slope -1"
+    assert {k: v for k, v in back.to_dict().items()} == r.to_dict()
+    with pytest.raises(TheorylabError):
+        ClaimResult(claim="c", kind="exact", verdict="maybe")
+
+
+def test_register_claim_validates(monkeypatch):
+    monkeypatch.setattr("verify.claims.base.CLAIMS", dict(CLAIMS))
+
+    class NoKind(_Toy):
+        name = "no_kind"
+        kind = "guess"
+
+    class BadName(_Toy):
+        name = "bad name"
+
+    with pytest.raises(TheorylabError, match="kind"):
+        register_claim(NoKind)
+    with pytest.raises(TheorylabError, match="snake_case"):
+        register_claim(BadName)
+    with pytest.raises(TypeError):
+        register_claim(object)
+
+    class First(_Toy):
+        name = "dup_claim"
+
+    class Second(_Toy):
+        name = "dup_claim"
+
+    register_claim(First)
+    with pytest.raises(TheorylabError, match="already registered"):
+        register_claim(Second)
+
+
+def test_context_validates_and_merges_settings():
+    with pytest.raises(TheorylabError):
+        ClaimContext("medium")
+    with pytest.raises(TheorylabError):
+        ClaimContext(backend="mpi")
+    with pytest.raises(TheorylabError, match="nccl"):
+        ClaimContext(backend="nccl", device="cpu")
+    with pytest.raises(TheorylabError):
+        ClaimContext(world_size=1)
+    ctx = ClaimContext("full", world_size=3, seed=9, replicas=7)
+    cfg = _Toy().full_config(ctx)
+    assert cfg["R"] == 300 and cfg["replicas"] == 7 and cfg["world_size"] == 3
+    assert cfg["seed"] == 9 and cfg["budget"] == "full"
+    assert not ctx.pool_started  # the pool is started only when a claim asks for it
+
+
+def test_run_claims_verdicts_files_and_resume(tmp_path, toys):
+    ctx = ClaimContext(world_size=2)
+    names = ["toy_pass", "toy_fail", "toy_error"]
+    results = run_claims(names, ctx, tmp_path, figures=False)
+    assert [r.verdict for r in results] == ["pass", "fail", "error"]
+    err = results[2]
+    assert "RuntimeError: toy failure" in err.detail
+    assert "raise RuntimeError" in err.traceback
+    ok = results[0]
+    assert ok.bytes_sent == 123 and ok.seeds == [0] and ok.world_size == 2
+    assert ok.backend == "gloo" and ok.device == "cpu" and ok.timestamp
+    assert set(ok.versions) >= {"python", "torch", "numpy", "theorylab"}
+    for r in results:
+        path = result_path(tmp_path, r.claim, r.config)
+        assert path.exists()
+        assert load_result(path).to_dict() == r.to_dict()
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+    # resume: pass and fail are loaded, not recomputed; an error is retried
+    again = run_claims(names, ctx, tmp_path, figures=False)
+    assert [toys[b].calls for b in ("pass", "fail", "error")] == [1, 1, 2]
+    assert again[0].to_dict() == results[0].to_dict()
+    # --force recomputes; a different configuration is a different file
+    run_claims(["toy_pass"], ctx, tmp_path, figures=False, force=True)
+    assert toys["pass"].calls == 2
+    run_claims(["toy_pass"], ClaimContext(world_size=2, seed=1), tmp_path, figures=False)
+    assert toys["pass"].calls == 3
+    assert len(list(tmp_path.glob("toy_pass-*.json"))) == 2
+    assert len(load_results(tmp_path)) == 4
+
+    table = format_results(results)
+    assert table.splitlines()[0].split() == [
+        "claim", "kind", "predicted", "measured", "interval", "verdict", "wall_s"
+    ]  # fmt: skip
+    assert "FAIL" in table and "ERROR" in table and "toy_error: RuntimeError" in table
+
+
+def test_killed_run_keeps_finished_results(tmp_path, toys):
+    ctx = ClaimContext(world_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_claims(["toy_pass", "toy_interrupt"], ctx, tmp_path, figures=False)
+    assert len(list(tmp_path.glob("toy_pass-*.json"))) == 1
+    assert not list(tmp_path.glob("toy_interrupt-*.json"))
+    run_claims(["toy_pass"], ctx, tmp_path, figures=False)
+    assert toys["pass"].calls == 1  # resumed
+
+
+def test_save_result_is_atomic(tmp_path, monkeypatch):
+    r = ClaimResult(claim="c", kind="exact", verdict="pass", config={"a": 1}, measured=1.0)
+    path = save_result(r, tmp_path)
+    assert path.name == f"c-{config_hash({'a': 1})}.json"
+    before = path.read_bytes()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("verify.report.json.dump", broken_dump)
+    r.measured = 2.0
+    with pytest.raises(OSError):
+        save_result(r, tmp_path)
+    assert path.read_bytes() == before  # the old result is intact
+    assert sorted(os.listdir(tmp_path)) == [path.name]  # and no temporary file remains
+
+
+def test_config_hash_is_canonical():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_figures_written_and_redrawn(tmp_path, toys):
+    from figures.plot import main as plot_main
+
+    run_claims(["toy_pass", "toy_error"], ClaimContext(world_size=2), tmp_path)
+    figs = tmp_path / "figures"
+    assert (figs / "toy_pass.png").stat().st_size > 1000
+    assert not (figs / "toy_error.png").exists()
+    out = tmp_path / "redrawn"
+    assert plot_main([str(tmp_path), "--out", str(out)]) == 0
+    assert (out / "toy_pass.png").exists()
+    assert plot_main([str(tmp_path / "missing")]) == 2

@@ -1,0 +1,97 @@
+"""``theorylab verify`` / ``python -m verify``: flags, table and JSON output, exit codes, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from theorylab.cli import main
+from verify.claims import CLAIMS, Claim, stats
+
+
+class _Toy(Claim):
+    kind = "bound"
+    issue = "Foundation"
+    description = "toy bound claim for the CLI tests"
+
+    def __init__(self, bound):
+        self.bound = bound
+
+    def config(self, budget):
+        return {"bound": self.bound, "R": 20}
+
+    def run(self, ctx):
+        if self.bound is None:
+            raise ValueError("toy error inside a claim")
+        rng = np.random.default_rng(self.full_config(ctx)["seed"])
+        x = rng.normal(1.0, 0.01, size=(20, 3))
+        return self.make_result({"toy": stats.bound_rule([self.bound] * 3, x)})
+
+
+@pytest.fixture
+def toys(monkeypatch):
+    for name, bound in (("cli_pass", 10.0), ("cli_fail", 0.5), ("cli_error", None)):
+        cls = type(name, (_Toy,), {"name": name})
+        monkeypatch.setitem(CLAIMS, name, cls(bound))
+
+
+def _verify(tmp_path, *args):
+    return main(["verify", "--quiet", "--results", str(tmp_path), "--no-figures", *args])
+
+
+def test_exit_codes_and_table(tmp_path, toys, capsys):
+    assert _verify(tmp_path, "--claims", "cli_pass") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:6] == [
+        "claim", "kind", "predicted", "measured", "interval", "verdict"
+    ]  # fmt: skip
+    assert "cli_pass" in out and "bound/measured = " in out and "1/1 claims pass" in out
+    assert _verify(tmp_path, "--claims", "cli_pass", "cli_fail") == 1
+    assert _verify(tmp_path, "--claims", "cli_error") == 1
+    captured = capsys.readouterr()
+    assert "ERROR" in captured.out and "ValueError: toy error" in captured.err
+    # unknown claim names are bad arguments (exit 2), reported before anything runs
+    assert _verify(tmp_path, "--claims", "no_such_claim") == 2
+    assert "unknown claim" in capsys.readouterr().err
+
+
+def test_json_output_and_resume(tmp_path, toys, capsys):
+    assert _verify(tmp_path, "--claims", "cli_pass", "cli_fail", "--json", "--seed", "3") == 1
+    payload = json.loads(capsys.readouterr().out)
+    rows = {r["claim"]: r for r in payload["results"]}
+    assert rows["cli_pass"]["verdict"] == "pass" and rows["cli_fail"]["verdict"] == "fail"
+    assert rows["cli_pass"]["config"]["seed"] == 3
+    assert rows["cli_pass"]["predicted"] == 10.0
+    assert len(list(tmp_path.glob("cli_*.json"))) == 2
+    stamp = rows["cli_pass"]["timestamp"]
+    # a second run resumes from the saved results (same timestamps), --force recomputes
+    _verify(tmp_path, "--claims", "cli_pass", "--json", "--seed", "3")
+    assert json.loads(capsys.readouterr().out)["results"][0]["timestamp"] == stamp
+
+
+def test_list(toys, capsys):
+    assert main(["verify", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "cli_pass" in out and "toy bound claim" in out
+    assert main(["verify", "--list", "--json"]) == 0
+    names = [c["claim"] for c in json.loads(capsys.readouterr().out)["claims"]]
+    assert "cli_fail" in names
+
+
+def test_bad_flags_exit_2(tmp_path, capsys):
+    assert _verify(tmp_path, "--world-size", "1") == 2
+    assert _verify(tmp_path, "--backend", "nccl") == 2  # nccl needs --device cuda
+    with pytest.raises(SystemExit):
+        _verify(tmp_path, "--quick", "--full")
+
+
+def test_python_m_verify_lists_claims():
+    proc = subprocess.run(
+        [sys.executable, "-m", "verify", "--list"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split() == ["claim", "kind", "issue", "description"]
