@@ -1,0 +1,26 @@
+"""Predicted rates, as :class:`Rate` objects with named terms, kind, source and step condition.
+
+One submodule per algorithm family; this package re-exports their public functions explicitly
+(append a block per new submodule). Conventions: rho = ||W - 11^T/n||_2, spectral gap = 1 - rho;
+notation of shared/references/rates.md §0.
+"""
+
+from theorylab.rates._rate import Rate, warn_step_size
+from theorylab.rates.decentralized import (
+    dsgd,
+    dsgd_bound_curve,
+    gossip_consensus,
+    psgd,
+    transient_iterations,
+)
+
+__all__ = [
+    "Rate",
+    "warn_step_size",
+    # decentralized: PSGD, DSGD, gossip
+    "psgd",
+    "dsgd",
+    "dsgd_bound_curve",
+    "transient_iterations",
+    "gossip_consensus",
+]
