@@ -1,0 +1,257 @@
+"""Stochastic gradient oracles of the local objectives ``f_i``, in torch, for both executors.
+
+An oracle implements :class:`verify.comm.GradientOracle`: ``grad(x, nodes, generators)`` takes
+``x`` of shape ``(m, R, d)`` for the local node ids ``nodes`` and returns the ``m`` nodes'
+stochastic gradients at their own rows, node ``nodes[l]`` drawing its randomness from
+``generators[l]`` only.
+The draws of node ``i`` are therefore the same whether it is one row of the simulator's stack or
+the only node of a rank, which is what makes the two executors agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from theorylab.errors import TheorylabError, check_int
+
+__all__ = ["QuadraticOracle", "LogisticOracle"]
+
+
+def _check_float_dtype(dtype) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    return dtype
+
+
+class _OracleBase:
+    """Shared input checks and the full-stack fast path (``nodes == arange(n)``)."""
+
+    n: int
+    d: int
+    dtype: torch.dtype
+    device: torch.device
+
+    def _prepare(self, x, nodes, generators) -> tuple[torch.Tensor, bool]:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[2] != self.d:
+            raise TheorylabError(
+                f"x must have shape (m, R, d) with d = {self.d}, got {tuple(x.shape)}"
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the oracle was built for {self.dtype}; "
+                "build the oracle with dtype=x.dtype"
+            )
+        nodes = torch.as_tensor(nodes, device=self.device).reshape(-1)
+        m = x.shape[0]
+        if nodes.numel() != m:
+            raise TheorylabError(f"x has {m} node rows but nodes lists {nodes.numel()} ids")
+        if len(generators) != m:
+            raise TheorylabError(f"need one generator per local node ({m}), got {len(generators)}")
+        if m and (int(nodes.min()) < 0 or int(nodes.max()) >= self.n):
+            raise TheorylabError(f"node ids must lie in [0, {self.n}), got {nodes.tolist()}")
+        full = m == self.n and bool(torch.equal(nodes, torch.arange(self.n, device=self.device)))
+        return nodes, full
+
+
+class QuadraticOracle(_OracleBase):
+    r"""Gradients of heterogeneous quadratics with additive Gaussian noise.
+
+    The math: ``f_i(x) = 1/2 (x - b_i)^T A_i (x - b_i)``; node ``i``'s stochastic gradient is
+    ``g_i(x) = A_i (x - b_i) + xi_i`` with ``xi_i ~ N(0, (sigma2/d) I_d)``, so
+    ``E xi_i = 0`` and ``E||xi_i||^2 = sigma2`` per node, independent across nodes, steps and
+    replicas (the convention of :class:`theorylab.problems.QuadraticProblem`).
+
+    Draw order (both executors and the exact predictions rely on it): at each call, for
+    ``l = 0, ..., m-1`` in order, node ``nodes[l]`` fills an ``(R, d)`` tensor of standard normals
+    from ``generators[l]`` (``torch.randn((R, d), generator=generators[l], dtype=dtype)``, done in
+    place with ``normal_``, which draws the same numbers) and scales it by ``sqrt(sigma2/d)``.
+    With ``sigma2 == 0`` nothing is drawn.
+
+    Parameters
+    ----------
+    problem : QuadraticProblem or duck-typed object
+        Needs ``b`` (n, d), ``sigma2`` (>= 0), ``n``, ``d``; ``hessian_diagonal`` (n, d) when every
+        ``A_i`` is diagonal (fast path: ``A`` is then not read), else ``A`` (n, d, d) symmetric;
+        ``x_star`` (d,) or ``None`` (computed for diagonal Hessians).
+    dtype : torch.dtype, default ``torch.float64``
+    device : str or torch.device, default ``"cpu"``
+        Where the tensors live; the generators passed to :meth:`grad` must be on it.
+
+    Raises
+    ------
+    TheorylabError
+        If shapes disagree or ``sigma2 < 0``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from types import SimpleNamespace
+    >>> p = SimpleNamespace(n=2, d=1, b=np.array([[0.0], [2.0]]), sigma2=0.0,
+    ...                     hessian_diagonal=np.array([[1.0], [3.0]]), x_star=None)
+    >>> oracle = QuadraticOracle(p)
+    >>> float(oracle.x_star[0])
+    1.5
+    >>> x = torch.full((2, 1, 1), 1.5, dtype=torch.float64)
+    >>> oracle.grad(x, torch.arange(2), [None, None]).flatten().tolist()
+    [1.5, -1.5]
+    """
+
+    def __init__(self, problem, *, dtype: torch.dtype = torch.float64, device="cpu"):
+        self.dtype = _check_float_dtype(dtype)
+        self.device = torch.device(device)
+        self.n = check_int("problem.n", problem.n, minimum=1)
+        self.d = check_int("problem.d", problem.d, minimum=1)
+        self.sigma2 = float(problem.sigma2)
+        if not math.isfinite(self.sigma2) or self.sigma2 < 0:
+            raise TheorylabError(f"problem.sigma2 must be finite and >= 0, got {self.sigma2}")
+        b = np.asarray(problem.b, dtype=np.float64)
+        if b.shape != (self.n, self.d):
+            raise TheorylabError(f"problem.b must have shape {(self.n, self.d)}, got {b.shape}")
+        diag = getattr(problem, "hessian_diagonal", None)
+        if diag is not None:
+            diag = np.asarray(diag, dtype=np.float64)
+            if diag.shape != (self.n, self.d):
+                raise TheorylabError(
+                    f"problem.hessian_diagonal must have shape {(self.n, self.d)}, got {diag.shape}"
+                )
+            self.h = torch.as_tensor(diag, dtype=dtype, device=self.device)
+            self.A = None
+        else:
+            A = np.asarray(problem.A, dtype=np.float64)
+            if A.shape != (self.n, self.d, self.d):
+                raise TheorylabError(
+                    f"problem.A must have shape {(self.n, self.d, self.d)}, got {A.shape}"
+                )
+            self.h = None
+            self.A = torch.as_tensor(A, dtype=dtype, device=self.device)
+        self.b = torch.as_tensor(b, dtype=dtype, device=self.device)
+        x_star = getattr(problem, "x_star", None)
+        if x_star is None and diag is not None:
+            # x* = (sum_i A_i)^{-1} sum_i A_i b_i, coordinatewise for diagonal Hessians
+            x_star = (diag * b).sum(axis=0) / diag.sum(axis=0)
+        self.x_star = (
+            None if x_star is None else torch.as_tensor(x_star, dtype=dtype, device=self.device)
+        )
+        self._noise_scale = math.sqrt(self.sigma2 / self.d)
+
+    def grad(
+        self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        """``A_i (x_i - b_i) + xi_i`` for each local node ``i = nodes[l]``, shape of ``x``."""
+        nodes, full = self._prepare(x, nodes, generators)
+        b = self.b if full else self.b[nodes]
+        diff = x - b[:, None, :]
+        if self.h is not None:
+            h = self.h if full else self.h[nodes]
+            g = diff.mul_(h[:, None, :])
+        else:
+            A = self.A if full else self.A[nodes]
+            g = torch.bmm(diff, A.transpose(1, 2))  # row r: A_i diff_r
+        if self.sigma2 > 0:
+            noise = torch.empty_like(g)
+            for l in range(x.shape[0]):
+                noise[l].normal_(generator=generators[l])
+            g.add_(noise, alpha=self._noise_scale)
+        return g
+
+
+class LogisticOracle(_OracleBase):
+    r"""Minibatch gradients of l2-regularised logistic regression split over ``n`` nodes.
+
+    The math (labels ``y_ij in {0, 1}``, as in :class:`theorylab.problems.LogisticProblem`):
+    ``f_i(x) = (1/m) sum_j [log(1 + exp(a_ij^T x)) - y_ij a_ij^T x] + (reg/2)||x||^2``; the
+    stochastic gradient of node ``i`` is
+    ``(1/B) sum_{j in S} a_ij (sigmoid(a_ij^T x) - y_ij) + reg x`` over a minibatch ``S`` of ``B``
+    indices drawn uniformly **with replacement** (unbiased), independently per replica.
+
+    Draw order: for ``l = 0, ..., m-1``, node ``nodes[l]`` draws
+    ``torch.randint(m_i, (R, B), generator=generators[l])``. With ``batch_size=None`` the full
+    local gradient is returned and nothing is drawn.
+
+    Parameters
+    ----------
+    problem : LogisticProblem or duck-typed object
+        Needs ``features`` (n, m, d), ``labels`` (n, m) in {0, 1}, ``reg`` (>= 0) and
+        optionally ``x_star`` (d,) or ``None``.
+    batch_size : int >= 1 or None
+        Minibatch size ``B``; ``None`` for full local gradients.
+    dtype : torch.dtype, default ``torch.float64``
+    device : str or torch.device, default ``"cpu"``
+
+    Raises
+    ------
+    TheorylabError
+        If shapes disagree, labels are not 0/1, ``reg < 0`` or ``batch_size < 1``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from types import SimpleNamespace
+    >>> p = SimpleNamespace(features=np.ones((1, 2, 1)), labels=np.array([[0.0, 1.0]]),
+    ...                     reg=0.5, x_star=None)
+    >>> LogisticOracle(p).grad(torch.zeros(1, 1, 1, dtype=torch.float64), [0], [None]).item()
+    0.0
+    """
+
+    def __init__(
+        self,
+        problem,
+        batch_size: int | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device="cpu",
+    ):
+        self.dtype = _check_float_dtype(dtype)
+        self.device = torch.device(device)
+        features = np.asarray(problem.features, dtype=np.float64)
+        labels = np.asarray(problem.labels, dtype=np.float64)
+        if features.ndim != 3:
+            raise TheorylabError(
+                f"problem.features must have shape (n, m, d), got {features.shape}"
+            )
+        self.n, self.m, self.d = features.shape
+        if labels.shape != (self.n, self.m):
+            raise TheorylabError(
+                f"problem.labels must have shape {(self.n, self.m)}, got {labels.shape}"
+            )
+        if not np.all((labels == 0) | (labels == 1)):
+            raise TheorylabError("problem.labels must be 0 or 1 (map -1/+1 labels by (y + 1)/2)")
+        self.reg = float(problem.reg)
+        if not math.isfinite(self.reg) or self.reg < 0:
+            raise TheorylabError(f"problem.reg must be finite and >= 0, got {self.reg}")
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
+        self.features = torch.as_tensor(features, dtype=dtype, device=self.device)
+        self.labels = torch.as_tensor(labels, dtype=dtype, device=self.device)
+        x_star = getattr(problem, "x_star", None)
+        self.x_star = (
+            None if x_star is None else torch.as_tensor(x_star, dtype=dtype, device=self.device)
+        )
+
+    def grad(
+        self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        """Minibatch (or full) gradient of each local ``f_i`` at its rows, shape of ``x``."""
+        nodes, full = self._prepare(x, nodes, generators)
+        F = self.features if full else self.features[nodes]  # (m, M, d)
+        y = self.labels if full else self.labels[nodes]  # (m, M)
+        if self.batch_size is None:
+            z = torch.einsum("lmd,lrd->lrm", F, x)
+            r = torch.sigmoid(z) - y[:, None, :]
+            g = torch.einsum("lmd,lrm->lrd", F, r) / self.m
+        else:
+            m_local, R = x.shape[0], x.shape[1]
+            idx = torch.empty((m_local, R, self.batch_size), dtype=torch.int64, device=self.device)
+            for l in range(m_local):
+                torch.randint(self.m, (R, self.batch_size), generator=generators[l], out=idx[l])
+            rows = torch.arange(m_local, device=self.device)[:, None, None]
+            Fb = F[rows, idx]  # (m, R, B, d)
+            yb = y[rows, idx]  # (m, R, B)
+            z = torch.einsum("lrbd,lrd->lrb", Fb, x)
+            g = torch.einsum("lrbd,lrb->lrd", Fb, torch.sigmoid(z) - yb) / self.batch_size
+        return g.add_(x, alpha=self.reg)

@@ -1,0 +1,363 @@
+"""Run an algorithm on either executor and record its error, consensus and cost at checkpoints.
+
+:func:`run_algorithm` is executor-agnostic: it steps ``algorithm`` on a :class:`Context` and, at
+each checkpoint step, measures per replica ``r`` (in float64, through ``comm.allsum``, which is not
+counted in ``bytes_sent``)::
+
+    error     = (1/n) sum_i ||x_i - x*||^2
+    consensus = (1/n) sum_i ||x_i - xbar||^2,     xbar = (1/n) sum_i x_i
+    avg_error = ||xbar - x*||^2
+
+(the error fields are ``None`` when the oracle's ``x_star`` is ``None``). :func:`run_simulated`
+and :func:`run_distributed` build the communicator, the per-node generators
+(:func:`make_context`) and the initial state; ``run_distributed`` is a module-level function so a
+:class:`verify.runtime.launch.WorkerPool` can run it: ``pool.run(run_distributed, ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from theorylab.errors import TheorylabError, check_int
+from verify.algorithms.base import Algorithm, Context
+from verify.comm import Communicator
+from verify.seeding import node_generators
+
+__all__ = [
+    "Trajectory",
+    "make_context",
+    "run_algorithm",
+    "run_simulated",
+    "run_distributed",
+]
+
+_METRICS = ("error", "consensus", "avg_error")
+
+
+@dataclass
+class Trajectory:
+    """Measurements of one run, all replicas together.
+
+    Attributes
+    ----------
+    steps : list of int
+        Checkpoint steps (``0`` = before the first step).
+    error, consensus, avg_error : numpy.ndarray of shape (len(steps), R), or None
+        The metrics of the module docstring (``error`` and ``avg_error`` are ``None`` without
+        ``x*``).
+    bytes_sent : int
+        Algorithm bytes sent by all nodes together.
+    bytes_sent_local : int
+        Algorithm bytes sent by this process (all nodes in the simulator, one on a rank).
+    wall_s, comm_s, compute_s, measure_s : float
+        Wall time of the run, and its split into counted communication, the rest of the
+        algorithm (compute), and the checkpoint measurements.
+    config : dict
+        Algorithm hyperparameters, sizes, executor, seed, ... (JSON-serialisable).
+    """
+
+    steps: list[int]
+    error: np.ndarray | None
+    consensus: np.ndarray
+    avg_error: np.ndarray | None
+    bytes_sent: int
+    bytes_sent_local: int
+    wall_s: float
+    comm_s: float
+    compute_s: float
+    measure_s: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (arrays as nested lists)."""
+        out = dataclasses.asdict(self)
+        for key in _METRICS:
+            value = getattr(self, key)
+            out[key] = None if value is None else np.asarray(value).tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
+        """Inverse of :meth:`to_dict`."""
+        kwargs = dict(data)
+        for key in _METRICS:
+            value = kwargs.get(key)
+            kwargs[key] = None if value is None else np.asarray(value, dtype=np.float64)
+        kwargs["steps"] = [int(s) for s in kwargs["steps"]]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_ranks(cls, trajectories: Sequence[Trajectory]) -> Trajectory:
+        """One trajectory for a distributed run from its per-rank results.
+
+        The metrics and ``bytes_sent`` are global (identical on every rank); times are the maximum
+        over ranks; ``bytes_sent_local`` becomes the total.
+        """
+        if not trajectories:
+            raise TheorylabError("from_ranks needs at least one trajectory, got none")
+        first = trajectories[0]
+        return dataclasses.replace(
+            first,
+            bytes_sent_local=first.bytes_sent,
+            wall_s=max(t.wall_s for t in trajectories),
+            comm_s=max(t.comm_s for t in trajectories),
+            compute_s=max(t.compute_s for t in trajectories),
+            measure_s=max(t.measure_s for t in trajectories),
+            config={**first.config, "ranks": len(trajectories)},
+        )
+
+
+def make_context(comm: Communicator, oracle, seed: int, **extra) -> Context:
+    """A :class:`Context` with node ``i``'s generators derived from ``(seed, stream, i)``.
+
+    Streams ``"noise"`` (for ``oracle.grad``) and ``"algorithm"`` (compression, participation,
+    attacks), from :func:`verify.seeding.node_generators`, on the communicator's device, so node
+    ``i`` draws the same numbers on either executor.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    device = getattr(comm, "device", "cpu")
+    nodes = comm.nodes.tolist()
+    return Context(
+        comm=comm,
+        oracle=oracle,
+        noise_generators=node_generators(seed, "noise", nodes, device),
+        algorithm_generators=node_generators(seed, "algorithm", nodes, device),
+        extra={"seed": seed, **extra},
+    )
+
+
+def _record_steps(record, steps: int) -> list[int]:
+    if record is None:
+        return list(range(steps + 1))
+    out = sorted({check_int("record step", s, minimum=0, maximum=steps) for s in record})
+    if not out:
+        raise TheorylabError("record must list at least one checkpoint step, got an empty list")
+    return out
+
+
+def _measure(comm: Communicator, x: torch.Tensor, x_star) -> tuple:
+    x = x.detach().to(torch.float64)
+    n = comm.n
+    xbar = comm.allsum(x) / n  # (R, d)
+    parts = [((x - xbar) ** 2).sum(dim=-1)]  # (m, R)
+    if x_star is not None:
+        xs = x_star.detach().to(device=x.device, dtype=torch.float64)
+        parts.append(((x - xs) ** 2).sum(dim=-1))
+    sums = comm.allsum(torch.stack(parts, dim=-1)) / n  # (R, 1 or 2)
+    consensus = sums[:, 0].cpu().numpy()
+    if x_star is None:
+        return None, consensus, None
+    avg_error = ((xbar - xs) ** 2).sum(dim=-1).cpu().numpy()
+    return sums[:, 1].cpu().numpy(), consensus, avg_error
+
+
+def run_algorithm(
+    algorithm: Algorithm,
+    ctx: Context,
+    x0: torch.Tensor,
+    steps: int,
+    record: Sequence[int] | None = None,
+) -> Trajectory:
+    """Run ``steps`` rounds of ``algorithm`` from ``x0`` and measure at the ``record`` steps.
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+    ctx : Context
+        From :func:`make_context`.
+    x0 : torch.Tensor, shape (m, R, d)
+        Initial values of the local nodes (``m = len(ctx.nodes)``).
+    steps : int >= 0
+        Number of rounds ``k = 0, ..., steps - 1``.
+    record : sequence of int in [0, steps], optional
+        Checkpoint steps (step ``s`` = after ``s`` rounds); default every step ``0..steps``.
+
+    Returns
+    -------
+    Trajectory
+
+    Raises
+    ------
+    TheorylabError
+        If ``x0``'s leading dimension is not the number of local nodes, or a checkpoint is out
+        of range.
+    """
+    steps = check_int("steps", steps, minimum=0)
+    checkpoints = _record_steps(record, steps)
+    comm = ctx.comm
+    if not isinstance(x0, torch.Tensor) or x0.dim() != 3 or x0.shape[0] != len(comm.nodes):
+        shape = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+        raise TheorylabError(
+            f"x0 must be a tensor of shape (m, R, d) with m = {len(comm.nodes)} local nodes, "
+            f"got {shape}"
+        )
+    x_star = getattr(ctx.oracle, "x_star", None)
+    metrics: dict[str, list] = {key: [] for key in _METRICS}
+    bytes0, comm0 = comm.bytes_sent, getattr(comm, "comm_s", 0.0)
+    measure_s = 0.0
+    wanted = set(checkpoints)
+
+    def measure(state) -> float:
+        t = time.perf_counter()
+        for key, value in zip(_METRICS, _measure(comm, algorithm.iterate(state), x_star)):
+            metrics[key].append(value)
+        return time.perf_counter() - t
+
+    start = time.perf_counter()
+    state = algorithm.init(x0, ctx)
+    for k in range(steps):
+        if k in wanted:
+            measure_s += measure(state)
+        state = algorithm.step(state, ctx, k)
+    if steps in wanted:
+        measure_s += measure(state)
+    wall_s = time.perf_counter() - start
+    comm_s = getattr(comm, "comm_s", 0.0) - comm0
+    local = int(comm.bytes_sent - bytes0)
+    counts = torch.zeros((len(comm.nodes), 1), dtype=torch.float64, device=x0.device)
+    counts[0, 0] = float(local)
+    total = int(round(float(comm.allsum(counts)[0])))
+    R, d = int(x0.shape[1]), int(x0.shape[2])
+    config = {
+        "algorithm": algorithm.name,
+        **algorithm.config(),
+        "n": int(comm.n),
+        "R": R,
+        "d": d,
+        "steps": steps,
+        "executor": type(comm).__name__,
+        "dtype": str(x0.dtype).replace("torch.", ""),
+        "device": str(x0.device),
+        "seed": ctx.extra.get("seed"),
+        "torch": torch.__version__,
+    }
+    stacked = {
+        key: (None if any(v is None for v in values) else np.stack(values).astype(np.float64))
+        for key, values in metrics.items()
+    }
+    return Trajectory(
+        steps=checkpoints,
+        error=stacked["error"],
+        consensus=stacked["consensus"],
+        avg_error=stacked["avg_error"],
+        bytes_sent=total,
+        bytes_sent_local=local,
+        wall_s=wall_s,
+        comm_s=comm_s,
+        compute_s=max(0.0, wall_s - comm_s - measure_s),
+        measure_s=measure_s,
+        config=config,
+    )
+
+
+def _initial(x0, n: int, replicas: int | None, dtype, device) -> torch.Tensor:
+    x0 = torch.as_tensor(x0).to(dtype=dtype, device=device)
+    if x0.dim() == 2:
+        R = 1 if replicas is None else check_int("replicas", replicas, minimum=1)
+        x0 = x0[:, None, :].expand(x0.shape[0], R, x0.shape[1])
+    elif x0.dim() != 3:
+        raise TheorylabError(f"x0 must have shape (n, d) or (n, R, d), got {tuple(x0.shape)}")
+    elif replicas is not None and replicas != x0.shape[1]:
+        raise TheorylabError(
+            f"x0 has R = {x0.shape[1]} replicas but replicas={replicas}; drop one of them"
+        )
+    if x0.shape[0] != n:
+        raise TheorylabError(
+            f"x0 must have one row per node (n = {n}), got shape {tuple(x0.shape)}"
+        )
+    return x0.contiguous()
+
+
+def _build_oracle(oracle):
+    if oracle is None or hasattr(oracle, "grad"):
+        return oracle
+    if callable(oracle):
+        return oracle()
+    raise TypeError(
+        f"oracle must be a GradientOracle, a zero-argument callable building one, or None; "
+        f"got {type(oracle).__name__}"
+    )
+
+
+def run_simulated(
+    algorithm: Algorithm,
+    oracle,
+    schedule,
+    x0,
+    steps: int,
+    seed: int,
+    record: Sequence[int] | None = None,
+    *,
+    replicas: int | None = None,
+    device="cpu",
+    dtype: torch.dtype = torch.float64,
+) -> Trajectory:
+    """Run ``algorithm`` with all nodes stacked in this process (:class:`SimulatedCommunicator`).
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+    oracle : GradientOracle, zero-argument callable returning one, or None
+        ``None`` for gradient-free algorithms (gossip).
+    schedule : mixing matrices (see :class:`verify.runtime.simulated.SimulatedCommunicator`)
+    x0 : array_like, shape (n, R, d) or (n, d)
+        Initial values; ``(n, d)`` is repeated over ``replicas`` (default 1) replicas.
+    steps, seed, record
+        As in :func:`run_algorithm` / :func:`make_context`.
+
+    Returns
+    -------
+    Trajectory
+    """
+    from verify.runtime.simulated import SimulatedCommunicator
+
+    comm = SimulatedCommunicator(schedule, device=device, dtype=dtype)
+    x0 = _initial(x0, comm.n, replicas, dtype, comm.device)
+    ctx = make_context(comm, _build_oracle(oracle), seed)
+    return run_algorithm(algorithm, ctx, x0, steps, record)
+
+
+def run_distributed(
+    rank: int,
+    world_size: int,
+    algorithm: Algorithm,
+    oracle,
+    schedule,
+    x0,
+    steps: int,
+    seed: int,
+    record: Sequence[int] | None = None,
+    *,
+    replicas: int | None = None,
+    device="cpu",
+    dtype: torch.dtype = torch.float64,
+    timeout_s: float = 60.0,
+) -> Trajectory:
+    """Run ``algorithm`` as node ``rank`` of an initialised process group of ``world_size``.
+
+    Same arguments as :func:`run_simulated` (``x0`` holds all ``n`` nodes; this rank takes row
+    ``rank``); meant for ``pool.run(run_distributed, algorithm, oracle, schedule, x0, steps,
+    seed, record)``. Combine the per-rank results with :meth:`Trajectory.from_ranks`.
+
+    Raises
+    ------
+    TheorylabError
+        If the world size differs from the schedule's ``n`` (see
+        :class:`verify.runtime.distributed.DistributedCommunicator`).
+    """
+    from verify.runtime.distributed import DistributedCommunicator
+
+    comm = DistributedCommunicator(schedule, device=device, dtype=dtype, timeout_s=timeout_s)
+    if comm.n != world_size:  # pragma: no cover - the communicator checks it already
+        raise TheorylabError(f"world_size {world_size} != n = {comm.n}")
+    x_all = _initial(x0, comm.n, replicas, dtype, "cpu")
+    x_local = x_all[rank : rank + 1].to(comm.device).contiguous()
+    ctx = make_context(comm, _build_oracle(oracle), seed)
+    return run_algorithm(algorithm, ctx, x_local, steps, record)

@@ -1,0 +1,310 @@
+"""The distributed executor: one node per rank of an initialised ``torch.distributed`` group.
+
+Rank ``i`` is node ``i`` and holds tensors of shape ``(1, R, d)``. ``mix`` exchanges only with the
+round's neighbours (one ``batch_isend_irecv`` per round: receive from every ``j != i`` with
+``W^(k)_ij != 0``, send to every ``j != i`` with ``W^(k)_ji != 0``), then combines
+``x_i <- sum_j W^(k)_ij x_j`` locally; ``mean`` is an all-reduce (SUM, then divide by ``n``);
+``gather`` an all-gather; the compressed variants put the compressor's ``uint8`` encoding on the
+wire and decode on receipt. Every wait has a timeout, so nothing hangs forever.
+
+``bytes_sent`` counts the bytes this rank sends, under the conventions of
+:mod:`verify.runtime.simulated` (P2P: exact payload bytes; ``mean``: the ring all-reduce's
+``floor(2 (n - 1) s / n)``; all-gathers: ``(n - 1) s``), so the simulator's count equals the sum
+over ranks. ``comm_s`` accumulates the seconds spent in the counted operations (posting and
+waiting); the local combination is compute.
+
+Backends: gloo on CPU tensors (default), NCCL or gloo on CUDA tensors (rank ``r`` uses
+``cuda:(r % device_count)``, see :func:`rank_device`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.distributed as dist
+
+from theorylab.errors import TheorylabError, check_positive
+from verify.comm import Communicator, WireCompressor
+from verify.runtime.simulated import (
+    allgather_bytes,
+    allreduce_bytes,
+    schedule_matrices,
+    wire_nbytes,
+)
+
+__all__ = ["DistributedCommunicator", "rank_device"]
+
+
+def rank_device(device, rank: int) -> torch.device:
+    """The device rank ``rank`` uses: ``cpu``, or ``cuda:(rank % device_count)`` for ``"cuda"``.
+
+    An explicit index (``"cuda:1"``) is kept as given.
+
+    Raises
+    ------
+    TheorylabError
+        If a CUDA device is asked for and CUDA is not available.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TheorylabError(
+                f"device {str(device)!r} was requested but CUDA is not available; use device='cpu'"
+            )
+        if device.index is None:
+            device = torch.device("cuda", rank % torch.cuda.device_count())
+    return device
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Node ``i``'s view of one mixing matrix."""
+
+    self_weight: float
+    in_nodes: tuple[int, ...]  # j != i with W_ij != 0, ascending
+    in_weights: tuple[float, ...]
+    out_nodes: tuple[int, ...]  # j != i with W_ji != 0, ascending
+
+
+def _plan(W, i: int) -> _Plan:
+    if sp.issparse(W):
+        csr = sp.csr_array(W)
+        lo, hi = csr.indptr[i], csr.indptr[i + 1]
+        row = dict(zip(csr.indices[lo:hi].tolist(), csr.data[lo:hi].tolist()))
+        csc = sp.csc_array(W)
+        lo, hi = csc.indptr[i], csc.indptr[i + 1]
+        col = [int(j) for j, v in zip(csc.indices[lo:hi], csc.data[lo:hi]) if v != 0]
+    else:
+        W = np.asarray(W)
+        row = {int(j): float(W[i, j]) for j in np.flatnonzero(W[i])}
+        col = [int(j) for j in np.flatnonzero(W[:, i])]
+    in_nodes = tuple(sorted(j for j, v in row.items() if j != i and v != 0))
+    return _Plan(
+        self_weight=float(row.get(i, 0.0)),
+        in_nodes=in_nodes,
+        in_weights=tuple(float(row[j]) for j in in_nodes),
+        out_nodes=tuple(sorted(j for j in col if j != i)),
+    )
+
+
+class DistributedCommunicator(Communicator):
+    """Communication of node ``rank`` with the others over ``torch.distributed``.
+
+    The process group must already be initialised (by :func:`verify.runtime.launch.launch`, a
+    :class:`verify.runtime.launch.WorkerPool`, or :func:`verify.runtime.launch.init_from_env`
+    under ``torchrun``) with world size ``n``; rank ``i`` is node ``i``.
+
+    Parameters
+    ----------
+    schedule : sequence of matrices, a matrix, or an object with ``.matrices``
+        Mixing matrices ``W^(0), ..., W^(P-1)``, ``n x n``, row ``i`` = node ``i``'s receive
+        weights; round ``k`` uses ``W^(k % P)``. Every rank must pass the same schedule.
+    device : str or torch.device, default ``"cpu"``
+        ``"cpu"``, ``"cuda"`` (rank ``r`` uses ``cuda:(r % device_count)``) or ``"cuda:j"``.
+    dtype : torch.dtype, default ``torch.float64``
+        Floating dtype of the tensors mixed.
+    timeout_s : float, default 60
+        Limit in seconds on every wait; a wait past it raises ``RuntimeError``.
+
+    Attributes
+    ----------
+    rank : int
+        This process's rank (= its node id).
+    bytes_sent : int
+        Bytes this rank has sent for the algorithm (see the module docstring).
+    comm_s : float
+        Seconds spent in counted communication.
+
+    Raises
+    ------
+    TheorylabError
+        If no process group is initialised, the world size differs from the schedule's ``n``,
+        or NCCL is asked to move CPU tensors.
+
+    Examples
+    --------
+    Inside a rank (``fn(rank, world_size)`` run by ``launch`` or a ``WorkerPool``)::
+
+        comm = DistributedCommunicator([W])       # W is world_size x world_size
+        y = comm.mix(x, k=0)                      # x has shape (1, R, d)
+    """
+
+    def __init__(
+        self,
+        schedule,
+        *,
+        device="cpu",
+        dtype: torch.dtype = torch.float64,
+        timeout_s: float = 60.0,
+    ):
+        if not dist.is_available() or not dist.is_initialized():
+            raise TheorylabError(
+                "DistributedCommunicator needs an initialised torch.distributed process group; "
+                "start the ranks with verify.runtime.launch.launch / WorkerPool, or call "
+                "verify.runtime.launch.init_from_env() under torchrun"
+            )
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        self.schedule = schedule_matrices(schedule)
+        self.n = self.schedule[0].shape[0]
+        world_size = dist.get_world_size()
+        if world_size != self.n:
+            raise TheorylabError(
+                f"the schedule has n = {self.n} nodes but the process group has world size "
+                f"{world_size}; one rank runs one node, so start {self.n} ranks or pass a "
+                f"{world_size}-node schedule"
+            )
+        self.rank = dist.get_rank()
+        self.device = rank_device(device, int(os.environ.get("LOCAL_RANK", self.rank)))
+        if dist.get_backend() == "nccl" and self.device.type != "cuda":
+            raise TheorylabError(
+                f"the NCCL backend moves CUDA tensors only, got device {str(self.device)!r}; "
+                "use device='cuda' or the gloo backend"
+            )
+        self.dtype = dtype
+        self.timeout_s = check_positive("timeout_s", timeout_s)
+        self._timeout = datetime.timedelta(seconds=self.timeout_s)
+        self.nodes = torch.tensor([self.rank], device=self.device)
+        self._plans = [_plan(W, self.rank) for W in self.schedule]
+        self.bytes_sent = 0
+        self.comm_s = 0.0
+
+    # -- helpers --------------------------------------------------------------------------
+    def _check(self, x: torch.Tensor, what: str) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{what}: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 1 or x.shape[0] != 1:
+            raise TheorylabError(
+                f"{what}: on a rank x holds one node, shape (1, ...), got {tuple(x.shape)}"
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"{what}: x has dtype {x.dtype} but the communicator was built for {self.dtype}; "
+                "cast x or build the communicator with dtype=x.dtype"
+            )
+        if x.device != self.device:
+            raise TheorylabError(
+                f"{what}: x is on {x.device} but rank {self.rank} communicates on {self.device}; "
+                "move x with x.to(comm.device)"
+            )
+
+    def _wait(self, works, what: str, k: int | None = None) -> None:
+        for work in works:
+            try:
+                work.wait(self._timeout)
+            except RuntimeError as exc:
+                where = f" of round {k}" if k is not None else ""
+                raise RuntimeError(
+                    f"rank {self.rank}: {what}{where} failed or timed out "
+                    f"(timeout_s={self.timeout_s}): {exc}"
+                ) from exc
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _exchange(self, send: torch.Tensor, plan: _Plan, what: str, k: int) -> list[torch.Tensor]:
+        """Send ``send`` to the out-neighbours, return the in-neighbours' tensors (in order)."""
+        recv = [torch.empty_like(send) for _ in plan.in_nodes]
+        ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(plan.in_nodes, recv)]
+        ops += [dist.P2POp(dist.isend, send, j) for j in plan.out_nodes]
+        if ops:
+            self._wait(dist.batch_isend_irecv(ops), what, k)
+        return recv
+
+    @staticmethod
+    def _combine(plan: _Plan, own: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
+        y = own * plan.self_weight
+        for w, z in zip(plan.in_weights, others):
+            y.add_(z, alpha=w)
+        return y
+
+    def _encode(self, x: torch.Tensor, compressor: WireCompressor, generators):
+        if len(generators) != 1:
+            raise TheorylabError(f"need one generator for this rank's node, got {len(generators)}")
+        shape = tuple(x.shape[1:])
+        size = wire_nbytes(compressor, shape, x.dtype)
+        buf = compressor.encode(x[0], generators[0])
+        if buf.dtype != torch.uint8 or buf.numel() != size:
+            raise TheorylabError(
+                f"{type(compressor).__name__}.encode returned {buf.numel()} elements of "
+                f"{buf.dtype}, but nbytes({shape}) = {size} uint8 bytes were promised"
+            )
+        return buf.contiguous(), shape, size
+
+    # -- counted traffic ------------------------------------------------------------------
+    def mix(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        self._check(x, "mix")
+        plan = self._plans[k % len(self._plans)]
+        own = x[0].contiguous()
+        t = time.perf_counter()
+        others = self._exchange(own, plan, "mix", k)
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += len(plan.out_nodes) * own.numel() * own.element_size()
+        return self._combine(plan, own, others).unsqueeze(0)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, "mean")
+        y = x.clone()
+        t = time.perf_counter()
+        self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "mean")
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += allreduce_bytes(self.n, y.numel() * y.element_size())
+        return y.div_(self.n)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, "gather")
+        own = x[0].contiguous()
+        out = [torch.empty_like(own) for _ in range(self.n)]
+        t = time.perf_counter()
+        self._wait([dist.all_gather(out, own, async_op=True)], "gather")
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += allgather_bytes(self.n, own.numel() * own.element_size())
+        return torch.stack(out)
+
+    def compressed_mean(
+        self, x: torch.Tensor, compressor: WireCompressor, generators: Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check(x, "compressed_mean")
+        buf, shape, size = self._encode(x, compressor, generators)
+        bufs = [torch.empty_like(buf) for _ in range(self.n)]
+        t = time.perf_counter()
+        self._wait([dist.all_gather(bufs, buf, async_op=True)], "compressed_mean")
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += allgather_bytes(self.n, size)
+        q = torch.stack([compressor.decode(b, shape, self.dtype, self.device) for b in bufs])
+        # same arithmetic as the simulator: stack the n decoded tensors, sum, divide
+        return q[self.rank].unsqueeze(0), (q.sum(dim=0) / self.n).unsqueeze(0)
+
+    def compressed_mix(
+        self,
+        x: torch.Tensor,
+        k: int,
+        compressor: WireCompressor,
+        generators: Sequence[torch.Generator],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check(x, "compressed_mix")
+        plan = self._plans[k % len(self._plans)]
+        buf, shape, size = self._encode(x, compressor, generators)
+        t = time.perf_counter()
+        recv = self._exchange(buf, plan, "compressed_mix", k)
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += len(plan.out_nodes) * size
+        q = compressor.decode(buf, shape, self.dtype, self.device)
+        others = [compressor.decode(b, shape, self.dtype, self.device) for b in recv]
+        return q.unsqueeze(0), self._combine(plan, q, others).unsqueeze(0)
+
+    # -- measurement traffic --------------------------------------------------------------
+    def allsum(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != 1:
+            raise TheorylabError(
+                f"allsum: on a rank x holds one node, shape (1, ...), got {tuple(x.shape)}"
+            )
+        y = x[0].clone()
+        self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "allsum")
+        return y

@@ -1,0 +1,499 @@
+"""Start ranks on one machine (spawn), keep them in a reusable pool, or join a ``torchrun`` job.
+
+* :func:`launch` runs ``fn(rank, world_size, *args, **kwargs)`` once on ``world_size`` fresh
+  processes and returns the per-rank results.
+* :class:`WorkerPool` starts the processes and the process group once, then runs many functions
+  on them (``pool.run(fn, ...)``): process start-up costs seconds on a small CPU machine, a call
+  on a warm pool milliseconds.
+* :func:`init_from_env` initialises the process group of a rank started by ``torchrun``.
+
+Failure handling: when a rank raises, the caller gets a :class:`DistributedError` naming the rank,
+the exception type and message, with the remote traceback, within a few seconds (the ranks still
+running are given ``grace_s`` to finish, then terminated). The pool then re-creates its process
+group (or, if ranks had to be terminated, restarts its processes on the next call), so it stays
+usable. Every communication wait inside the ranks is bounded by ``timeout_s``; the whole call may
+be bounded by ``run_timeout_s``.
+
+Processes use the ``spawn`` start method; ``fn`` and its arguments must be picklable (``fn`` a
+module-level function) and the calling script must guard its entry point with
+``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pickle
+import socket
+import time
+import traceback
+from multiprocessing.connection import wait as _wait_any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from theorylab.errors import TheorylabError, check_int, check_positive
+from verify.runtime.distributed import rank_device
+
+__all__ = ["DistributedError", "WorkerPool", "launch", "init_from_env", "free_port"]
+
+_BACKENDS = ("gloo", "nccl")
+
+
+class DistributedError(RuntimeError):
+    """A rank failed (raised, died, or timed out); the message names the rank and the cause.
+
+    Attributes
+    ----------
+    rank : int or None
+        The first rank that failed (``None`` when no rank can be blamed, e.g. a start-up timeout).
+    exc_type : str or None
+        Name of the exception type the rank raised.
+    exc_message : str or None
+        Its message.
+    remote_traceback : str or None
+        The traceback formatted in the rank's process.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rank: int | None = None,
+        exc_type: str | None = None,
+        exc_message: str | None = None,
+        remote_traceback: str | None = None,
+    ):
+        super().__init__(message)
+        self.rank = rank
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago (bind to port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _check_backend(backend: str, device) -> str:
+    if backend not in _BACKENDS:
+        raise TheorylabError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "nccl" and torch.device(device).type != "cuda":
+        raise TheorylabError(
+            f"backend 'nccl' needs device='cuda', got device={str(device)!r}; use backend='gloo' "
+            "for CPU tensors"
+        )
+    return backend
+
+
+def _init_group(backend, init_method, rank, world_size, device, timeout_s) -> None:
+    dev = rank_device(device, rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    dist.init_process_group(
+        backend,
+        init_method=init_method,
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=timeout_s),
+    )
+
+
+def _error_payload(rank: int, exc: BaseException) -> tuple:
+    return (
+        "error",
+        rank,
+        type(exc).__name__,
+        str(exc),
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+
+
+def _worker(rank, world_size, init_method, backend, device, timeout_s, threads, conn) -> None:
+    """Body of one pool process: init the group, then serve tasks from ``conn`` until 'stop'."""
+    torch.set_num_threads(threads)
+    try:
+        _init_group(backend, init_method, rank, world_size, device, timeout_s)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send_bytes(pickle.dumps(_error_payload(rank, exc)))
+        return
+    conn.send_bytes(pickle.dumps(("ready", rank)))
+    try:
+        while True:
+            try:
+                msg = pickle.loads(conn.recv_bytes())
+            except EOFError:  # parent went away
+                return
+            kind = msg[0]
+            if kind == "stop":
+                return
+            if kind == "reinit":
+                try:
+                    if dist.is_initialized():
+                        dist.destroy_process_group()
+                    _init_group(backend, msg[1], rank, world_size, device, timeout_s)
+                    conn.send_bytes(pickle.dumps(("ready", rank)))
+                except BaseException as exc:  # noqa: BLE001
+                    conn.send_bytes(pickle.dumps(_error_payload(rank, exc)))
+                continue
+            try:
+                fn, args, kwargs = pickle.loads(msg[1])
+                result = fn(rank, world_size, *args, **kwargs)
+                payload = pickle.dumps(("ok", rank, result))
+            except BaseException as exc:  # noqa: BLE001
+                payload = pickle.dumps(_error_payload(rank, exc))
+                # Closing this rank's connections makes peers blocked on it fail at once
+                # ("connection closed by peer") instead of at the timeout; the parent then
+                # re-creates the group on every rank.
+                if dist.is_initialized():
+                    dist.destroy_process_group()
+            conn.send_bytes(payload)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class WorkerPool:
+    """``world_size`` persistent processes sharing one process group, reused across calls.
+
+    Parameters
+    ----------
+    world_size : int
+        Number of ranks (>= 1).
+    backend : {"gloo", "nccl"}, default ``"gloo"``
+        ``"nccl"`` needs ``device="cuda"``; gloo moves CPU or CUDA tensors.
+    device : str, default ``"cpu"``
+        ``"cpu"`` or ``"cuda"`` (rank ``r`` uses ``cuda:(r % device_count)``).
+    timeout_s : float, default 60
+        Process-group timeout: the limit on every collective / point-to-point wait in the ranks.
+    master_addr : str, default ``"127.0.0.1"``
+        Address of rank 0's rendezvous store.
+    port : int or None
+        Rendezvous port; a free one is picked when ``None``.
+    threads : int, default 1
+        ``torch.set_num_threads`` in each rank.
+    start_timeout_s : float, default 120
+        Limit on starting the processes and the rendezvous.
+    grace_s : float, default 2
+        After a rank fails, how long the others may take to finish before they are terminated.
+
+    Raises
+    ------
+    DistributedError
+        If the ranks do not start (the message names the rank and its error).
+
+    Examples
+    --------
+    ::
+
+        with WorkerPool(2) as pool:           # spawns 2 processes, inits gloo once
+            pool.run(my_module.fn, 3)         # [fn(0, 2, 3), fn(1, 2, 3)]
+            pool.run(my_module.other)
+    """
+
+    def __init__(
+        self,
+        world_size: int,
+        backend: str = "gloo",
+        device: str = "cpu",
+        *,
+        timeout_s: float = 60.0,
+        master_addr: str = "127.0.0.1",
+        port: int | None = None,
+        threads: int = 1,
+        start_timeout_s: float = 120.0,
+        grace_s: float = 2.0,
+    ):
+        self.world_size = check_int("world_size", world_size, minimum=1)
+        self.backend = _check_backend(backend, device)
+        self.device = device
+        self.timeout_s = check_positive("timeout_s", timeout_s)
+        self.master_addr = master_addr
+        self.port = None if port is None else check_int("port", port, 1, 65535)
+        self.threads = check_int("threads", threads, minimum=1)
+        self.start_timeout_s = check_positive("start_timeout_s", start_timeout_s)
+        self.grace_s = check_positive("grace_s", grace_s, allow_zero=True)
+        self._ctx = mp.get_context("spawn")
+        self._procs: list = []
+        self._conns: list = []
+        self._start()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _init_method(self) -> str:
+        port = self.port if self.port is not None else free_port(self.master_addr)
+        return f"tcp://{self.master_addr}:{port}"
+
+    def _start(self) -> None:
+        init_method = self._init_method()
+        for rank in range(self.world_size):
+            parent, child = self._ctx.Pipe(duplex=True)
+            proc = self._ctx.Process(
+                target=_worker,
+                args=(
+                    rank,
+                    self.world_size,
+                    init_method,
+                    self.backend,
+                    self.device,
+                    self.timeout_s,
+                    self.threads,
+                    child,
+                ),
+                daemon=True,
+                name=f"verify-rank-{rank}",
+            )
+            proc.start()
+            child.close()
+            self._procs.append(proc)
+            self._conns.append(parent)
+        self._await_ready("start-up", self.start_timeout_s)
+
+    def _await_ready(self, what: str, limit_s: float) -> None:
+        replies = self._collect(limit_s, grace_s=0.0, what=what)
+        errors = [r for r in replies.values() if r[0] == "error"]
+        if errors or len(replies) < self.world_size:
+            self._terminate()
+            raise self._error(replies, what, limit_s)
+
+    def _terminate(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5.0)
+        for conn in self._conns:
+            conn.close()
+        self._procs, self._conns = [], []
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the ranks (politely, then by force after ``timeout_s``). Idempotent."""
+        for conn in self._conns:
+            try:
+                conn.send_bytes(pickle.dumps(("stop",)))
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + timeout_s
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        self._terminate()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
+        try:
+            self._terminate()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def alive(self) -> bool:
+        """Whether all ranks are running (after a forced stop the next ``run`` restarts them)."""
+        return bool(self._procs) and all(p.is_alive() for p in self._procs)
+
+    # -- running --------------------------------------------------------------------------
+    def _collect(self, limit_s: float | None, grace_s: float, what: str) -> dict[int, tuple]:
+        """Replies by rank until all answered, a failure plus ``grace_s``, or ``limit_s``."""
+        replies: dict[int, tuple] = {}
+        start = time.monotonic()
+        deadline = None if limit_s is None else start + limit_s
+        by_conn = {conn: rank for rank, conn in enumerate(self._conns)}
+        by_sentinel = {proc.sentinel: rank for rank, proc in enumerate(self._procs)}
+        while len(replies) < self.world_size:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            waiting = [c for c, r in by_conn.items() if r not in replies]
+            waiting += [s for s, r in by_sentinel.items() if r not in replies]
+            ready = _wait_any(waiting, None if deadline is None else deadline - now)
+            for obj in ready:
+                if obj in by_conn:
+                    rank = by_conn[obj]
+                    try:
+                        replies[rank] = pickle.loads(obj.recv_bytes())
+                    except (EOFError, OSError):
+                        code = self._procs[rank].exitcode
+                        replies[rank] = ("died", rank, code)
+                else:
+                    rank = by_sentinel[obj]
+                    if rank not in replies:
+                        conn = self._conns[rank]
+                        if conn.poll(0):
+                            continue  # its last reply is still in the pipe; read it first
+                        self._procs[rank].join(1.0)
+                        replies[rank] = ("died", rank, self._procs[rank].exitcode)
+            failed = any(r[0] != "ok" and r[0] != "ready" for r in replies.values())
+            if failed and len(replies) < self.world_size:
+                grace_deadline = time.monotonic() + grace_s
+                deadline = grace_deadline if deadline is None else min(deadline, grace_deadline)
+        return replies
+
+    def _error(
+        self, replies: dict[int, tuple], what: str, limit_s: float | None
+    ) -> DistributedError:
+        failures = [r for r in replies.values() if r[0] in ("error", "died")]
+        missing = [r for r in range(self.world_size) if r not in replies]
+        lines = []
+        first = None
+        for reply in failures:
+            if reply[0] == "error":
+                _, rank, exc_type, exc_message, tb = reply
+                lines.append(f"rank {rank} raised {exc_type}: {exc_message}")
+                if first is None:
+                    first = (rank, exc_type, exc_message, tb)
+            else:
+                _, rank, code = reply
+                lines.append(f"rank {rank} exited with code {code} without a result")
+                if first is None:
+                    first = (rank, None, None, None)
+        if missing:
+            cause = "after another rank failed" if failures else f"within {limit_s} s"
+            lines.append(f"rank(s) {missing} did not finish {cause} and were terminated")
+        message = f"{what} on {self.world_size} rank(s) failed: " + "; ".join(lines)
+        if first is not None and first[3]:
+            message += f"\n--- remote traceback of rank {first[0]} ---\n{first[3]}"
+        rank, exc_type, exc_message, tb = first if first is not None else (None,) * 4
+        return DistributedError(
+            message, rank=rank, exc_type=exc_type, exc_message=exc_message, remote_traceback=tb
+        )
+
+    def run(self, fn, *args, run_timeout_s: float | None = None, **kwargs) -> list:
+        """Run ``fn(rank, world_size, *args, **kwargs)`` on every rank; results by rank.
+
+        Parameters
+        ----------
+        fn : callable
+            A picklable (module-level) function; its result must be picklable.
+        run_timeout_s : float or None
+            Wall-clock limit on the whole call (``None``: none; communication waits inside the
+            ranks are still bounded by the pool's ``timeout_s``).
+
+        Raises
+        ------
+        DistributedError
+            If a rank raises, dies, or the call exceeds ``run_timeout_s``. The pool stays usable:
+            its process group is re-created, or its processes restarted on the next call.
+        """
+        if not self.alive:
+            self._terminate()
+            self._start()
+        task = pickle.dumps(("run", pickle.dumps((fn, args, kwargs))))
+        for conn in self._conns:
+            conn.send_bytes(task)
+        replies = self._collect(run_timeout_s, self.grace_s, f"{getattr(fn, '__name__', fn)}")
+        if len(replies) == self.world_size and all(r[0] == "ok" for r in replies.values()):
+            return [replies[r][2] for r in range(self.world_size)]
+        error = self._error(replies, f"{getattr(fn, '__name__', fn)!s}", run_timeout_s)
+        if len(replies) == self.world_size and all(
+            r[0] in ("ok", "error") for r in replies.values()
+        ):
+            # every rank is back in its loop: a fresh process group drops any unmatched message
+            try:
+                reinit = pickle.dumps(("reinit", self._init_method()))
+                for conn in self._conns:
+                    conn.send_bytes(reinit)
+                self._await_ready("process-group re-creation", self.start_timeout_s)
+            except (DistributedError, OSError):
+                self._terminate()
+        else:
+            self._terminate()  # ranks stuck in communication: restart on the next call
+        raise error
+
+
+def launch(
+    fn,
+    world_size: int,
+    *args,
+    backend: str = "gloo",
+    device: str = "cpu",
+    timeout_s: float = 60.0,
+    master_addr: str = "127.0.0.1",
+    run_timeout_s: float | None = None,
+    **kwargs,
+) -> list:
+    """Run ``fn(rank, world_size, *args, **kwargs)`` once on ``world_size`` fresh processes.
+
+    One process per rank (``spawn``), rendezvous over TCP on ``master_addr`` with a free port,
+    process group ``backend`` with timeout ``timeout_s``; results come back by rank. For many calls
+    use a :class:`WorkerPool` (start-up costs seconds).
+
+    Parameters
+    ----------
+    fn : callable
+        Picklable module-level function ``fn(rank, world_size, *args, **kwargs)``.
+    world_size : int
+        Number of ranks.
+    backend, device, timeout_s, master_addr
+        As for :class:`WorkerPool`.
+    run_timeout_s : float or None
+        Wall-clock limit on ``fn`` (after start-up); ``None`` for none.
+
+    Returns
+    -------
+    list
+        ``[fn(0, ...), ..., fn(world_size - 1, ...)]``.
+
+    Raises
+    ------
+    DistributedError
+        Naming the rank and its exception type and message (with the remote traceback) if a rank
+        raises, dies or times out; the other ranks are terminated.
+
+    Examples
+    --------
+    ::
+
+        results = launch(my_module.fn, 2, 3.0)    # [fn(0, 2, 3.0), fn(1, 2, 3.0)]
+    """
+    with WorkerPool(
+        world_size, backend, device, timeout_s=timeout_s, master_addr=master_addr
+    ) as pool:
+        return pool.run(fn, *args, run_timeout_s=run_timeout_s, **kwargs)
+
+
+def init_from_env(
+    backend: str = "gloo", device: str = "cpu", timeout_s: float = 60.0
+) -> tuple[int, int]:
+    """Initialise the process group of a rank started by ``torchrun``; returns ``(rank, world)``.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` (set by ``torchrun``) and
+    initialises ``backend`` with timeout ``timeout_s``; with ``device="cuda"`` the rank's CUDA
+    device is ``LOCAL_RANK % device_count``.
+
+    Raises
+    ------
+    TheorylabError
+        If a variable is missing (not started by ``torchrun``) or the backend does not fit the
+        device.
+    """
+    _check_backend(backend, device)
+    check_positive("timeout_s", timeout_s)
+    missing = [
+        v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ
+    ]
+    if missing:
+        raise TheorylabError(
+            f"environment variable(s) {missing} are not set; start this script with torchrun "
+            "(e.g. `torchrun --standalone --nproc-per-node=2 -m verify.runtime.entry ...`)"
+        )
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    dev = rank_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend, init_method="env://", timeout=datetime.timedelta(seconds=timeout_s)
+        )
+    return rank, world_size
