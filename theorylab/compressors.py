@@ -183,6 +183,29 @@ def _sign_pm(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
 
 
+def _to_signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+_GOLDEN = _to_signed64(0x9E3779B97F4A7C15)
+_MIX1 = _to_signed64(0xBF58476D1CE4E5B9)
+_MIX2 = _to_signed64(0x94D049BB133111EB)
+
+
+def _shr(z: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 (as unsigned 64-bit)."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def _splitmix64(z: torch.Tensor) -> torch.Tensor:
+    """The splitmix64 finaliser (Steele, Lea, Flood 2014) on int64 tensors, wrapping mod 2^64;
+    returns the top 63 bits as a non-negative int64 (a uniform key)."""
+    z = (z ^ _shr(z, 30)) * _MIX1
+    z = (z ^ _shr(z, 27)) * _MIX2
+    z = z ^ _shr(z, 31)
+    return _shr(z, 1)
+
+
 def _parse_value(text: str):
     low = text.lower()
     if low in ("true", "false"):
@@ -558,13 +581,12 @@ class RandK(_KMixin, Compressor):
         return x
 
     def _indices(self, seeds: torch.Tensor, d: int, device) -> torch.Tensor:
-        k = self.k_of(d)
-        g = torch.Generator()
-        idx = []
-        for seed in seeds.tolist():  # one randperm per row (rows = replicas, not coordinates)
-            g.manual_seed(int(seed))
-            idx.append(torch.randperm(d, generator=g)[:k])
-        return torch.stack(idx).to(device)
+        """The kept set of each row: the ``k`` coordinates with the smallest keys
+        ``splitmix64(seed + (j + 1) * golden)``, a uniform ``k``-subset computed with integer
+        arithmetic only (identical on every device, vectorised over rows)."""
+        j = torch.arange(1, d + 1, dtype=torch.int64, device=device)
+        keys = _splitmix64(seeds.to(device).unsqueeze(1) + j * _GOLDEN)
+        return torch.topk(keys, self.k_of(d), dim=1, largest=False, sorted=False).indices
 
     def _quantize(self, x, generator, dtype):
         gdev = generator.device if generator is not None else x.device
