@@ -172,9 +172,9 @@ def _dsgd_sc_system(gamma, L, mu, sigma2, zeta2, rho, n, form):
     else:
         q = rho + gamma * L
         valid = gamma <= 2.0 / (L + mu) * (1 + 1e-12) and q < 1.0
-        qq = min(q, 1.0 - 1e-300)
-        c_e = 2.0 * gamma**2 * L**2 / (1.0 - qq)
-        c_het = 2.0 * gamma**2 * zeta2 / (1.0 - qq)
+        inv_gap = 1.0 / (1.0 - q) if q < 1.0 else math.inf
+        c_e = 2.0 * gamma**2 * L**2 * inv_gap
+        c_het = 2.0 * gamma**2 * zeta2 * inv_gap
         c_top = gamma**2 * sigma2 * (1.0 - 1.0 / n)
     G = np.array([[1.0 - gamma * mu, gamma * L**2 / mu], [c_e, q]])
     consts = {
