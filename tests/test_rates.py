@@ -46,7 +46,7 @@ def _max_step(form, L, mu, rho):
     zeta2=st.floats(0.0, 10.0),
     sigma2=st.floats(0.0, 5.0),
     self_weight=st.floats(0.1, 0.9),
-    step_fraction=st.floats(0.05, 1.0),
+    step_fraction=st.floats(0.05, 0.95),
     x0_scale=st.floats(0.0, 3.0),
     form=st.sampled_from(["atc", "cta"]),
     diagonal=st.booleans(),
@@ -78,8 +78,9 @@ def test_dsgd_bound_lies_above_exact_at_every_step(
         ss = dsgd(gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, rho=rho,
                   n=n, form=form)
     assert ss.step_size_ok
-    assert ss.total >= exact.steady_state["error"] * (1 - 1e-10)
-    assert ss.extra["consensus"] >= exact.steady_state["consensus"] * (1 - 1e-10) - 1e-15
+    tiny = 1e-14 * (1 + x0_scale**2)  # round-off when sigma2 = zeta2 = 0 (both ~ 0)
+    assert ss.total >= exact.steady_state["error"] * (1 - 1e-10) - tiny
+    assert ss.extra["consensus"] >= exact.steady_state["consensus"] * (1 - 1e-10) - tiny
     # finite-T terms agree with the curve
     r = dsgd(gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, rho=rho, n=n,
              form=form, T=steps, avg_error0=float(bound["avg_error"][0]),

@@ -182,7 +182,9 @@ def _dsgd_sc_system(gamma, L, mu, sigma2, zeta2, rho, n, form):
         "topology": np.array([0.0, c_top]),
         "heterogeneity": np.array([0.0, c_het]),
     }
-    stable = valid and (1.0 - G[0, 0]) * (1.0 - G[1, 1]) > G[0, 1] * G[1, 0] and q < 1.0
+    # spectral radius of the nonnegative G below 1 (with a relative margin against round-off)
+    det = (1.0 - G[0, 0]) * (1.0 - G[1, 1]) - G[0, 1] * G[1, 0]
+    stable = valid and q < 1.0 and det > 1e-12 * (1.0 - G[0, 0]) * (1.0 - G[1, 1])
     return G, consts, valid, stable
 
 
