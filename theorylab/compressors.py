@@ -790,6 +790,11 @@ class QSGD(Compressor):
 
     def _quantize(self, x, generator, dtype):
         norm = _l2norm(x)
+        if not bool(torch.isfinite(norm).all()):
+            raise TheorylabError(
+                f"qsgd needs ||x||_2 representable in {x.dtype} (it is sent and C(x) reaches it);"
+                " a row's norm overflows: scale x down"
+            )
         r = self._ratio(x, norm)
         lo = torch.floor(r)
         up = _uniform(x.shape, generator, x.device, x.dtype) < (r - lo)
@@ -799,7 +804,7 @@ class QSGD(Compressor):
 
     def _reconstruct(self, parts, d, dtype):
         norm, signed = parts
-        return norm.unsqueeze(1) * signed.to(norm.dtype) / self.s
+        return norm.unsqueeze(1) * (signed.to(norm.dtype) / self.s)
 
     def _pack(self, parts, d, dtype):
         norm, signed = parts
@@ -1107,7 +1112,10 @@ class PowerSGD(Compressor):
         rows, d = x.shape
         n, m = self.view(d)
         r = self._r(d)
-        M = torch.nn.functional.pad(x, (0, n * m - d)).reshape(rows, n, m)
+        # power iteration on M / max|M| (P_hat is scale-free, Q' scales linearly): no overflow
+        scale = _row_amax(x).unsqueeze(2)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        M = torch.nn.functional.pad(x, (0, n * m - d)).reshape(rows, n, m) / scale
         key = (rows, d, x.dtype, x.device, id(generator) if generator is not None else None)
         Q = self._memory.get(key) if self.warm_start else None
         if Q is None:
@@ -1116,7 +1124,7 @@ class PowerSGD(Compressor):
         Q_new = M.transpose(1, 2) @ P_hat
         if self.warm_start:
             self._memory[key] = Q_new
-        return P_hat, Q_new
+        return P_hat, Q_new * scale
 
     def _reconstruct(self, parts, d, dtype):
         P_hat, Q_new = parts
