@@ -10,6 +10,7 @@ the only node of a rank, which is what makes the two executors agree.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -57,6 +58,18 @@ class _OracleBase:
             raise TheorylabError(f"node ids must lie in [0, {self.n}), got {nodes.tolist()}")
         full = m == self.n and bool(torch.equal(nodes, torch.arange(self.n, device=self.device)))
         return nodes, full
+
+    def to(self, device):
+        """A copy of this oracle with its tensors on ``device`` (``self`` if already there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        other = copy.copy(self)
+        for key, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(other, key, value.to(device))
+        other.device = device
+        return other
 
 
 class QuadraticOracle(_OracleBase):

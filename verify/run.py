@@ -275,15 +275,25 @@ def _initial(x0, n: int, replicas: int | None, dtype, device) -> torch.Tensor:
     return x0.contiguous()
 
 
-def _build_oracle(oracle):
-    if oracle is None or hasattr(oracle, "grad"):
-        return oracle
-    if callable(oracle):
-        return oracle()
-    raise TypeError(
-        f"oracle must be a GradientOracle, a zero-argument callable building one, or None; "
-        f"got {type(oracle).__name__}"
-    )
+def _build_oracle(oracle, device):
+    if callable(oracle) and not hasattr(oracle, "grad"):
+        oracle = oracle()
+    if oracle is None:
+        return None
+    if not hasattr(oracle, "grad"):
+        raise TypeError(
+            f"oracle must be a GradientOracle, a zero-argument callable building one, or None; "
+            f"got {type(oracle).__name__}"
+        )
+    current = getattr(oracle, "device", None)
+    if current is not None and torch.device(current) != torch.device(device):
+        if not hasattr(oracle, "to"):
+            raise TheorylabError(
+                f"the oracle lives on {current} but the communicator on {device}; build the "
+                "oracle on the communicator's device"
+            )
+        oracle = oracle.to(device)
+    return oracle
 
 
 def run_simulated(
@@ -305,7 +315,8 @@ def run_simulated(
     ----------
     algorithm : Algorithm
     oracle : GradientOracle, zero-argument callable returning one, or None
-        ``None`` for gradient-free algorithms (gossip).
+        ``None`` for gradient-free algorithms (gossip). An oracle on another device than the
+        communicator is moved with its ``to(device)``.
     schedule : mixing matrices (see :class:`verify.runtime.simulated.SimulatedCommunicator`)
     x0 : array_like, shape (n, R, d) or (n, d)
         Initial values; ``(n, d)`` is repeated over ``replicas`` (default 1) replicas.
@@ -320,7 +331,7 @@ def run_simulated(
 
     comm = SimulatedCommunicator(schedule, device=device, dtype=dtype)
     x0 = _initial(x0, comm.n, replicas, dtype, comm.device)
-    ctx = make_context(comm, _build_oracle(oracle), seed)
+    ctx = make_context(comm, _build_oracle(oracle, comm.device), seed)
     return run_algorithm(algorithm, ctx, x0, steps, record)
 
 
@@ -359,5 +370,5 @@ def run_distributed(
         raise TheorylabError(f"world_size {world_size} != n = {comm.n}")
     x_all = _initial(x0, comm.n, replicas, dtype, "cpu")
     x_local = x_all[rank : rank + 1].to(comm.device).contiguous()
-    ctx = make_context(comm, _build_oracle(oracle), seed)
+    ctx = make_context(comm, _build_oracle(oracle, comm.device), seed)
     return run_algorithm(algorithm, ctx, x_local, steps, record)

@@ -125,14 +125,16 @@ def quadratic_setup(
     sigma2: float = 1.0,
     zeta2: float = 1.0,
     replicas: int = 2,
+    diagonal: bool = True,
     problem_seed: int = 0,
 ):
     """``(algorithm, oracle, schedule, x0)`` for a seeded heterogeneous quadratic on ``n`` nodes.
 
     ``algorithm`` is ``"gossip"``, ``"psgd"`` or ``"dsgd"`` (with ``gamma``, ``form``); the
-    problem is :func:`theorylab.problems.heterogeneous_quadratic` (diagonal, ``L = 1``,
-    ``mu = 0.1``); ``x0`` is zero, shape ``(n, replicas, d)``. Used by :func:`quadratic_run` and
-    by tests that compare it with the simulator.
+    problem is :func:`theorylab.problems.heterogeneous_quadratic` (``L = 1``, ``mu = 0.1``,
+    diagonal Hessians unless ``diagonal=False``); ``x0`` is standard normal (seeded by
+    ``problem_seed``), shape ``(n, replicas, d)``. Used by :func:`quadratic_run` and by tests
+    that compare it with the simulator.
     """
     from theorylab.problems import heterogeneous_quadratic
     from verify.algorithms.dsgd import DSGD
@@ -147,8 +149,11 @@ def quadratic_setup(
     }
     if algorithm not in builders:
         raise TheorylabError(f"algorithm must be one of {sorted(builders)}, got {algorithm!r}")
-    problem = heterogeneous_quadratic(n, d, zeta2=zeta2, sigma2=sigma2, seed=problem_seed)
-    x0 = torch.zeros((n, replicas, d), dtype=torch.float64)
+    problem = heterogeneous_quadratic(
+        n, d, zeta2=zeta2, sigma2=sigma2, diagonal=diagonal, seed=problem_seed
+    )
+    rng = np.random.default_rng(problem_seed)
+    x0 = torch.from_numpy(rng.standard_normal((n, replicas, d)))
     return builders[algorithm](), QuadraticOracle(problem), _schedule(topology, n), x0
 
 

@@ -25,6 +25,7 @@ import datetime
 import os
 import pickle
 import socket
+import sys
 import time
 import traceback
 from multiprocessing.connection import wait as _wait_any
@@ -155,6 +156,10 @@ def _worker(rank, world_size, init_method, backend, device, timeout_s, threads, 
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+        conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # skip interpreter teardown (seconds with torch loaded); nothing is pending
 
 
 class WorkerPool:
