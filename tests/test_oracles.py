@@ -24,7 +24,9 @@ def test_doctest_examples_run():
 def test_protocol():
     p = heterogeneous_quadratic(3, 2, seed=0)
     assert isinstance(QuadraticOracle(p), GradientOracle)
-    assert isinstance(LogisticOracle(logistic_regression(2, 5, 3, seed=0, tol=1e-9), 2), GradientOracle)
+    assert isinstance(
+        LogisticOracle(logistic_regression(2, 5, 3, seed=0, tol=1e-9), 2), GradientOracle
+    )
 
 
 @pytest.mark.parametrize("diagonal", [True, False])
