@@ -54,6 +54,16 @@ def result_path(results_dir: str | os.PathLike, name: str, config: dict[str, Any
     return Path(results_dir) / f"{name}-{config_hash(config)}.json"
 
 
+def _mkstemp(path: Path, suffix: str) -> str:
+    """A temporary file next to ``path`` with the permissions a plain ``open`` would give."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return tmp
+
+
 def save_result(result: ClaimResult, results_dir: str | os.PathLike) -> Path:
     """Write ``result`` atomically to :func:`result_path` and return the path.
 
@@ -64,9 +74,9 @@ def save_result(result: ClaimResult, results_dir: str | os.PathLike) -> Path:
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = result_path(folder, result.claim, result.config)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
+    tmp = _mkstemp(path, ".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with open(tmp, "w") as fh:
             json.dump(result.to_dict(), fh, indent=1)
             fh.write("\n")
             fh.flush()
@@ -162,8 +172,7 @@ def save_figure(result: ClaimResult, path: str | os.PathLike) -> Path:
         plot_series(result, fig)  # the claim is no longer registered: generic drawing
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    tmp = _mkstemp(path, ".png")
     try:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)

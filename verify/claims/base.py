@@ -25,6 +25,7 @@ is what is saved and hashed for resuming.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import platform
 from collections.abc import Callable, Mapping
@@ -268,6 +269,60 @@ class ClaimContext:
     @property
     def pool_started(self) -> bool:
         return self._pool is not None
+
+    def oracle(self, problem):
+        """A picklable factory of the problem's gradient oracle on this run's device.
+
+        Each rank builds its own oracle (on its own device) from it; the simulator calls it once.
+        """
+        from verify.oracles import QuadraticOracle
+
+        return functools.partial(QuadraticOracle, problem, device=self.device)
+
+    def run_distributed(
+        self,
+        algorithm,
+        oracle,
+        schedule,
+        x0,
+        steps: int,
+        *,
+        seed: int,
+        record=None,
+        replicas: int | None = None,
+    ):
+        """Run ``algorithm`` on the shared pool (one node per rank; ``n`` must be ``world_size``).
+
+        Arguments as :func:`verify.run.run_simulated`; returns the combined
+        :class:`verify.run.Trajectory` (:meth:`~verify.run.Trajectory.from_ranks`).
+        """
+        from verify.run import Trajectory, run_distributed
+
+        per_rank = self.pool.run(
+            run_distributed, algorithm, oracle, schedule, x0, steps, seed, record,
+            replicas=replicas, device=self.device,
+        )  # fmt: skip
+        return Trajectory.from_ranks(per_rank)
+
+    def run_simulated(
+        self,
+        algorithm,
+        oracle,
+        schedule,
+        x0,
+        steps: int,
+        *,
+        seed: int,
+        record=None,
+        replicas: int | None = None,
+    ):
+        """Run ``algorithm`` with all nodes stacked in this process (any ``n``)."""
+        from verify.run import run_simulated
+
+        return run_simulated(
+            algorithm, oracle, schedule, x0, steps, seed, record,
+            replicas=replicas, device=self.device,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Stop the worker pool, if it was started."""

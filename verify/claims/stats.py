@@ -106,6 +106,10 @@ def bonferroni_level(level: float, m: int) -> float:
     return 1.0 - (1.0 - level) / int(m)
 
 
+def _pct(level: float) -> str:
+    return f"{100 * level:.4g}%"
+
+
 def _t_quantile(q: float, dof: int) -> float:
     return float(_sps.t.ppf(q, dof))
 
@@ -202,11 +206,18 @@ def exact_rule(
     z = np.abs(ci.mean - pred) / half
     worst = int(np.argmax(z))
     passed = bool(np.all(inside))
-    detail = (
-        f"max |mean - predicted| / CI half-width = {z[worst]:.2f} at checkpoint {worst}"
-        f" ({int(np.sum(~inside))}/{m} outside); R={ci.replicas}, {m} checkpoints, "
-        f"Bonferroni {level:.0%} family-wise (false-failure prob <= {1 - level:.2g})"
-    )
+    if ci.replicas == 1:
+        detail = (
+            f"deterministic (R=1): max |measured - predicted| / tolerance = {z[worst]:.2g} at "
+            f"checkpoint {worst} ({int(np.sum(~inside))}/{m} outside; tolerance "
+            f"{atol:.2g} + {rtol:.2g} |predicted|)"
+        )
+    else:
+        detail = (
+            f"max |mean - predicted| / CI half-width = {z[worst]:.2f} at checkpoint {worst}"
+            f" ({int(np.sum(~inside))}/{m} outside); R={ci.replicas}, {m} checkpoints, "
+            f"Bonferroni {_pct(level)} family-wise (false-failure prob <= {1 - level:.2g})"
+        )
     return RuleOutcome(
         passed=passed,
         predicted=float(pred[worst]),
@@ -265,7 +276,7 @@ def bound_rule(bound, samples, *, level: float = 0.99) -> RuleOutcome:
     detail = (
         f"bound/measured = {loose:.3g}x at its tightest (min over {m} checkpoints); "
         f"upper confidence limit above the bound at {int(np.sum(margin < 0))}/{m}; "
-        f"one-sided {level:.0%} Bonferroni, R={ci.replicas}"
+        f"one-sided {_pct(level)} Bonferroni, R={ci.replicas}"
     )
     return RuleOutcome(
         passed=passed,
@@ -397,10 +408,10 @@ def shape_rule(
     dev = np.abs(fit.slopes - pred)
     worst = int(np.argmax(dev))
     parts = [
-        f"{nm}: slope {b:+.3f} [{lo:+.3f}, {hi:+.3f}] vs {p:+g}"
+        f"{nm}: slope {b:+.3f} [{lo:+.3f}, {hi:+.3f}] vs {p:+.3f}"
         for nm, b, lo, hi, p in zip(names, fit.slopes, fit.lo, fit.hi, pred)
     ]
-    detail = "; ".join(parts) + f" (tolerance {tol:g}, {level:.0%} t-intervals)"
+    detail = "; ".join(parts) + f" (tolerance {tol:g}, {_pct(level)} t-intervals)"
     return RuleOutcome(
         passed=bool(np.all(dev <= tol)),
         predicted=float(pred[worst]),
