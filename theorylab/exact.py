@@ -203,9 +203,27 @@ def _separable_form(problem: QuadraticProblem) -> np.ndarray | None:
     return None
 
 
-def _geom(lam: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """sum_{s<t} lam^s, elementwise for lam (..., m) and integer t broadcast."""
-    lt = np.power(lam, t)
+def _powers(lam: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """lam[None, :] ** t[:, None] for real lam with |lam| < 1 and integer t >= 0.
+
+    Uses exp(t log|lam|) with the sign of odd powers (much faster than pow for large tables).
+    """
+    t = np.asarray(t)
+    mag = np.abs(lam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.exp(t[:, None].astype(np.float64) * np.log(mag)[None, :])
+    out[:, mag == 0] = (t == 0)[:, None].astype(np.float64)  # 0^0 = 1, 0^t = 0
+    neg = lam < 0
+    if np.any(neg):
+        odd = (t % 2 == 1)[:, None] & neg[None, :]
+        out[odd] = -out[odd]
+    return out
+
+
+def _geom(lam: np.ndarray, t: np.ndarray, lt: np.ndarray | None = None) -> np.ndarray:
+    """sum_{s<t} lam^s, elementwise for lam (..., m) and integer t broadcast (lt = lam^t)."""
+    if lt is None:
+        lt = np.power(lam, t)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (1.0 - lt) / (1.0 - lam)
     near = np.abs(1.0 - lam) < 1e-13
@@ -255,8 +273,8 @@ def _spectral_block(acc, W, h, g, z0, gamma, s2, form, rec, n):
     else:
         R = Qhat * G / denom
         Ravg = Qhat * np.outer(a, a) / denom / n**2
-    Lt = np.power(lam[None, :], rec[:, None].astype(np.float64))
-    Mt = Lt * mh0[None, :] + _geom(lam[None, :], rec[:, None]) * uh[None, :]
+    Lt = _powers(lam, rec)
+    Mt = Lt * mh0[None, :] + _geom(lam[None, :], rec[:, None], Lt) * uh[None, :]
     mean_err = np.sum(Mt * Mt, axis=1) if G is None else np.sum((Mt @ G) * Mt, axis=1)
     mean_avg = (Mt @ a / n) ** 2
     if Qhat is None:
