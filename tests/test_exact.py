@@ -268,3 +268,33 @@ def test_bad_inputs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         exact_gossip(ring(4), np.zeros(4), 3)
+
+
+def test_psgd_exact_matches_monte_carlo():
+    # z = 4.5 two-sided on 4 checkpoints of a mean over 20000 replicas: family-wise
+    # false-failure probability < 4 * 6.8e-6 = 2.7e-5 (CLT normal approximation).
+    p = heterogeneous_quadratic(5, 3, L=1.0, mu=0.2, zeta2=1.0, sigma2=2.0, diagonal=False,
+                                seed=4)
+    x0 = p.x_star + np.array([1.0, -1.0, 2.0])
+    record = [0, 2, 10, 40]
+    pred = exact_psgd(p, 0.3, 40, x0, record=record)
+    rng = np.random.default_rng(8)
+    R = 20000
+    x = np.tile(x0, (R, 1))
+    errs = []
+    for k in range(41):
+        if k in record:
+            errs.append(np.sum((x - p.x_star) ** 2, axis=1))
+        g = np.einsum("ij,rj->ri", p.mean_hessian, x - p.x_star)
+        noise = rng.standard_normal((R, p.n, p.d)).mean(axis=1) * np.sqrt(p.sigma2 / p.d)
+        x = x - 0.3 * (g + noise)
+    errs = np.array(errs)
+    se = errs.std(axis=1, ddof=1) / np.sqrt(R)
+    assert np.all(np.abs(errs.mean(axis=1) - pred.error) <= Z * se + 1e-12)
+
+
+def test_gossip_without_mixing_warns():
+    with pytest.warns(TheorylabWarning):
+        pred = exact_gossip(np.eye(3), np.arange(3.0), 4)
+    assert np.isinf(pred.steady_state["consensus"])
+    assert np.allclose(pred.consensus, 2.0 / 3.0)
