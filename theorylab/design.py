@@ -58,6 +58,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from theorylab.errors import SolverError, TheorylabError, check_int, check_positive
+from theorylab.spectral import consensus_iterations, extreme_eigenvalues
 
 __all__ = [
     "WeightsResult",
@@ -68,6 +69,7 @@ __all__ = [
     "subgradient_weights",
     "edge_weights_to_matrix",
     "compare_weight_rules",
+    "HEURISTIC_RULES",
 ]
 
 #: Solvers accepted by :func:`optimal_weights`: the built-in barrier method and cvxpy's SDP solvers.
@@ -135,7 +137,7 @@ class WeightsResult:
     nodes: list
 
     def to_dict(self, include_matrix: bool = False) -> dict[str, Any]:
-        """JSON-ready dict of the scalar fields (and ``W`` and the weights with ``include_matrix``)."""
+        """JSON-ready dict of the scalar fields (``W``, edges, weights with ``include_matrix``)."""
         out = {
             "n": int(self.W.shape[0]),
             "m": int(len(self.edges)),
@@ -163,30 +165,19 @@ class WeightsResult:
 
 
 def _graph_edges(G) -> tuple[list, np.ndarray]:
-    """Validate ``G`` and return (nodes, edges as an (m, 2) index array, self-loops dropped)."""
-    if not isinstance(G, nx.Graph):
-        raise TypeError(f"G must be a networkx.Graph, got {type(G).__name__}")
-    if G.is_directed():
-        raise TheorylabError(
-            "G must be undirected: FDLA/FMMC optimise symmetric weights; "
-            "convert with G.to_undirected()"
-        )
-    if G.is_multigraph():
-        raise TheorylabError("G must be a simple graph, got a multigraph; use nx.Graph(G)")
-    n = G.number_of_nodes()
-    if n < 2:
-        raise TheorylabError(f"G must have at least 2 nodes to average over, got n = {n}")
-    if not nx.is_connected(G):
-        k = nx.number_connected_components(G)
-        raise TheorylabError(
-            f"G must be connected, got {k} components: no weights can reach consensus "
-            "(rho = 1 for every W with this support); add edges or take a component"
-        )
-    nodes = list(G.nodes())
-    index = {v: i for i, v in enumerate(nodes)}
-    edges = sorted(
-        (min(index[u], index[v]), max(index[u], index[v])) for u, v in G.edges() if u != v
-    )
+    """Validate ``G`` (:func:`theorylab.topology.check_graph`) and return (nodes, edges (m, 2))."""
+    from theorylab.topology import check_graph
+
+    nodes = list(G.nodes()) if isinstance(G, nx.Graph) else None
+    H = check_graph(G)
+    if H is not G:  # relabelled to 0..n-1 in sorted order
+        try:
+            nodes = sorted(nodes)
+        except TypeError:
+            pass
+    else:
+        nodes = list(range(H.number_of_nodes()))
+    edges = sorted((min(u, v), max(u, v)) for u, v in H.edges())
     return nodes, np.asarray(edges, dtype=np.int64).reshape(-1, 2)
 
 
@@ -254,13 +245,6 @@ def _syrk(Y: np.ndarray) -> np.ndarray:
     return scipy.linalg.blas.dsyrk(1.0, Y, trans=1)
 
 
-def _rho_symmetric(W: np.ndarray) -> float:
-    """``||W - 11^T/n||_2`` of a symmetric W from its eigenvalues (dense)."""
-    n = W.shape[0]
-    lam = np.linalg.eigvalsh(W - 1.0 / n)
-    return float(max(lam[-1], -lam[0]))
-
-
 def _finish(
     nodes, edges, w, *, nonnegative, status, message, solver, t0, iterations, objective, lower
 ) -> WeightsResult:
@@ -291,7 +275,8 @@ def _finish(
         raise SolverError(f"{solver}: the returned W is not symmetric doubly stochastic")
     if nonnegative and np.min(W) < -1e-12:
         raise SolverError(f"{solver}: the FMMC W has a negative entry {np.min(W):.3g}")
-    rho = _rho_symmetric(W)
+    spectrum = extreme_eigenvalues(W)
+    rho, gap = spectrum.rho, spectrum.spectral_gap
     if rho >= 1.0 - 1e-12:
         raise SolverError(
             f"{solver}: the returned W has rho = {rho:.6g} >= 1 on a connected graph; "
@@ -300,7 +285,7 @@ def _finish(
     return WeightsResult(
         W=W,
         rho=rho,
-        spectral_gap=1.0 - rho,
+        spectral_gap=gap,
         status=status,
         success=status in ("optimal", "converged"),
         message=message,
@@ -752,7 +737,8 @@ def subgradient_weights(
     delta = 0.5 * (1.0 - f)  # target level f_best - delta
     since_best = since_target = 0
     status, k = "max_iter", 0
-    for k in range(1, max_iter + 1):
+    while k < max_iter:
+        k += 1
         # subgradient at w (average of both sides' when they tie)
         g = np.zeros(m)
         if lam2 >= -lamn - 1e-12:
@@ -801,3 +787,83 @@ def subgradient_weights(
         nodes, edges, w_best, nonnegative=nonnegative, status=status, message=message,
         solver="subgradient", t0=t0, iterations=k, objective=None, lower=None,
     )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison of weight rules
+
+#: Heuristic rules compared against the optima (names of :data:`theorylab.mixing.WEIGHT_RULES`).
+HEURISTIC_RULES = ("max-degree", "metropolis", "best-constant")
+
+
+def _iterations(rho: float, gap: float, eps: float) -> float:
+    """Gossip rounds with ``rho^t <= eps``; inf when rho is 1 to rounding (no guarantee)."""
+    if gap <= 1e-12:
+        return math.inf
+    return consensus_iterations(rho, eps, spectral_gap=gap)
+
+
+def compare_weight_rules(
+    G,
+    *,
+    eps: float = 1e-6,
+    rules=HEURISTIC_RULES,
+    sdp: bool = True,
+    solver: str = DEFAULT_SOLVER,
+    tol: float = 1e-8,
+) -> list[dict]:
+    """rho under each weight rule on ``G``, with the FDLA and FMMC optima, as table rows.
+
+        Each row: ``rule``, ``rho`` (``= ||W - 11^T/n||_2``), ``spectral_gap`` (``1 - rho``),
+    ``iterations`` (gossip rounds to shrink the consensus error by ``eps``, from
+    :func:`theorylab.spectral.consensus_iterations`), ``speedup`` (Metropolis rounds / this
+    rule's rounds), ``nonneg`` (whether W >= 0) and ``time_s``. rho and the gap come from
+    :func:`theorylab.spectral.extreme_eigenvalues` on the dense W. Heuristics:
+    ``theorylab.mixing.WEIGHT_RULES``; optima: ``optimal-symmetric`` (FDLA) and
+    ``optimal-nonnegative`` (FMMC) by :func:`optimal_weights` when ``sdp``. Every optimum is <=
+    the heuristics it generalises (FDLA <= all of them; FMMC <= every rule whose W is >= 0).
+
+    Example
+        -------
+        >>> import networkx as nx
+        >>> rows = compare_weight_rules(nx.star_graph(7))
+        >>> [round(r["rho"], 4) for r in rows]
+        [0.8571, 0.875, 0.7778, 0.7778, 0.8571]
+    """
+    import warnings
+
+    from theorylab.errors import TheorylabWarning
+    from theorylab.mixing import mixing_matrix
+    from theorylab.topology import check_graph
+
+    G = check_graph(G)
+    rows = []
+    for rule in rules:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TheorylabWarning)  # rho = 1 is reported in the row
+            W = np.asarray(mixing_matrix(G, rule, sparse=False), dtype=float)
+        spectrum = extreme_eigenvalues(W)
+        rows.append(
+            {"rule": rule, "rho": spectrum.rho, "gap": spectrum.spectral_gap,
+             "nonneg": bool(W.min() >= -1e-15), "time_s": time.perf_counter() - t0}
+        )  # fmt: skip
+    if sdp:
+        for rule, nonneg in (("optimal-symmetric", False), ("optimal-nonnegative", True)):
+            res = optimal_weights(G, nonnegative=nonneg, solver=solver, tol=tol)
+            rows.append(
+                {"rule": rule, "rho": res.rho, "gap": res.spectral_gap,
+                 "nonneg": bool(res.W.min() >= -1e-15), "time_s": res.solve_time_s}
+            )  # fmt: skip
+    for r in rows:
+        r["spectral_gap"] = r.pop("gap")
+        r["iterations"] = _iterations(r["rho"], r["spectral_gap"], eps)
+    base_it = next((r["iterations"] for r in rows if r["rule"] == "metropolis"), None)
+    for r in rows:
+        r["speedup"] = (
+            base_it / r["iterations"]
+            if base_it is not None and math.isfinite(r["iterations"]) and r["iterations"] > 0
+            else None
+        )
+    order = ("rule", "rho", "spectral_gap", "iterations", "speedup", "nonneg", "time_s")
+    return [{k: r[k] for k in order} for r in rows]
