@@ -1,0 +1,287 @@
+"""Overhead of verify's runtime against bare torch baselines timed in the same run.
+
+1. A DSGD (ATC) step on the distributed executor vs the bare exchange (one batch_isend_irecv with
+   the ring neighbours) + the same gradient and combination on the same tensors; d = 1e4, 1e5,
+   1e6, world sizes 2 and 4 (gloo, float32). Target: ratio <= 1.15.
+2. A PSGD step (gradient of a ~1e6-parameter MLP through an oracle, then one all-reduce of the
+   parameters) vs DistributedDataParallel (backward with bucketed gradient all-reduce, SGD step)
+   on the same model and batch. Target: ratio <= 1.05.
+3. The simulator: node-iterations per second of DSGD at n = 1024, d = 1e4 (ring, sparse mixing)
+   vs a bare ``W @ X`` + gradient loop in the same process; the cost of the per-node noise draws
+   (one generator per node) vs one bulk draw; peak memory (RSS). Target: ratio <= 1.5.
+
+Times are medians over blocks of steps; in the distributed parts a block's time is the slowest
+rank's. The machine is shared and small, so read ratios, not absolute numbers.
+
+Usage: ``python benchmarks/runtime.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import statistics
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.distributed as dist
+
+from verify.algorithms.dsgd import DSGD
+from verify.algorithms.psgd import PSGD
+from verify.oracles import QuadraticOracle
+from verify.run import make_context
+from verify.runtime.distributed import DistributedCommunicator
+from verify.runtime.launch import WorkerPool
+from verify.runtime.simulated import SimulatedCommunicator
+from verify.seeding import node_generators
+
+DTYPE = torch.float32
+
+
+def ring(n: int) -> np.ndarray:
+    W = np.zeros((n, n))
+    for i in range(n):
+        for j in {(i - 1) % n, i, (i + 1) % n}:
+            W[i, j] = 1.0
+        W[i] /= W[i].sum()
+    return W
+
+
+def diagonal_problem(n: int, d: int, sigma2: float = 1.0, seed: int = 0) -> SimpleNamespace:
+    """A diagonal quadratic without the dense (n, d, d) Hessians (they would not fit at d = 1e6)."""
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(
+        n=n, d=d, sigma2=sigma2, b=rng.standard_normal((n, d)),
+        hessian_diagonal=rng.uniform(0.1, 1.0, (n, d)), x_star=None,
+    )  # fmt: skip
+
+
+def _blocks(fns: dict, reps: int, blocks: int, sync=None) -> dict:
+    """Per-step seconds of each fn, one value per block; blocks of the fns are interleaved."""
+    out = {name: [] for name in fns}
+    for _ in range(blocks):
+        for name, fn in fns.items():
+            if sync is not None:
+                sync()
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            out[name].append((time.perf_counter() - t) / reps)
+    return out
+
+
+# -- 1. DSGD step vs bare exchange --------------------------------------------------------------
+
+
+def _dsgd_rank(rank: int, world_size: int, d: int, reps: int, blocks: int) -> dict:
+    torch.set_num_threads(1)
+    W = ring(world_size)
+    gamma = 0.05
+    comm = DistributedCommunicator([W], dtype=DTYPE)
+    oracle = QuadraticOracle(diagonal_problem(world_size, d), dtype=DTYPE)
+    ctx = make_context(comm, oracle, seed=0)
+    algo = DSGD(gamma)
+    state = [algo.init(torch.zeros(1, 1, d, dtype=DTYPE), ctx)]
+    k = [0]
+
+    def framework():
+        state[0] = algo.step(state[0], ctx, k[0])
+        k[0] += 1
+
+    # the bare baseline: same maths, hand-written on the same kind of tensors
+    h, b = oracle.h[rank], oracle.b[rank]
+    gen = node_generators(1, "noise", [rank])[0]
+    scale = math.sqrt(oracle.sigma2 / d)
+    peers = sorted({(rank - 1) % world_size, (rank + 1) % world_size} - {rank})
+    weights = [float(W[rank, j]) for j in peers]
+    x = [torch.zeros(1, d, dtype=DTYPE)]
+    noise = torch.empty(1, d, dtype=DTYPE)
+
+    def bare():
+        g = h * (x[0] - b)
+        noise.normal_(generator=gen)
+        y = x[0] - gamma * g.add_(noise, alpha=scale)
+        bufs = [torch.empty_like(y) for _ in peers]
+        ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(peers, bufs)]
+        ops += [dist.P2POp(dist.isend, y, j) for j in peers]
+        for work in dist.batch_isend_irecv(ops):
+            work.wait()
+        z = y * float(W[rank, rank])
+        for w, buf in zip(weights, bufs):
+            z.add_(buf, alpha=w)
+        x[0] = z
+
+    _blocks({"framework": framework, "bare": bare}, 2, 1, dist.barrier)  # warm-up
+    times = _blocks({"framework": framework, "bare": bare}, reps, blocks, dist.barrier)
+    return {**times, "comm_s": comm.comm_s}
+
+
+# -- 2. PSGD vs DDP -----------------------------------------------------------------------------
+
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)  # same initial model on every rank, as DDP requires; local to the rank
+    return torch.nn.Sequential(
+        torch.nn.Linear(256, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 768), torch.nn.ReLU(),
+        torch.nn.Linear(768, 10),
+    )  # fmt: skip
+
+
+class _MLPOracle:
+    """Gradient of a fixed-batch MSE loss of an MLP, at the flat parameter vector ``x``."""
+
+    def __init__(self, model, inputs, targets, n):
+        self.model, self.inputs, self.targets = model, inputs, targets
+        self.params = list(model.parameters())
+        self.n, self.d, self.x_star = n, sum(p.numel() for p in self.params), None
+
+    def grad(self, x, nodes, generators):
+        torch.nn.utils.vector_to_parameters(x[0, 0], self.params)
+        loss = torch.nn.functional.mse_loss(self.model(self.inputs), self.targets)
+        grads = torch.autograd.grad(loss, self.params)
+        return torch.cat([g.reshape(-1) for g in grads]).reshape(1, 1, -1)
+
+
+def _psgd_rank(rank: int, world_size: int, reps: int, blocks: int) -> dict:
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(100 + rank)
+    inputs, targets = torch.randn(64, 256, generator=gen), torch.randn(64, 10, generator=gen)
+    lr = 0.01
+
+    model = _mlp()
+    oracle = _MLPOracle(model, inputs, targets, world_size)
+    comm = DistributedCommunicator([np.full((world_size, world_size), 1 / world_size)], dtype=DTYPE)
+    ctx = make_context(comm, oracle, seed=0)
+    algo = PSGD(lr)
+    x0 = torch.nn.utils.parameters_to_vector(model.parameters()).detach().reshape(1, 1, -1)
+    state = [algo.init(x0, ctx)]
+
+    def framework():
+        state[0] = algo.step(state[0], ctx, 0)
+
+    ddp_model = torch.nn.parallel.DistributedDataParallel(_mlp())
+    opt = torch.optim.SGD(ddp_model.parameters(), lr=lr)
+
+    def ddp():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(ddp_model(inputs), targets).backward()
+        opt.step()
+
+    fns = {"framework": framework, "ddp": ddp}
+    _blocks(fns, 2, 1, dist.barrier)
+    return {**_blocks(fns, reps, blocks, dist.barrier), "d": oracle.d}
+
+
+def _slowest_rank_median(results: list, name: str) -> float:
+    per_block = np.max(np.array([r[name] for r in results]), axis=0)
+    return float(statistics.median(per_block))
+
+
+# -- 3. the simulator ---------------------------------------------------------------------------
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def simulator_bench(n: int, d: int, steps: int, blocks: int) -> dict:
+    torch.set_num_threads(1)
+    rss0 = _rss_mib()
+    W = sp.csr_array(ring(n))
+    comm = SimulatedCommunicator([W], dtype=DTYPE)
+    oracle = QuadraticOracle(diagonal_problem(n, d), dtype=DTYPE)
+    ctx = make_context(comm, oracle, seed=0)
+    algo = DSGD(0.05)
+    state = [algo.init(torch.zeros(n, 1, d, dtype=DTYPE), ctx)]
+    k = [0]
+
+    def framework():
+        state[0] = algo.step(state[0], ctx, k[0])
+        k[0] += 1
+
+    Wf = sp.csr_array(ring(n), dtype=np.float32)
+    h, b = oracle.h, oracle.b
+    scale = math.sqrt(oracle.sigma2 / d)
+    gens = node_generators(1, "noise", range(n))
+    X = [torch.zeros(n, d, dtype=DTYPE)]
+    noise = torch.empty(n, d, dtype=DTYPE)
+    bulk_gen = torch.Generator().manual_seed(0)
+
+    def bare():  # bulk noise: the fastest possible loop
+        noise.normal_(generator=bulk_gen)
+        Y = X[0] - 0.05 * (h * (X[0] - b)).add_(noise, alpha=scale)
+        X[0] = torch.from_numpy(Wf @ Y.numpy())
+
+    def per_node_noise():
+        for i in range(n):
+            noise[i].normal_(generator=gens[i])
+
+    def bulk_noise():
+        noise.normal_(generator=bulk_gen)
+
+    fns = {
+        "framework": framework,
+        "bare": bare,
+        "noise_loop": per_node_noise,
+        "noise_bulk": bulk_noise,
+    }
+    _blocks(fns, 1, 1)
+    times = _blocks(fns, steps, blocks)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    return {
+        **med,
+        "peak_rss_mib": _rss_mib(),
+        "rss_growth_mib": _rss_mib() - rss0,
+        "state_mib": n * d * 4 / 2**20,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI smoke run)")
+    args = parser.parse_args(argv)
+    reps, blocks = (5, 3) if args.quick else (20, 7)
+    dims = [10_000, 100_000, 1_000_000]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, gloo, float32\n")
+
+    print("3. simulator, DSGD (ATC) on a ring, n = 1024, d = 1e4, R = 1")
+    n, d = 1024, 10_000
+    s = simulator_bench(n, d, 2 if args.quick else 5, blocks)
+    rate = lambda t: n / t  # noqa: E731 - node-iterations per second
+    print(
+        f"   framework step {s['framework'] * 1e3:8.1f} ms  ({rate(s['framework']):,.0f} node-it/s)"
+    )
+    print(f"   bare W@X+grad  {s['bare'] * 1e3:8.1f} ms  ({rate(s['bare']):,.0f} node-it/s)")
+    print(f"   ratio framework/bare = {s['framework'] / s['bare']:.2f}  (target <= 1.5)")
+    print(
+        f"   noise: per-node loop {s['noise_loop'] * 1e3:.1f} ms vs one bulk draw "
+        f"{s['noise_bulk'] * 1e3:.1f} ms (x{s['noise_loop'] / s['noise_bulk']:.2f})"
+    )
+    print(
+        f"   peak RSS {s['peak_rss_mib']:.0f} MiB (growth {s['rss_growth_mib']:.0f} MiB; "
+        f"one (n, d) float32 tensor = {s['state_mib']:.0f} MiB)\n"
+    )
+
+    for world in (2, 4):
+        with WorkerPool(world, timeout_s=120) as pool:
+            print(f"1. DSGD step, world {world} (ring), slowest-rank median per step")
+            print(f"   {'d':>9} {'framework ms':>13} {'bare ms':>9} {'ratio':>6}")
+            for dim in dims:
+                res = pool.run(_dsgd_rank, dim, reps, blocks)
+                fw = _slowest_rank_median(res, "framework")
+                bare = _slowest_rank_median(res, "bare")
+                print(f"   {dim:>9} {fw * 1e3:>13.2f} {bare * 1e3:>9.2f} {fw / bare:>6.2f}")
+            res = pool.run(_psgd_rank, reps, blocks)
+            fw, ddp = _slowest_rank_median(res, "framework"), _slowest_rank_median(res, "ddp")
+            print(f"2. PSGD vs DDP, world {world}, MLP with {res[0]['d']:,} parameters")
+            print(f"   framework {fw * 1e3:.2f} ms, DDP {ddp * 1e3:.2f} ms, ratio {fw / ddp:.2f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
