@@ -6,6 +6,16 @@ notation of shared/references/rates.md §0.
 """
 
 from theorylab.rates._rate import Rate, warn_step_size
+from theorylab.rates.compression import (
+    choco_consensus_step,
+    choco_gossip,
+    choco_sgd,
+    compressed_lower_bound,
+    compressed_psgd,
+    ef21,
+    ef_residual_bound,
+    ef_sgd,
+)
 from theorylab.rates.decentralized import (
     dsgd,
     dsgd_bound_curve,
@@ -23,4 +33,13 @@ __all__ = [
     "dsgd_bound_curve",
     "transient_iterations",
     "gossip_consensus",
+    # compression: compressed PSGD, error feedback, EF21, CHOCO
+    "compressed_psgd",
+    "ef_sgd",
+    "ef_residual_bound",
+    "ef21",
+    "choco_consensus_step",
+    "choco_gossip",
+    "choco_sgd",
+    "compressed_lower_bound",
 ]
