@@ -95,3 +95,37 @@ def test_python_m_verify_lists_claims():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].split() == ["claim", "kind", "issue", "description"]
+    listed = {line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip()}
+    foundation = {"gossip_decay", "dsgd_exact_curve", "executors_agree", "psgd_floor_shape"}
+    assert foundation | {"dsgd_bound"} <= listed
+
+
+@pytest.mark.distributed
+def test_end_to_end_quick_run_and_resume(tmp_path):
+    # the real thing: two foundation claims (one on a 2-rank gloo pool, one simulated) through
+    # `python -m verify`, then a resumed second run that starts no process and recomputes nothing
+    pytest.importorskip("theorylab.topology")
+    pytest.importorskip("theorylab.spectral")
+    cmd = [
+        sys.executable, "-m", "verify", "--quick", "--world-size", "2", "--results",
+        str(tmp_path), "--claims", "executors_agree", "psgd_floor_shape", "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[2:4]}
+    assert rows["executors_agree"][1] == "exact" and rows["executors_agree"][-2] == "pass"
+    assert rows["psgd_floor_shape"][1] == "shape" and rows["psgd_floor_shape"][-2] == "pass"
+    assert "2/2 claims pass" in proc.stdout
+    saved = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.json"))
+    assert saved == ["executors_agree", "psgd_floor_shape"]
+    assert (tmp_path / "figures" / "executors_agree.png").exists()
+    result = json.loads(next(tmp_path.glob("executors_agree-*.json")).read_text())
+    assert result["backend"] == "gloo" and result["world_size"] == 2
+    assert result["bytes_sent"] > 0 and result["measured"] <= 1e-10
+
+    again = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    payload = json.loads(again.stdout)
+    stamps = {r["claim"]: r["timestamp"] for r in payload["results"]}
+    assert stamps["executors_agree"] == result["timestamp"]  # resumed, not recomputed
