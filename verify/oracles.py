@@ -29,14 +29,17 @@ def _check_float_dtype(dtype) -> torch.dtype:
 
 
 class _OracleBase:
-    """Shared input checks and the full-stack fast path (``nodes == arange(n)``)."""
+    """Shared input checks; consecutive node ids (``arange(n)`` in the simulator, ``[rank]`` on a
+    rank) index the problem's tables by views, without copies. The check of a ``nodes`` tensor
+    is cached by identity (the communicator passes the same tensor every call)."""
 
     n: int
     d: int
     dtype: torch.dtype
     device: torch.device
 
-    def _prepare(self, x, nodes, generators) -> tuple[torch.Tensor, bool]:
+    def _prepare(self, x, nodes, generators) -> tuple[torch.Tensor, slice | None]:
+        """Validate; return the node ids and, when they are consecutive, the matching slice."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 3 or x.shape[2] != self.d:
@@ -48,16 +51,32 @@ class _OracleBase:
                 f"x has dtype {x.dtype} but the oracle was built for {self.dtype}; "
                 "build the oracle with dtype=x.dtype"
             )
-        nodes = torch.as_tensor(nodes, device=self.device).reshape(-1)
         m = x.shape[0]
-        if nodes.numel() != m:
-            raise TheorylabError(f"x has {m} node rows but nodes lists {nodes.numel()} ids")
         if len(generators) != m:
             raise TheorylabError(f"need one generator per local node ({m}), got {len(generators)}")
-        if m and (int(nodes.min()) < 0 or int(nodes.max()) >= self.n):
-            raise TheorylabError(f"node ids must lie in [0, {self.n}), got {nodes.tolist()}")
-        full = m == self.n and bool(torch.equal(nodes, torch.arange(self.n, device=self.device)))
-        return nodes, full
+        cached = getattr(self, "_nodes_cache", None)
+        if cached is not None and cached[0] is nodes:  # the communicator passes one tensor
+            ids, rows = cached[1], cached[2]
+        else:
+            ids = torch.as_tensor(nodes, device=self.device).reshape(-1)
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.n):
+                raise TheorylabError(f"node ids must lie in [0, {self.n}), got {ids.tolist()}")
+            rows = None
+            if ids.numel():
+                first = int(ids[0])
+                run = torch.arange(first, first + ids.numel(), device=self.device)
+                if bool(torch.equal(ids, run)):
+                    rows = slice(first, first + ids.numel())
+            if isinstance(nodes, torch.Tensor):
+                self._nodes_cache = (nodes, ids, rows)
+        if ids.numel() != m:
+            raise TheorylabError(f"x has {m} node rows but nodes lists {ids.numel()} ids")
+        return ids, rows
+
+    @staticmethod
+    def _rows(table: torch.Tensor, ids: torch.Tensor, rows: slice | None) -> torch.Tensor:
+        """``table[ids]``, as a view (no copy) when the ids are consecutive."""
+        return table[rows] if rows is not None else table[ids]
 
     def to(self, device):
         """A copy of this oracle with its tensors on ``device`` (``self`` if already there)."""
@@ -65,6 +84,7 @@ class _OracleBase:
         if device == self.device:
             return self
         other = copy.copy(self)
+        other._nodes_cache = None
         for key, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(other, key, value.to(device))
@@ -157,14 +177,14 @@ class QuadraticOracle(_OracleBase):
         self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
     ) -> torch.Tensor:
         """``A_i (x_i - b_i) + xi_i`` for each local node ``i = nodes[l]``, shape of ``x``."""
-        nodes, full = self._prepare(x, nodes, generators)
-        b = self.b if full else self.b[nodes]
+        nodes, rows = self._prepare(x, nodes, generators)
+        b = self._rows(self.b, nodes, rows)
         diff = x - b[:, None, :]
         if self.h is not None:
-            h = self.h if full else self.h[nodes]
+            h = self._rows(self.h, nodes, rows)
             g = diff.mul_(h[:, None, :])
         else:
-            A = self.A if full else self.A[nodes]
+            A = self._rows(self.A, nodes, rows)
             g = torch.bmm(diff, A.transpose(1, 2))  # row r: A_i diff_r
         if self.sigma2 > 0:
             noise = torch.empty_like(g)
@@ -250,9 +270,9 @@ class LogisticOracle(_OracleBase):
         self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
     ) -> torch.Tensor:
         """Minibatch (or full) gradient of each local ``f_i`` at its rows, shape of ``x``."""
-        nodes, full = self._prepare(x, nodes, generators)
-        F = self.features if full else self.features[nodes]  # (m, M, d)
-        y = self.labels if full else self.labels[nodes]  # (m, M)
+        nodes, rows = self._prepare(x, nodes, generators)
+        F = self._rows(self.features, nodes, rows)  # (m, M, d)
+        y = self._rows(self.labels, nodes, rows)  # (m, M)
         if self.batch_size is None:
             z = torch.einsum("lmd,lrd->lrm", F, x)
             r = torch.sigmoid(z) - y[:, None, :]

@@ -84,7 +84,7 @@ class DSGD(Algorithm):
         x = state.x
         if self.form == "atc":
             # 1. local step on every node   2. mix the stepped values
-            return DSGDState(x=ctx.comm.mix(x - self.gamma * ctx.grad(x), k))
+            return DSGDState(x=ctx.comm.mix(torch.add(x, ctx.grad(x), alpha=-self.gamma), k))
         # 1. gradient at the current point   2. mix the current values   3. step
         g = ctx.grad(x)
-        return DSGDState(x=ctx.comm.mix(x, k) - self.gamma * g)
+        return DSGDState(x=ctx.comm.mix(x, k).add_(g, alpha=-self.gamma))

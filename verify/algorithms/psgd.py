@@ -65,5 +65,5 @@ class PSGD(Algorithm):
 
     def step(self, state: PSGDState, ctx: Context, k: int) -> PSGDState:
         # 1. local stochastic gradient step   2. exact average (all-reduce)
-        y = state.x - self.gamma * ctx.grad(state.x)
+        y = torch.add(state.x, ctx.grad(state.x), alpha=-self.gamma)
         return PSGDState(x=ctx.comm.mean(y))

@@ -14,7 +14,9 @@ over ranks. ``comm_s`` accumulates the seconds spent in the counted operations (
 waiting); the local combination is compute.
 
 Backends: gloo on CPU tensors (default), NCCL or gloo on CUDA tensors (rank ``r`` uses
-``cuda:(r % device_count)``, see :func:`rank_device`).
+``cuda:(r % device_count)``, see :func:`rank_device`). Gloo's point-to-point operations only move
+host memory, so with gloo and CUDA tensors ``mix`` stages its messages through the CPU; its
+collectives take CUDA tensors directly.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class DistributedCommunicator(Communicator):
                 f"the NCCL backend moves CUDA tensors only, got device {str(self.device)!r}; "
                 "use device='cuda' or the gloo backend"
             )
+        self._stage_p2p = dist.get_backend() == "gloo" and self.device.type == "cuda"
         self.dtype = dtype
         self.timeout_s = check_positive("timeout_s", timeout_s)
         self._timeout = datetime.timedelta(seconds=self.timeout_s)
@@ -210,11 +213,15 @@ class DistributedCommunicator(Communicator):
 
     def _exchange(self, send: torch.Tensor, plan: _Plan, what: str, k: int) -> list[torch.Tensor]:
         """Send ``send`` to the out-neighbours, return the in-neighbours' tensors (in order)."""
+        if self._stage_p2p:  # gloo's send/recv read raw host pointers: stage through the CPU
+            send = send.cpu()
         recv = [torch.empty_like(send) for _ in plan.in_nodes]
         ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(plan.in_nodes, recv)]
         ops += [dist.P2POp(dist.isend, send, j) for j in plan.out_nodes]
         if ops:
             self._wait(dist.batch_isend_irecv(ops), what, k)
+        if self._stage_p2p:
+            recv = [buf.to(self.device) for buf in recv]
         return recv
 
     @staticmethod
