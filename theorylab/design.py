@@ -350,6 +350,7 @@ def _barrier_solve(
     while True:
         # --- centering: damped Newton on phi(., ., t)
         f = phi(w, s)
+        prev_dec2 = math.inf
         while True:
             if steps >= max_iter:
                 raise SolverError(
@@ -385,6 +386,9 @@ def _barrier_solve(
             dec2 = -grad @ dx
             if not np.isfinite(dec2) or dec2 / 2.0 <= 1e-9:
                 break
+            if dec2 / 2.0 <= 1e-6 and dec2 > 0.25 * prev_dec2:
+                break  # Newton no longer converges quadratically: floating-point floor reached
+            prev_dec2 = dec2
             # Backtracking (Armijo) on phi_t = t s + barrier; t s enters as its increment so
             # that large t does not swamp the comparison in floating point.
             alpha = 1.0
