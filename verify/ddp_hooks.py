@@ -3,7 +3,7 @@
 The hook replaces DDP's all-reduce of each gradient bucket ``g_j`` (rank ``j``'s flat local
 gradient, one ``d``-vector per bucket) by::
 
-    p_j = g_j + e_j                       1. add the error memory (error_feedback=True; else p_j = g_j)
+    p_j = g_j + e_j                       1. add the memory (error_feedback; else p_j = g_j)
     buf_j = C.encode(p_j)                 2. compress and pack: C.nbytes((d,)) bytes
     all_gather(buf_j)                     3. every rank receives every rank's bytes
     out = sum_j decode(buf_j) / W         4. average of the compressed messages (W = world size)
