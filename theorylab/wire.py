@@ -66,23 +66,39 @@ def _bit_weights(device) -> torch.Tensor:
     return torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
 
 
+# b_0 + 2^8 b_1 + ... + 2^56 b_7 (eight 0/1 bytes read as one little-endian int64) times this
+# constant puts b_j at bit 56 + j and every other partial product elsewhere without carries
+# (they land on distinct bits below 56 or at 64 and above): byte = (word * _GATHER) >> 56.
+_GATHER = 0x0102040810204080
+
+
+def _aligned(u: torch.Tensor, itemsize: int) -> torch.Tensor:
+    u = u.contiguous()
+    return u.clone() if u.storage_offset() % itemsize else u
+
+
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     """Pack a boolean tensor ``(..., n)`` into ``uint8`` ``(..., ceil(n/8))``, LSB first."""
     n = bits.shape[-1]
     nbytes = packed_bytes(n)
-    pad = nbytes * 8 - n
     b = bits.to(torch.uint8)
-    if pad:
-        b = torch.nn.functional.pad(b, (0, pad))
-    b = b.reshape(*bits.shape[:-1], nbytes, 8)
-    # sum of distinct powers of two <= 255: exact in uint8
-    return (b * _bit_weights(bits.device)).sum(dim=-1, dtype=torch.uint8)
+    if nbytes * 8 != n:
+        b = torch.nn.functional.pad(b, (0, nbytes * 8 - n))
+    words = _aligned(b.reshape(-1), 8).view(torch.int64)  # little endian: byte j -> bits 8j..
+    packed = ((words * _GATHER) >> 56) & 0xFF
+    return packed.to(torch.uint8).reshape(*bits.shape[:-1], nbytes)
 
 
 def unpack_bits(buf: torch.Tensor, n: int) -> torch.Tensor:
     """Inverse of :func:`pack_bits`: ``uint8 (..., ceil(n/8))`` -> ``bool (..., n)``."""
-    bits = (buf.unsqueeze(-1) & _bit_weights(buf.device)) != 0
+    bits = (buf.unsqueeze(-1) & _bit_weights(buf.device)).bool()
     return bits.reshape(*buf.shape[:-1], buf.shape[-1] * 8)[..., :n]
+
+
+def _container(width: int) -> torch.dtype:
+    # int32 shifts are vectorised (int64 ones were 20x slower on CPU); the bit pattern of a
+    # value < 2^32 survives the wrap-around of .to(int32)
+    return torch.int32 if width <= 32 else torch.int64
 
 
 def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
@@ -91,34 +107,42 @@ def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
     values. ``width == 0`` (a single possible value) packs to zero bytes.
     """
     width = int(width)
+    lead, n = values.shape[:-1], values.shape[-1]
     if width == 0:
-        return torch.zeros(*values.shape[:-1], 0, dtype=torch.uint8, device=values.device)
+        return torch.zeros(*lead, 0, dtype=torch.uint8, device=values.device)
     if not 0 < width <= 63:
         raise ValueError(f"width must be in [0, 63], got {width}")
-    v = values.to(torch.int64)
-    if width % 8 == 0:  # whole bytes: take the low width/8 bytes of each int64 (little endian)
+    v = values.to(_container(width))
+    if width % 8 == 0:  # whole bytes: the low width/8 bytes of each (little-endian) integer
         nb = width // 8
-        shifts = torch.arange(0, width, 8, device=v.device, dtype=torch.int64)
-        out = ((v.unsqueeze(-1) >> shifts) & 0xFF).to(torch.uint8)
-        return out.reshape(*v.shape[:-1], v.shape[-1] * nb)
-    shifts = torch.arange(width, device=v.device, dtype=torch.int64)
-    bits = ((v.unsqueeze(-1) >> shifts) & 1).bool()
-    return pack_bits(bits.reshape(*v.shape[:-1], v.shape[-1] * width))
+        raw = _aligned(v, v.element_size()).view(torch.uint8).reshape(*lead, n, v.element_size())
+        return raw[..., :nb].reshape(*lead, n * nb)
+    shifts = torch.arange(width, dtype=v.dtype, device=v.device)
+    bits = ((v.unsqueeze(-1) >> shifts) & 1).to(torch.uint8)  # (..., n, width), LSB first
+    return pack_bits(bits.reshape(*lead, n * width))
 
 
 def unpack_uint(buf: torch.Tensor, n: int, width: int) -> torch.Tensor:
     """Inverse of :func:`pack_uint`: returns ``int64 (..., n)``."""
     width = int(width)
+    lead = buf.shape[:-1]
     if width == 0:
-        return torch.zeros(*buf.shape[:-1], n, dtype=torch.int64, device=buf.device)
+        return torch.zeros(*lead, n, dtype=torch.int64, device=buf.device)
+    ctype = _container(width)
     if width % 8 == 0:
-        nb = width // 8
-        b = buf[..., : n * nb].to(torch.int64).reshape(*buf.shape[:-1], n, nb)
-        shifts = torch.arange(0, width, 8, device=buf.device, dtype=torch.int64)
-        return (b << shifts).sum(dim=-1)
-    bits = unpack_bits(buf, n * width).reshape(*buf.shape[:-1], n, width).to(torch.int64)
-    shifts = torch.arange(width, device=buf.device, dtype=torch.int64)
-    return (bits << shifts).sum(dim=-1)
+        nb, size = width // 8, ctype.itemsize
+        raw = torch.zeros(*lead, n, size, dtype=torch.uint8, device=buf.device)
+        raw[..., :nb] = buf[..., : n * nb].reshape(*lead, n, nb)
+        v = raw.reshape(*lead, n * size).contiguous().view(ctype)
+    else:
+        bits = unpack_bits(buf, n * width).reshape(-1, n, width).to(ctype)
+        planes = bits.permute(2, 0, 1).contiguous()  # (width, rows, n): contiguous bit planes
+        v = torch.zeros(planes.shape[1:], dtype=ctype, device=buf.device)
+        for b in range(width):  # one vectorised pass per bit plane (width <= 63), not per value
+            v |= planes[b] << b
+        v = v.reshape(*lead, n)
+    v = v.to(torch.int64)
+    return v & 0xFFFFFFFF if ctype == torch.int32 else v
 
 
 def _trit_weights(device) -> torch.Tensor:
