@@ -10,8 +10,9 @@
    vs a bare ``W @ X`` + gradient loop in the same process; the cost of the per-node noise draws
    (one generator per node) vs one bulk draw; peak memory (RSS). Target: ratio <= 1.5.
 
-Times are medians over blocks of steps; in the distributed parts a block's time is the slowest
-rank's. The machine is shared and small, so read ratios, not absolute numbers.
+Times are medians over steps, the timed variants alternating step by step; in the distributed
+parts a step's time is the slowest rank's (a barrier precedes every step, untimed). The machine
+is shared and small, so read ratios, not absolute numbers.
 
 Usage: ``python benchmarks/runtime.py [--quick]``
 """
@@ -61,24 +62,25 @@ def diagonal_problem(n: int, d: int, sigma2: float = 1.0, seed: int = 0) -> Simp
     )  # fmt: skip
 
 
-def _blocks(fns: dict, reps: int, blocks: int, sync=None) -> dict:
-    """Per-step seconds of each fn, one value per block; blocks of the fns are interleaved."""
+def _interleaved(fns: dict, steps: int, sync=None) -> dict:
+    """Seconds of each step of each fn; the fns alternate step by step (A B A B ...), so a
+    slow phase of the shared machine hits both alike. ``sync`` (a barrier) runs untimed before
+    every step, so in the distributed parts a step's time is comparable across ranks."""
     out = {name: [] for name in fns}
-    for _ in range(blocks):
+    for _ in range(steps):
         for name, fn in fns.items():
             if sync is not None:
                 sync()
             t = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            out[name].append((time.perf_counter() - t) / reps)
+            fn()
+            out[name].append(time.perf_counter() - t)
     return out
 
 
 # -- 1. DSGD step vs bare exchange --------------------------------------------------------------
 
 
-def _dsgd_rank(rank: int, world_size: int, d: int, reps: int, blocks: int) -> dict:
+def _dsgd_rank(rank: int, world_size: int, d: int, steps: int) -> dict:
     torch.set_num_threads(1)
     W = ring(world_size)
     gamma = 0.05
@@ -116,9 +118,8 @@ def _dsgd_rank(rank: int, world_size: int, d: int, reps: int, blocks: int) -> di
             z.add_(buf, alpha=w)
         x[0] = z
 
-    _blocks({"framework": framework, "bare": bare}, 2, 1, dist.barrier)  # warm-up
-    times = _blocks({"framework": framework, "bare": bare}, reps, blocks, dist.barrier)
-    return {**times, "comm_s": comm.comm_s}
+    _interleaved({"framework": framework, "bare": bare}, 3, dist.barrier)  # warm-up
+    return _interleaved({"framework": framework, "bare": bare}, steps, dist.barrier)
 
 
 # -- 2. PSGD vs DDP -----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class _MLPOracle:
         return torch.cat([g.reshape(-1) for g in grads]).reshape(1, 1, -1)
 
 
-def _psgd_rank(rank: int, world_size: int, reps: int, blocks: int) -> dict:
+def _psgd_rank(rank: int, world_size: int, steps: int) -> dict:
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(100 + rank)
     inputs, targets = torch.randn(64, 256, generator=gen), torch.randn(64, 10, generator=gen)
@@ -173,13 +174,13 @@ def _psgd_rank(rank: int, world_size: int, reps: int, blocks: int) -> dict:
         opt.step()
 
     fns = {"framework": framework, "ddp": ddp}
-    _blocks(fns, 2, 1, dist.barrier)
-    return {**_blocks(fns, reps, blocks, dist.barrier), "d": oracle.d}
+    _interleaved(fns, 3, dist.barrier)
+    return {**_interleaved(fns, steps, dist.barrier), "d": oracle.d}
 
 
 def _slowest_rank_median(results: list, name: str) -> float:
-    per_block = np.max(np.array([r[name] for r in results]), axis=0)
-    return float(statistics.median(per_block))
+    per_step = np.max(np.array([r[name] for r in results]), axis=0)
+    return float(statistics.median(per_step))
 
 
 # -- 3. the simulator ---------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def simulator_bench(n: int, d: int, steps: int, blocks: int) -> dict:
+def simulator_bench(n: int, d: int, steps: int) -> dict:
     torch.set_num_threads(1)
     rss0 = _rss_mib()
     W = sp.csr_array(ring(n))
@@ -230,8 +231,8 @@ def simulator_bench(n: int, d: int, steps: int, blocks: int) -> dict:
         "noise_loop": per_node_noise,
         "noise_bulk": bulk_noise,
     }
-    _blocks(fns, 1, 1)
-    times = _blocks(fns, steps, blocks)
+    _interleaved(fns, 1)
+    times = _interleaved(fns, steps)
     med = {name: statistics.median(v) for name, v in times.items()}
     return {
         **med,
@@ -245,13 +246,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI smoke run)")
     args = parser.parse_args(argv)
-    reps, blocks = (5, 3) if args.quick else (20, 7)
+    steps = 15 if args.quick else 100
     dims = [10_000, 100_000, 1_000_000]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, gloo, float32\n")
 
     print("3. simulator, DSGD (ATC) on a ring, n = 1024, d = 1e4, R = 1")
     n, d = 1024, 10_000
-    s = simulator_bench(n, d, 2 if args.quick else 5, blocks)
+    s = simulator_bench(n, d, 3 if args.quick else 15)
     rate = lambda t: n / t  # noqa: E731 - node-iterations per second
     print(
         f"   framework step {s['framework'] * 1e3:8.1f} ms  ({rate(s['framework']):,.0f} node-it/s)"
@@ -272,11 +273,11 @@ def main(argv=None) -> int:
             print(f"1. DSGD step, world {world} (ring), slowest-rank median per step")
             print(f"   {'d':>9} {'framework ms':>13} {'bare ms':>9} {'ratio':>6}")
             for dim in dims:
-                res = pool.run(_dsgd_rank, dim, reps, blocks)
+                res = pool.run(_dsgd_rank, dim, steps if dim < 1_000_000 else steps // 2)
                 fw = _slowest_rank_median(res, "framework")
                 bare = _slowest_rank_median(res, "bare")
                 print(f"   {dim:>9} {fw * 1e3:>13.2f} {bare * 1e3:>9.2f} {fw / bare:>6.2f}")
-            res = pool.run(_psgd_rank, reps, blocks)
+            res = pool.run(_psgd_rank, steps // 2)
             fw, ddp = _slowest_rank_median(res, "framework"), _slowest_rank_median(res, "ddp")
             print(f"2. PSGD vs DDP, world {world}, MLP with {res[0]['d']:,} parameters")
             print(f"   framework {fw * 1e3:.2f} ms, DDP {ddp * 1e3:.2f} ms, ratio {fw / ddp:.2f}\n")
