@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from verify.algorithms.gossip import Gossip
 from verify.algorithms.psgd import PSGD
 from verify.oracles import LogisticOracle, QuadraticOracle
 from verify.run import Trajectory, make_context, run_algorithm, run_distributed, run_simulated
-from verify.runtime.launch import WorkerPool
+from verify.runtime.launch import DistributedError, WorkerPool
 from verify.runtime.simulated import SimulatedCommunicator
 from verify.seeding import node_generators
 
@@ -213,3 +214,25 @@ def test_same_trajectory_on_both_executors_world_2(pool, name):
                 getattr(traj, key), getattr(sim, key), rtol=1e-12, atol=1e-14
             )
         assert traj.bytes_sent == sim.bytes_sent
+
+
+def _rank0_raises_rank1_computes(rank, world_size):
+    if rank == 0:
+        raise KeyError("gone")
+    time.sleep(30)  # busy without communicating: only termination stops it
+
+
+def _sum_of_ranks(rank, world_size):
+    t = torch.tensor([float(rank)])
+    torch.distributed.all_reduce(t)
+    return float(t)
+
+
+@pytest.mark.distributed
+def test_pool_terminates_a_busy_rank_and_restarts_on_the_next_call(pool):
+    start = time.monotonic()
+    with pytest.raises(DistributedError, match=r"rank 0 raised KeyError.*\[1\] did not finish"):
+        pool.run(_rank0_raises_rank1_computes)
+    assert time.monotonic() - start < 30
+    assert not pool.alive
+    assert pool.run(_sum_of_ranks) == [1.0, 1.0]  # restarted: fresh processes and group

@@ -85,6 +85,17 @@ def test_time_varying_schedule_uses_round_k_mod_period():
     assert comm.bytes_sent == 3 * n * 1 * 2 * 8  # one peer per round
 
 
+def test_accepts_a_theorylab_schedule():
+    from theorylab.topology import Schedule
+
+    mats = one_peer_exponential(8)
+    X = torch.randn(8, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a, b = SimulatedCommunicator(Schedule(mats)), SimulatedCommunicator(mats)
+    for k in range(4):
+        assert torch.equal(a.mix(X, k), b.mix(X, k))
+    assert a.bytes_sent == b.bytes_sent
+
+
 def test_mean_gather_and_byte_conventions():
     n, R, d = 5, 2, 3
     comm = SimulatedCommunicator([ring(n)], dtype=torch.float32)
