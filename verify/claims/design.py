@@ -1,0 +1,232 @@
+"""Claims of the weight-design issue: optimal weights and the one-peer exponential graph, measured.
+
+- ``optimal_weights_speedup`` (exact): on a path of ``n = world_size`` nodes, gossip and DSGD with
+  the FDLA-optimal weights (:func:`theorylab.design.optimal_weights`, ``rho = cos(pi/n)``) beat
+  Metropolis weights (``rho = 1/3 + 2/3 cos(pi/n)``) by the factor the exact predictions of
+  :mod:`theorylab.exact` give: (1) both gossip curves equal ``exact_gossip`` (deterministic,
+  float64 round-off) and the measured ratio of rounds to shrink the consensus distance by
+  ``eps`` equals the predicted one exactly; (2) both DSGD error and consensus curves lie in their
+  confidence intervals around ``exact_dsgd``, and the measured ratio of the final consensus
+  distances (Metropolis / optimal; interval from the two CIs) contains the predicted ratio.
+  All runs on the distributed executor.
+- ``one_peer_exact_average`` (exact): gossip on the one-peer exponential schedule (Ying et al.
+  2021) reaches the exact average after ``log2 n`` rounds for n a power of 2 (consensus distance
+  at round ``log2 n`` at float64 round-off, ``<= 1e-24 Xi_0``) and not one round earlier
+  (``>= 1e-3 Xi_0``). Distributed at ``n = world_size`` when it is a power of 2, plus the
+  simulator (certified by ``executors_agree``) at larger powers of 2.
+
+Conventions: ``rho = ||W - 11^T/n||_2`` (spectral gap ``1 - rho``); row ``i`` of ``W`` holds node
+``i``'s receive weights; consensus distance ``Xi_k = (1/n) ||X_k - 1 xbar^T||_F^2``. Each claim's
+family-wise false-failure probability (if the theory is right) is at most 1%.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
+from verify.claims.foundation import _checkpoints, _problem, _seeds, _split_level, _x0
+from verify.claims.stats import RuleOutcome, exact_rule
+
+__all__ = ["OptimalWeightsSpeedup", "OnePeerExactAverage"]
+
+ALPHA = 0.01
+ISSUE = "Optimal mixing weights (cvxpy SDP) and topology design"
+
+
+def _path_weights(n: int) -> dict[str, np.ndarray]:
+    """Metropolis and FDLA-optimal W on the path of ``n`` nodes (n = 2: the single edge)."""
+    from theorylab import mixing, topology
+    from theorylab.design import optimal_weights
+
+    G = topology.path(n)
+    return {
+        "metropolis": np.asarray(mixing.mixing_matrix(G, "metropolis", sparse=False), float),
+        "optimal": optimal_weights(G).W,
+    }
+
+
+def _rounds_to(curve: np.ndarray, eps2: float) -> int | None:
+    """First round k with ``curve[k] <= eps2 curve[0]`` (None if never)."""
+    hit = np.flatnonzero(np.asarray(curve) <= eps2 * curve[0])
+    return int(hit[0]) if hit.size else None
+
+
+@register_claim
+class OptimalWeightsSpeedup(Claim):
+    """Optimal (FDLA) weights beat Metropolis by the exactly predicted factor, measured."""
+
+    name = "optimal_weights_speedup"
+    kind = "exact"
+    issue = ISSUE
+    description = (
+        "gossip and DSGD on a path with FDLA-optimal weights beat Metropolis by the factor of "
+        "exact_gossip / exact_dsgd (distributed): curves exact, rounds ratio exact, DSGD "
+        "consensus ratio inside its CI"
+    )
+
+    def config(self, budget: str) -> dict[str, Any]:
+        quick = budget == "quick"
+        return {
+            "d": 4, "L": 1.0, "mu": 0.2, "zeta2": 1.0, "sigma2": 1.0,
+            "gamma": 0.1, "form": "atc",
+            "eps": 1e-6,  # gossip: rounds until sqrt(Xi_k / Xi_0) <= eps
+            "dsgd_steps": 60 if quick else 200,
+            "checkpoints": 13 if quick else 31,
+            "replicas": 128 if quick else 1000,
+            "x0_scale": 1.0,
+            "rtol": 1e-8,  # float64 round-off allowance of the deterministic gossip runs
+        }  # fmt: skip
+
+    def run(self, ctx: ClaimContext) -> ClaimResult:
+        from theorylab.exact import exact_dsgd, exact_gossip
+        from theorylab.spectral import rho as spectral_rho
+        from verify.algorithms.dsgd import DSGD
+        from verify.algorithms.gossip import Gossip
+
+        cfg = self.full_config(ctx)
+        n, seeds = cfg["world_size"], _seeds(ctx)
+        Ws = _path_weights(n)
+        rhos = {k: float(spectral_rho(W)) for k, W in Ws.items()}
+        checks: dict[str, RuleOutcome] = {}
+        series: dict[str, Any] = {}
+        sent = 0
+        # ---- (1) gossip: exact curves and the exact rounds ratio
+        x0 = np.random.default_rng(seeds["x0"]).standard_normal((n, cfg["d"]))
+        eps2 = cfg["eps"] ** 2
+        rounds_bound = math.ceil(math.log(eps2) / (2 * math.log(max(rhos["metropolis"], 1e-3))))
+        steps = rounds_bound + 5
+        rounds: dict[str, tuple[int | None, int | None]] = {}
+        panel: dict[str, Any] = {"x": list(range(steps + 1))}
+        for key, W in Ws.items():
+            ctx.progress(f"gossip with {key} weights")
+            traj = ctx.run_distributed(Gossip(), None, [W], x0, steps, seed=seeds["noise"],
+                                       replicas=1)  # fmt: skip
+            sent += traj.bytes_sent
+            measured = traj.consensus[:, 0]
+            pred = exact_gossip([W], x0, steps).consensus
+            checks[f"gossip {key}: curve"] = exact_rule(
+                pred, measured[None, :], rtol=cfg["rtol"], atol=1e-20 * float(pred[0])
+            )
+            rounds[key] = (_rounds_to(pred, eps2), _rounds_to(measured, eps2))
+            panel[f"{key} measured"] = measured.tolist()
+            panel[f"{key} exact"] = pred.tolist()
+        (pm, mm), (po, mo) = rounds["metropolis"], rounds["optimal"]
+        if None in (pm, mm, po, mo):
+            ok, f_pred, f_meas = False, math.nan, math.nan
+        else:
+            f_pred, f_meas = pm / po, mm / mo
+            ok = (pm, po) == (mm, mo) and f_pred > 1
+        checks["gossip: rounds ratio"] = RuleOutcome(
+            passed=ok, predicted=f_pred, measured=f_meas, interval=(f_meas, f_meas),
+            detail=(f"rounds to eps={cfg['eps']:g}: Metropolis {mm} (exact {pm}), optimal {mo} "
+                    f"(exact {po}); rho {rhos['metropolis']:.4f} vs {rhos['optimal']:.4f}"),
+        )  # fmt: skip
+        series["gossip"] = panel
+        # ---- (2) DSGD: exact curves in CIs, consensus ratio inside its interval
+        problem = _problem(cfg, n, seeds["problem"])
+        xd = _x0(problem, seeds["x0"], cfg["x0_scale"])
+        record = _checkpoints(cfg["dsgd_steps"], cfg["checkpoints"])
+        level = _split_level(4)
+        outs: dict[str, RuleOutcome] = {}
+        dpanel: dict[str, Any] = {"x": record}
+        for key, W in Ws.items():
+            ctx.progress(f"DSGD with {key} weights")
+            traj = ctx.run_distributed(
+                DSGD(cfg["gamma"], cfg["form"]), ctx.oracle(problem), [W], xd, cfg["dsgd_steps"],
+                seed=seeds["noise"], record=record, replicas=cfg["replicas"],
+            )  # fmt: skip
+            sent += traj.bytes_sent
+            pred = exact_dsgd(problem, [W], cfg["gamma"], cfg["dsgd_steps"], xd, cfg["form"],
+                              record)  # fmt: skip
+            for metric in ("error", "consensus"):
+                out = exact_rule(getattr(pred, metric), getattr(traj, metric).T, level=level,
+                                 rtol=1e-9)  # fmt: skip
+                checks[f"DSGD {key}: {metric}"] = out
+                dpanel[f"{key} {metric} mean"] = out.curves["mean"]
+                dpanel[f"{key} {metric} exact"] = out.curves["predicted"]
+            outs[key] = checks[f"DSGD {key}: consensus"]
+        cm, co = outs["metropolis"].curves, outs["optimal"].curves
+        r_pred = cm["predicted"][-1] / co["predicted"][-1]
+        lo = cm["lo"][-1] / co["hi"][-1] if co["hi"][-1] > 0 else 0.0
+        hi = cm["hi"][-1] / co["lo"][-1] if co["lo"][-1] > 0 else math.inf
+        r_meas = cm["mean"][-1] / co["mean"][-1]
+        checks["DSGD: consensus ratio"] = RuleOutcome(
+            passed=bool(lo <= r_pred <= hi and r_pred > 1), predicted=r_pred, measured=r_meas,
+            interval=(lo, hi),
+            detail=(f"final consensus Metropolis/optimal: exact {r_pred:.3f}, measured "
+                    f"{r_meas:.3f} in [{lo:.3f}, {hi:.3f}] (from the two CIs)"),
+        )  # fmt: skip
+        series["dsgd"] = dpanel
+        return self.make_result(
+            checks, headline="gossip: rounds ratio", series=series, seeds=list(seeds.values()),
+            bytes_sent=sent,
+            note=f"DSGD checks at level {level:.4f} each (family-wise {1 - ALPHA:.0%})",
+        )  # fmt: skip
+
+
+def _powers_of_two(world_size: int, budget: str) -> list[int]:
+    top = 64 if budget == "quick" else 1024
+    return [m for m in (8, 16, 32, 64, 128, 256, 512, 1024) if m <= top and m != world_size]
+
+
+@register_claim
+class OnePeerExactAverage(Claim):
+    """One-peer exponential gossip is exact after log2 n rounds (n a power of 2), measured."""
+
+    name = "one_peer_exact_average"
+    kind = "exact"
+    issue = ISSUE
+    description = (
+        "one-peer exponential gossip reaches the exact average in log2 n rounds for n a power "
+        "of 2, not earlier (distributed at n = world_size when a power of 2; simulated beyond)"
+    )
+
+    def config(self, budget: str) -> dict[str, Any]:
+        return {"d": 3, "exact_tol": 1e-24, "not_before": 1e-3, "extra_rounds": 3}
+
+    def run(self, ctx: ClaimContext) -> ClaimResult:
+        from theorylab.exact import exact_gossip
+        from theorylab.topology import one_peer_exponential
+        from verify.algorithms.gossip import Gossip
+
+        cfg = self.full_config(ctx)
+        n0, seeds = cfg["world_size"], _seeds(ctx)
+        sizes = []
+        if n0 >= 2 and n0 & (n0 - 1) == 0:
+            sizes.append((n0, "distributed"))
+        sizes += [(m, "simulated") for m in _powers_of_two(n0, cfg["budget"])]
+        checks: dict[str, RuleOutcome] = {}
+        series: dict[str, Any] = {}
+        sent = 0
+        for n, where in sizes:
+            tau = n.bit_length() - 1
+            sched = [np.asarray(W, float) for W in one_peer_exponential(n, sparse=False).matrices]
+            x0 = np.random.default_rng(seeds["x0"] + n).standard_normal((n, cfg["d"]))
+            steps = tau + cfg["extra_rounds"]
+            run = ctx.run_distributed if where == "distributed" else ctx.run_simulated
+            ctx.progress(f"one-peer exponential gossip, n={n} ({where})")
+            traj = run(Gossip(), None, sched, x0, steps, seed=seeds["noise"], replicas=1)
+            sent += traj.bytes_sent
+            xi = traj.consensus[:, 0]
+            pred = exact_gossip(sched, x0, steps).consensus
+            xi0 = float(xi[0])
+            first = _rounds_to(xi, cfg["exact_tol"])
+            ok = first == tau and xi[tau - 1] >= cfg["not_before"] * xi0
+            checks[f"n={n} ({where})"] = RuleOutcome(
+                passed=bool(ok), predicted=float(tau), measured=float(first or math.nan),
+                interval=(float(first or math.nan),) * 2,
+                detail=(f"Xi_k/Xi_0 at k = log2 n - 1 = {tau - 1}: {xi[tau - 1] / xi0:.3g}; at "
+                        f"k = {tau}: {xi[tau] / xi0:.3g} (exact_gossip: {pred[tau] / xi0:.3g})"),
+            )  # fmt: skip
+            series[f"n={n}"] = {
+                "x": list(range(steps + 1)),
+                "Xi_k / Xi_0 (measured)": (np.maximum(xi, 1e-40) / xi0).tolist(),
+            }
+        return self.make_result(
+            checks, headline=f"n={sizes[0][0]} ({sizes[0][1]})", series=series,
+            seeds=list(seeds.values()), bytes_sent=sent,
+        )  # fmt: skip
