@@ -160,12 +160,15 @@ def test_subgradient_agrees_with_sdp():
 
 
 def test_subgradient_sparse_eigensolver_path():
-    G = nx.random_regular_graph(4, 60, seed=1)
+    # Lanczos (eigsh) and dense eigh give the same iterates: an independent check of both paths
+    G = nx.random_regular_graph(4, 40, seed=1)
     metropolis = spectral_rho(np.asarray(mixing_matrix(G, "metropolis", sparse=False)))
     sdp = optimal_weights(G)
-    sparse = subgradient_weights(G, dense_max_n=10, max_iter=300, patience=100)
+    sparse = subgradient_weights(G, dense_max_n=10, max_iter=50)
+    dense = subgradient_weights(G, max_iter=50)
+    assert sparse.rho == pytest.approx(dense.rho, abs=1e-9)
     assert sdp.rho - 1e-9 <= sparse.rho < metropolis
-    assert sparse.spectral_gap >= 0.9 * sdp.spectral_gap
+    assert sparse.spectral_gap >= 0.95 * sdp.spectral_gap
 
 
 def test_subgradient_iteration_cap_is_reported():
