@@ -31,11 +31,12 @@ class WireCompressor(Protocol):
 
     ``encode(x, generator)`` compresses the tensor ``x`` (any shape; each row of a leading replica
     dimension independently) and packs it into a 1-D ``uint8`` tensor of exactly
-    ``nbytes(x.shape)`` bytes; ``decode(buf, shape, dtype, device)`` returns the compressed value
-    ``C(x)``. ``compress(x, generator) == decode(encode(x, generator), ...)``.
+    ``nbytes(x.shape, x.dtype)`` bytes (the dtype matters for casts and for an uncompressed
+    fallback); ``decode(buf, shape, dtype, device)`` returns the compressed value ``C(x)``.
+    ``compress(x, generator) == decode(encode(x, generator), ...)``.
     """
 
-    def nbytes(self, shape: Sequence[int]) -> int: ...
+    def nbytes(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int: ...
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor: ...
 
@@ -104,7 +105,10 @@ class Communicator(abc.ABC):
     def compressed_mean(
         self, x: torch.Tensor, compressor: WireCompressor, generators: Sequence[torch.Generator]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each node sends ``C(x_i)`` (encoded bytes) to all; returns ``(C(x_local), mean_j C(x_j))``."""
+        """Each node sends ``C(x_i)`` (encoded bytes) to all nodes.
+
+        Returns ``(C(x_local), mean_j C(x_j))``.
+        """
 
     @abc.abstractmethod
     def compressed_mix(
