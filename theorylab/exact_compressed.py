@@ -1,4 +1,4 @@
-"""Exact second-moment predictions for compressed parallel SGD with random sparsifiers.
+"""Exact second-moment predictions for compressed PSGD, EF-SGD and EF21 with random sparsifiers.
 
 Compressed PSGD on a :class:`~theorylab.problems.QuadraticProblem` (all nodes hold the same
 ``x``; node ``j`` compresses its own stochastic gradient with its own randomness)::
@@ -53,11 +53,18 @@ so the noise floor grows exactly by ``(1 + omega)(2 - gamma h)/(2 - gamma h (1 +
 over uncompressed PSGD: ``1 + omega`` as ``gamma -> 0`` (rates.md §5a), and the heterogeneity
 part ``omega zeta2_star`` does not vanish as ``sigma2 -> 0``.
 
+Error feedback (:func:`exact_ef_sgd`, :func:`exact_ef21`; diagonal Hessians): each node also
+keeps a memory (EF-SGD's error ``e_j``, EF21's estimator ``g_j``), so coordinate ``i`` carries the
+state ``(x_i - x*_i, memory_1i, ..., memory_ni)``; with a random diagonal compressor the
+coordinate blocks of the second moment still close, giving an exact (n+1) x (n+1) recursion per
+coordinate (O(d n^3) per step) and a steady state by a Woodbury reduction to an n x n system.
+
 References
 ----------
 Alistarh et al., QSGD, NeurIPS 2017, arXiv 1610.02132 (compressed PSGD). Stich, Cordonnier,
 Jaggi, Sparsified SGD with memory, NeurIPS 2018, arXiv 1809.07599 (rand-k). shared/references/
-rates.md §5a, compression.md §3.
+rates.md §5a-c, compression.md §3. Richtarik, Sokolov, Fatkhullin, EF21, NeurIPS 2021,
+arXiv 2106.05203.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from scipy.linalg import solve_discrete_lyapunov
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs, gmres
 
 from theorylab.errors import SolverError, TheorylabError, check_int, check_positive
@@ -81,7 +89,13 @@ from theorylab.exact import (
 )
 from theorylab.problems import QuadraticProblem
 
-__all__ = ["CompressorMoments", "compressor_moments", "exact_compressed_psgd"]
+__all__ = [
+    "CompressorMoments",
+    "compressor_moments",
+    "exact_compressed_psgd",
+    "exact_ef_sgd",
+    "exact_ef21",
+]
 
 _CP_METHODS = ("auto", "diagonal", "dense")
 _SUPPORTED = "identity, rand-k, rand-k-unscaled, and scaled(<one of these>)"
@@ -324,6 +338,201 @@ def _dense(problem, gamma, mom, e0, rec, acc):
     acc.ss_err = acc.ss_avg = sysm.steady_state()
 
 
+# ---- error feedback: per-coordinate linear systems with multiplicative noise -----------------
+class _CoordinateSystem:
+    r"""Coordinate-separable linear system with compressed node inputs (diagonal Hessians).
+
+    Per coordinate (arrays batched over a leading axis of length d), state ``z`` in ``R^N``::
+
+        p  = P z + u + sqrt(sigma2) xi,        xi ~ N(0, I_n)     (node j compresses p_j)
+        z' = G z + E p + F Lambda p,           Lambda = alpha I + diag(delta_j), Var = kappa
+
+    ``E`` routes the uncompressed inputs, ``F`` the compressed ones. With ``Fm = E + alpha F``,
+    ``T = G + Fm P`` and ``v = Fm u``, the coordinate's mean and second moment are exact
+    (the diagonal of ``K' o X`` is ``kappa diag(X)``, so coordinate blocks close)::
+
+        m' = T m + v
+        Z' = T Z T^T + T m v^T + v m^T T^T + v v^T + sigma2 Fm Fm^T + kappa F diag(pi) F^T
+        pi = diag E[p p^T] = diag(P Z P^T) + 2 (P m) o u + u^2 + sigma2.
+    """
+
+    def __init__(self, G, E, F, P, u, sigma2, alpha, kappa):
+        self.F, self.P, self.u = F, P, u  # (N, n), (d, n, N), (d, n)
+        self.sigma2, self.kappa = sigma2, kappa
+        self.Fm = E + alpha * F
+        self.T = G[None] + np.einsum("ij,djk->dik", self.Fm, P)  # (d, N, N)
+        self.v = np.einsum("ij,dj->di", self.Fm, u)  # (d, N)
+        self.noise = sigma2 * self.Fm @ self.Fm.T
+
+    def step(self, m, Z):
+        T, F, P, u, v = self.T, self.F, self.P, self.u, self.v
+        Pm = (P @ m[:, :, None])[:, :, 0]
+        pi = np.sum((P @ Z) * P, axis=2) + 2.0 * Pm * u + u * u + self.sigma2
+        Tm = (T @ m[:, :, None])[:, :, 0]
+        Z_next = T @ Z @ np.swapaxes(T, 1, 2)
+        Z_next += Tm[:, :, None] * v[:, None, :]
+        Z_next += v[:, :, None] * Tm[:, None, :]
+        Z_next += v[:, :, None] * v[:, None, :] + self.noise[None]
+        if self.kappa != 0.0:
+            Z_next += self.kappa * ((F[None] * pi[:, None, :]) @ F.T)
+        return Tm + v, 0.5 * (Z_next + np.swapaxes(Z_next, 1, 2))
+
+    def steady_state(self) -> float:
+        r"""Sum over coordinates of ``Z_inf[0, 0]``, or inf if not mean-square stable.
+
+        Woodbury on the second-moment map: it is the Stein map ``Y -> T Y T^T`` plus the
+        positive rank-n map ``Z -> kappa F diag(P Z P^T) F^T``. With ``L^{-1}`` the Stein solve,
+        ``Y_l = L^{-1}(f_l f_l^T)`` and the n x n nonnegative ``M[j, l] = p_j^T Y_l p_j``, the
+        recursion is mean-square stable iff ``rho(T) < 1`` and ``rho(kappa M) < 1``, and then
+        ``Z = L^{-1}(C) + kappa sum_l w_l Y_l``, ``w = (I - kappa M)^{-1} diag(P L^{-1}(C) P^T)``.
+        """
+        T, F, P, u, v = self.T, self.F, self.P, self.u, self.v
+        d, N, _ = T.shape
+        n = F.shape[1]
+        total = 0.0
+        for i in range(d):
+            if np.max(np.abs(np.linalg.eigvals(T[i]))) >= 1.0:
+                return np.inf
+            m = np.linalg.solve(np.eye(N) - T[i], v[i])
+            Tm = T[i] @ m
+            pi0 = 2.0 * (P[i] @ m) * u[i] + u[i] ** 2 + self.sigma2
+            C = (np.outer(Tm, v[i]) + np.outer(v[i], Tm) + np.outer(v[i], v[i]) + self.noise
+                 + self.kappa * (F * pi0) @ F.T)
+            Y0 = solve_discrete_lyapunov(T[i], 0.5 * (C + C.T))
+            z00 = float(Y0[0, 0])
+            if self.kappa != 0.0:
+                M, y00 = _stein_forms(T[i], P[i], F)
+                if np.max(np.abs(np.linalg.eigvals(self.kappa * M))) >= 1.0:
+                    return np.inf
+                w0 = np.sum((P[i] @ Y0) * P[i], axis=1)
+                w = np.linalg.solve(np.eye(n) - self.kappa * M, w0)
+                z00 += self.kappa * float(w @ y00)
+            total += z00
+        return total
+
+
+def _stein_forms(T, P, F):
+    r"""``M[j, l] = p_j^T Y_l p_j`` and ``y00[l] = Y_l[0, 0]`` for ``Y_l = sum_t T^t f_l f_l^T
+    T^tT`` (``rho(T) < 1``).
+
+    With ``T = V diag(lam) V^{-1}``: ``p_j^T T^t f_l = sum_a alpha_ja lam_a^t beta_al``,
+    ``alpha = P V``, ``beta = V^{-1} F``, so ``M[j, l] = sum_ab alpha_ja alpha_jb beta_al
+    beta_bl / (1 - lam_a lam_b)``: O(n^2 N^2) for all pairs. A defective or ill-conditioned
+    eigenbasis falls back to one Stein solve per column of F.
+    """
+    lam, V = np.linalg.eig(T)
+    if np.linalg.cond(V) < 1e6:
+        Kd = 1.0 / (1.0 - np.outer(lam, lam))
+        a = P @ V  # (n, N)
+        beta = np.linalg.solve(V, F.astype(complex))  # (N, n)
+        W = a[:, :, None] * a[:, None, :] * Kd[None]  # (n, N, N)
+        M = np.einsum("jab,al,bl->jl", W, beta, beta, optimize=True).real
+        e = V[0]
+        y00 = np.einsum("ab,al,bl->l", Kd * np.outer(e, e), beta, beta, optimize=True).real
+        return M, y00
+    Ys = np.array([solve_discrete_lyapunov(T, np.outer(F[:, col], F[:, col]))
+                   for col in range(F.shape[1])])
+    M = np.einsum("jk,lkm,jm->jl", P, Ys, P, optimize=True)
+    return M, Ys[:, 0, 0]
+
+
+def _run_coordinate_system(system, m, Z, rec, acc):
+    j = 0
+    for k in range(int(rec[-1]) + 1):
+        if k == rec[j]:
+            acc.err[j] = acc.avg[j] = float(np.sum(Z[:, 0, 0]))
+            j += 1
+            if j == rec.size:
+                break
+        m, Z = system.step(m, Z)
+    acc.ss_err = acc.ss_avg = system.steady_state()
+
+
+def _psgd_system(problem, gamma, mom):
+    """Compressed PSGD, state ``e_x`` (N = 1); cross-checks the closed form in the tests."""
+    H, c = problem.hessian_diagonal, problem.grad_star
+    n = problem.n
+    P = H.T[:, :, None].copy()
+    F = np.full((1, n), -gamma / n)
+    return _CoordinateSystem(np.ones((1, 1)), np.zeros((1, n)), F, P, c.T.copy(),
+                             problem.sigma2 / problem.d, mom.alpha, mom.kappa)
+
+
+def _ef_sgd_system(problem, gamma, mom):
+    """EF-SGD, state ``(e_x, e_1..e_n)``: ``p_j = gamma g_j + e_j``, ``x' = x - mean_j C(p_j)``,
+    ``e_j' = p_j - C(p_j)``."""
+    H, c = problem.hessian_diagonal, problem.grad_star
+    n, d = problem.n, problem.d
+    N, nodes = n + 1, np.arange(n)
+    P = np.zeros((d, n, N))
+    P[:, :, 0] = gamma * H.T
+    P[:, nodes, 1 + nodes] = 1.0
+    G = np.zeros((N, N))
+    G[0, 0] = 1.0
+    E = np.zeros((N, n))
+    E[1 + nodes, nodes] = 1.0
+    F = np.zeros((N, n))
+    F[0, :] = -1.0 / n
+    F[1 + nodes, nodes] = -1.0
+    return _CoordinateSystem(G, E, F, P, gamma * c.T, gamma**2 * problem.sigma2 / d,
+                             mom.alpha, mom.kappa)
+
+
+def _ef21_system(problem, gamma, mom):
+    """EF21, state ``(e_x, g_1..g_n)``: ``x' = x - gamma mean_j g_j``,
+    ``g_j' = g_j + C(grad_j(x') - g_j)`` with ``grad_j(x') = A_j (x' - x*) + c_j + xi_j``."""
+    H, c = problem.hessian_diagonal, problem.grad_star
+    n, d = problem.n, problem.d
+    N, nodes = n + 1, np.arange(n)
+    G = np.eye(N)
+    G[0, 1:] = -gamma / n
+    P = np.einsum("dj,k->djk", H.T, G[0])  # h_j (e_x - gamma gbar)
+    P[:, nodes, 1 + nodes] -= 1.0  # - g_j
+    F = np.zeros((N, n))
+    F[1 + nodes, nodes] = 1.0
+    return _CoordinateSystem(G, np.zeros((N, n)), F, P, c.T.copy(), problem.sigma2 / d,
+                             mom.alpha, mom.kappa)
+
+
+def _ef21_initial(problem, mom, e0):
+    """Mean and coordinate second moments of ``(e_x, g_j^0 = C(grad_j(x0)))``."""
+    H, c = problem.hessian_diagonal, problem.grad_star
+    n, d = problem.n, problem.d
+    mu = (H * e0[None, :] + c).T  # (d, n): deterministic gradients at x0
+    m = np.concatenate([e0[:, None], mom.alpha * mu], axis=1)
+    Z = m[:, :, None] * m[:, None, :]
+    var = mom.kappa * mu**2 + (mom.a + mom.b) * problem.sigma2 / d
+    Z[:, 1 + np.arange(n), 1 + np.arange(n)] += var
+    return m, Z
+
+
+def _exact_ef(problem, gamma, n_steps, x0, compressor, record, algorithm):
+    problem = _check_problem(problem)
+    gamma = check_positive("gamma", gamma)
+    n_steps = check_int("n_steps", n_steps, minimum=0)
+    x0 = _check_x0(x0, (problem.d,))
+    rec = _check_record(record, n_steps)
+    if problem.hessian_diagonal is None:
+        raise TheorylabError(
+            f"exact {algorithm} predictions need diagonal Hessians A_j (the error memories "
+            "then decouple across coordinates); build the problem with diagonal=True"
+        )
+    mom = compressor_moments(compressor, problem.d)
+    e0 = x0 - problem.x_star
+    n, d = problem.n, problem.d
+    if algorithm == "ef_sgd":
+        system = _ef_sgd_system(problem, gamma, mom)
+        m = np.zeros((d, n + 1))
+        m[:, 0] = e0
+        Z = m[:, :, None] * m[:, None, :]
+    else:
+        system = _ef21_system(problem, gamma, mom)
+        m, Z = _ef21_initial(problem, mom, e0)
+    acc = _Acc(rec.size)
+    _run_coordinate_system(system, m, Z, rec, acc)
+    return _finish(acc, rec, algorithm, None, "diagonal")
+
+
 # ---- public API ------------------------------------------------------------------------------
 def exact_compressed_psgd(
     problem: QuadraticProblem,
@@ -412,3 +621,98 @@ def exact_compressed_psgd(
     if not math.isfinite(acc.ss_err):
         acc.ss_err = acc.ss_avg = np.inf
     return _finish(acc, rec, "compressed_psgd", None, used)
+
+
+def exact_ef_sgd(
+    problem: QuadraticProblem,
+    gamma: float,
+    n_steps: int,
+    x0,
+    compressor="rand-k-unscaled:ratio=0.25",
+    record=None,
+) -> ExactPrediction:
+    r"""Exact E||x_k - x*||^2 of error-feedback SGD (EF-SGD / mem-SGD) with a random sparsifier.
+
+    The math, per node ``j`` (:class:`verify.algorithms.ef_sgd.EFSGD`)::
+
+        p_j = gamma g_j(x) + e_j,   x <- x - (1/n) sum_j C_j(p_j),   e_j <- p_j - C_j(p_j)
+
+    with ``e_j^0 = 0`` and ``g_j = A_j (x - b_j) + xi_j``. For diagonal Hessians and a random
+    diagonal compressor (:func:`compressor_moments`) each coordinate's state
+    ``(x - x*, e_1, ..., e_n)`` is a linear system with multiplicative noise whose mean and
+    (n+1) x (n+1) second moment follow an exact recursion (``_CoordinateSystem``); the steady
+    state solves it by a Woodbury reduction to an n x n system. Guarantee: **exact**
+    expectations. With the identity compressor EF-SGD is PSGD (tested).
+
+    Parameters
+    ----------
+    problem : QuadraticProblem with diagonal Hessians.
+    gamma : float > 0; n_steps : int >= 0; x0 : array (d,), deterministic start.
+    compressor : identity, rand-k, rand-k-unscaled (the usual EF choice, B(k/d)) or scaled(..).
+    record : increasing ints in [0, n_steps] (default all).
+
+    Returns
+    -------
+    ExactPrediction with ``algorithm='ef_sgd'``, ``method='diagonal'``; ``error`` is that of
+    the transmitted iterate ``x`` (not the virtual one); ``consensus = 0``.
+
+    Raises
+    ------
+    TheorylabError, TypeError
+        Non-diagonal Hessians, unsupported compressor, bad gamma/shapes.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from theorylab.problems import heterogeneous_quadratic
+    >>> p = heterogeneous_quadratic(4, 6, zeta2=1.0, sigma2=0.5, seed=0)
+    >>> a = exact_ef_sgd(p, 0.2, 50, np.zeros(6), "identity")
+    >>> from theorylab.exact import exact_psgd
+    >>> bool(np.allclose(a.error, exact_psgd(p, 0.2, 50, np.zeros(6)).error, rtol=1e-12))
+    True
+
+    References
+    ----------
+    Stich, Cordonnier, Jaggi, NeurIPS 2018, arXiv 1809.07599; Karimireddy et al., ICML 2019,
+    arXiv 1901.09847; rates.md §5b.
+    """
+    return _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef_sgd")
+
+
+def exact_ef21(
+    problem: QuadraticProblem,
+    gamma: float,
+    n_steps: int,
+    x0,
+    compressor="rand-k-unscaled:ratio=0.25",
+    record=None,
+) -> ExactPrediction:
+    r"""Exact E||x_k - x*||^2 of EF21 with stochastic gradients and a random sparsifier.
+
+    The math (:class:`verify.algorithms.ef21.EF21`)::
+
+        x^{t+1} = x^t - gamma (1/n) sum_j g_j^t
+        g_j^{t+1} = g_j^t + C_j(A_j (x^{t+1} - b_j) + xi_j^{t+1} - g_j^t)
+
+    initialised with ``g_j^0 = C_j(A_j (x^0 - b_j) + xi_j^0)`` (one compressed gradient). For
+    diagonal Hessians each coordinate's ``(x - x*, g_1, ..., g_n)`` follows the exact
+    mean/second-moment recursion of a linear system with multiplicative noise (see
+    :func:`exact_ef_sgd`). Guarantee: **exact** expectations. With the identity compressor
+    EF21 is PSGD (tested).
+
+    Parameters, Returns, Raises: as :func:`exact_ef_sgd` (``algorithm='ef21'``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from theorylab.problems import heterogeneous_quadratic
+    >>> p = heterogeneous_quadratic(4, 6, zeta2=1.0, sigma2=0.0, seed=0)
+    >>> pred = exact_ef21(p, 0.5, 400, np.ones(6), "rand-k-unscaled:k=2")
+    >>> bool(pred.error[-1] < 1e-6 * pred.error[0])  # no noise: EF21 converges linearly
+    True
+
+    References
+    ----------
+    Richtarik, Sokolov, Fatkhullin, NeurIPS 2021, arXiv 2106.05203; rates.md §5c.
+    """
+    return _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef21")
