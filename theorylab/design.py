@@ -660,6 +660,7 @@ def subgradient_weights(
     patience: int = 2000,
     dense_max_n: int = 400,
     time_limit_s: float | None = None,
+    level_patience: int = 200,
 ) -> WeightsResult:
     """Minimise ``rho(W(w))`` by the projected subgradient method (Xiao & Boyd 2004, Sec. 5).
 
@@ -667,7 +668,7 @@ def subgradient_weights(
     ``1^perp``). If ``lambda_2`` is active with unit eigenvector ``u``, ``g_e = -(u_i - u_j)^2`` is
     a subgradient; if ``-lambda_n`` is, with ``v``, ``g_e = (v_i - v_j)^2``. Steps use Polyak's
     rule with a target level, ``w <- P(w - (f(w) - f_target) g / ||g||^2)``, the target
-    ``f_best - delta`` halving ``delta`` when ``patience/10`` steps bring no progress (a
+    ``f_best - delta`` halving ``delta`` when ``level_patience`` steps bring no progress (a
     variable-target-level method, which converges to the optimum; Goffin & Kiwiel 1999), and ``P``
     the projection onto ``{w >= 0, N w <= 1}`` for FMMC (identity for FDLA). The best iterate is
     kept. Eigenpairs: dense ``eigh`` for n <= ``dense_max_n``, else Lanczos (``eigsh``, O(m) per
@@ -695,6 +696,8 @@ def subgradient_weights(
         Largest n that uses dense eigendecompositions.
     time_limit_s : float, optional
         Wall-clock cap; status ``"max_iter"`` when hit.
+    level_patience : int >= 1
+        Steps without reaching the target level before ``delta`` is halved.
 
     Returns
     -------
@@ -722,6 +725,7 @@ def subgradient_weights(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     patience = check_int("patience", patience, minimum=10)
     rtol = check_positive("rtol", rtol)
+    level_patience = check_int("level_patience", level_patience, minimum=1)
     nodes, edges = _graph_edges(G)
     n, m = len(nodes), len(edges)
     N = _node_incidence(n, edges)
@@ -769,7 +773,7 @@ def subgradient_weights(
             since_target = 0
         else:
             since_target += 1
-            if since_target >= max(patience // 10, 5):
+            if since_target >= level_patience:
                 delta *= 0.5
                 since_target = 0
                 w = w_best.copy()  # restart from the best point with the smaller target
