@@ -4,6 +4,7 @@ the uncompressed algorithms) and on gloo at world 2 (same trajectory, bytes = de
 from __future__ import annotations
 
 import doctest
+import math
 
 import numpy as np
 import pytest
@@ -182,3 +183,67 @@ def test_same_trajectory_and_declared_bytes_on_gloo(pool):
             # each node sends its encoded message to the other node once per round
             assert traj.bytes_sent == sim.bytes_sent == rounds * n * (n - 1) * nb
             assert traj.bytes_sent_local == rounds * (n - 1) * nb
+
+
+# -- predicted rates (theorylab.rates.compression) ----------------------------------------------
+
+
+def test_rates_module_examples_run():
+    import theorylab.rates.compression as rc
+
+    assert doctest.testmod(rc).failed == 0
+
+
+def test_compressed_psgd_rate_reduces_to_psgd_and_bounds_the_exact_rand_k_floor():
+    from theorylab.rates import psgd
+    from theorylab.rates.compression import compressed_psgd, compressed_psgd_randk_exact
+
+    kw = {"gamma": 0.1, "L": 1.0, "mu": 1.0, "sigma2": 2.0, "n": 4}
+    assert compressed_psgd(omega=0.0, **kw).total == pytest.approx(psgd(**kw).total, rel=1e-12)
+    floors = [compressed_psgd(omega=w, **kw).terms["noise"] for w in (0, 1, 3, 7)]
+    assert floors == sorted(floors)
+    # isotropic homogeneous quadratic (h = L = mu): the derived upper bound lies above the exact
+    # rand-k value at every step
+    d, n = 8, 4
+    for k in (8, 4, 2, 1):
+        exact = compressed_psgd_randk_exact(
+            hessian_diagonal=np.ones(d), gamma=0.1, sigma2=2.0, n=n, k=k, e0=np.ones(d), steps=300
+        )
+        for T in (0, 10, 100, 300):
+            bound = compressed_psgd(omega=d / k - 1, r0_sq=float(d), T=T, **kw).total
+            assert bound >= exact[T] * (1 - 1e-12)
+    with pytest.warns(Warning, match="step-size"):
+        compressed_psgd(gamma=1.0, L=1.0, sigma2=1.0, n=1, omega=10.0, T=10, f_gap=1.0)
+
+
+def test_ef21_and_choco_constants():
+    from theorylab.rates.compression import (
+        choco_consensus_step,
+        choco_gossip,
+        compressed_lower_bound,
+        ef21,
+        ef_sgd,
+    )
+
+    for a in (0.01, 0.1, 0.5, 0.9, 0.999):  # sqrt(beta/theta) <= 2/alpha - 1 (reference §4)
+        r = ef21(L=1.0, L_tilde=1.0, delta=a, T=10, f_gap=1.0)
+        assert math.sqrt(r.extra["beta"] / r.extra["theta"]) <= 2 / a - 1
+        assert r.extra["gamma"] == pytest.approx(
+            1 / (1 + math.sqrt(r.extra["beta"] / r.extra["theta"]))
+        )
+    assert ef21(L=2.0, L_tilde=2.0, delta=1.0, T=5, f_gap=1.0).extra["gamma"] == 0.5  # GD, 1/L
+    assert ef_sgd(L=1.0, sigma2=1.0, delta=1.0, T=3, f_gap=0.0).terms["compression"] == 0.0
+    # the reference's ring n=16, top-10 of 100 example: gamma = 3.19e-5
+    assert choco_consensus_step(spectral_gap=0.0508, beta=1.333, delta=0.1) == pytest.approx(
+        3.19e-5, rel=5e-3
+    )
+    assert choco_gossip(spectral_gap=0.5, beta=1.0, delta=0.5, T=10).total == pytest.approx(
+        (1 - 0.25 * 0.5 / 82) ** 10
+    )
+    lb_u = compressed_lower_bound(L=1, f_gap=1, sigma2=1, n=2, T=100, omega=3)
+    lb_b = compressed_lower_bound(L=1, f_gap=1, sigma2=1, n=2, T=100, delta=0.25)
+    assert lb_u.kind == lb_b.kind == "lower" and lb_u.terms == lb_b.terms
+    with pytest.raises(TheorylabError):
+        compressed_lower_bound(L=1, f_gap=1, sigma2=1, n=2, T=100, omega=3, delta=0.5)
+    with pytest.raises(TheorylabError):
+        ef21(L=1.0, L_tilde=1.0, delta=0.0, T=1, f_gap=1.0)

@@ -375,3 +375,20 @@ def test_cuda_round_trip(spec):
     assert buf.device.type == "cuda" and buf.numel() == C.nbytes(x.shape)
     y = C1.decode(buf, x.shape, x.dtype, "cuda")
     assert torch.equal(y, C2.compress(x, torch.Generator(device="cuda").manual_seed(0)))
+
+
+def test_cli_lists_every_compressor(capsys):
+    import json
+
+    from theorylab.cli import main
+
+    assert main(["compressors", "--d", "1000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["compressor"].split(":")[0]: r for r in out["compressors"]}
+    assert set(rows) >= set(COMPRESSORS) - {"scaled-qsgd"}
+    assert rows["qsgd"]["bits"] == 4032 and rows["qsgd"]["class"] == "U"
+    assert rows["top-k"]["delta"] == 0.01 and rows["sign"]["class"] == "-"
+    assert main(["compressors", "--d", "64"]) == 0
+    table = capsys.readouterr().out
+    assert "scaled-sign" in table and "bits_per_coord" in table
+    assert main(["compressors", "--d", "0"]) == 2
