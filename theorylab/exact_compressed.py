@@ -530,7 +530,7 @@ def _exact_ef(problem, gamma, n_steps, x0, compressor, record, algorithm):
         m, Z = _ef21_initial(problem, mom, e0)
     acc = _Acc(rec.size)
     _run_coordinate_system(system, m, Z, rec, acc)
-    return _finish(acc, rec, algorithm, None, "diagonal")
+    return acc, rec
 
 
 # ---- public API ------------------------------------------------------------------------------
@@ -676,7 +676,8 @@ def exact_ef_sgd(
     Stich, Cordonnier, Jaggi, NeurIPS 2018, arXiv 1809.07599; Karimireddy et al., ICML 2019,
     arXiv 1901.09847; rates.md §5b.
     """
-    return _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef_sgd")
+    acc, rec = _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef_sgd")
+    return _finish(acc, rec, "ef_sgd", None, "diagonal")
 
 
 def exact_ef21(
@@ -715,4 +716,5 @@ def exact_ef21(
     ----------
     Richtarik, Sokolov, Fatkhullin, NeurIPS 2021, arXiv 2106.05203; rates.md §5c.
     """
-    return _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef21")
+    acc, rec = _exact_ef(problem, gamma, n_steps, x0, compressor, record, "ef21")
+    return _finish(acc, rec, "ef21", None, "diagonal")
