@@ -95,6 +95,10 @@ def unpack_bits(buf: torch.Tensor, n: int) -> torch.Tensor:
     return bits.reshape(*buf.shape[:-1], buf.shape[-1] * 8)[..., :n]
 
 
+#: values packed per vectorised pass (a multiple of 8, so every chunk ends on a byte boundary)
+_CHUNK = 1 << 20
+
+
 def _container(width: int) -> torch.dtype:
     # int32 shifts are vectorised (int64 ones were 20x slower on CPU); the bit pattern of a
     # value < 2^32 survives the wrap-around of .to(int32)
@@ -117,6 +121,10 @@ def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
         nb = width // 8
         raw = _aligned(v, v.element_size()).view(torch.uint8).reshape(*lead, n, v.element_size())
         return raw[..., :nb].reshape(*lead, n * nb)
+    if n > _CHUNK:  # bounded temporaries: chunks of _CHUNK values end on a byte boundary
+        return torch.cat(
+            [pack_uint(v[..., i : i + _CHUNK], width) for i in range(0, n, _CHUNK)], -1
+        )
     shifts = torch.arange(width, dtype=v.dtype, device=v.device)
     bits = ((v.unsqueeze(-1) >> shifts) & 1).to(torch.uint8)  # (..., n, width), LSB first
     return pack_bits(bits.reshape(*lead, n * width))
@@ -134,6 +142,13 @@ def unpack_uint(buf: torch.Tensor, n: int, width: int) -> torch.Tensor:
         raw = torch.zeros(*lead, n, size, dtype=torch.uint8, device=buf.device)
         raw[..., :nb] = buf[..., : n * nb].reshape(*lead, n, nb)
         v = raw.reshape(*lead, n * size).contiguous().view(ctype)
+    elif n > _CHUNK:
+        step = _CHUNK * width // 8  # bytes of one chunk of values
+        parts = [
+            unpack_uint(buf[..., (i // _CHUNK) * step :], min(_CHUNK, n - i), width)
+            for i in range(0, n, _CHUNK)
+        ]
+        return torch.cat(parts, -1)
     else:
         bits = unpack_bits(buf, n * width).reshape(-1, n, width).to(ctype)
         planes = bits.permute(2, 0, 1).contiguous()  # (width, rows, n): contiguous bit planes
