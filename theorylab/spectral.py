@@ -1,0 +1,591 @@
+"""Spectral quantities of mixing matrices and schedules: rho, spectral gap, extreme eigenvalues.
+
+Convention (shared/DESIGN.md), used by every function here:
+
+* ``rho = ||W - 11^T/n||_2`` (the per-step contraction of the consensus error
+  ``||W x - xbar|| <= rho ||x - xbar||``, tight), ``spectral_gap = 1 - rho``;
+* for symmetric W with eigenvalues ``1 = lambda_1 >= lambda_2 >= ... >= lambda_n``:
+  ``rho = max(lambda_2, -lambda_n)``;
+* a schedule W^(0..P-1) contracts by ``||W^(P-1)...W^(0) - J||_2`` per period; its per-round rate
+  is that to the power 1/P (:func:`schedule_rho`).
+
+Methods. ``method='dense'`` uses LAPACK (``eigvalsh`` of ``W - 3J``, which moves the consensus
+eigenvalue 1 to -2; ``svd`` for non-symmetric W): O(n^3), exact to ~1e-15, the default for
+n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
+
+* symmetric W: 60 plain Lanczos steps on ``P W P`` (P = I - J) bracket the spectrum. A gap
+  near +1 or -1 (1-D / 2-D-like graphs, gap down to ~1e-11) is computed directly as a gap by
+  shift-invert Lanczos: ``(1 + delta) I - W`` (delta = 1e-12) is factorised once with SuperLU
+  (symmetric mode, minimum-degree ordering), the ones vector is projected out, and the top
+  Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
+  with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
+  are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, use plain
+  implicitly restarted Lanczos (ARPACK) on the deflated operator instead. ``lambda_n`` uses
+  the same two routes around -1 or the Gershgorin bound; when the Gershgorin bound proves
+  ``-lambda_n < lambda_2`` (so rho does not depend on it) and no cheap route converges, the
+  reported lambda_n is the Lanczos Ritz value (an upper bound) and ``lambda_n_exact`` is False.
+* non-symmetric W: ``svds`` on the LinearOperator ``W - J`` (one matvec and one transposed
+  matvec per Lanczos step; the step count grows like 1/sqrt(singular-value gap), so tiny gaps
+  are slow).
+
+References
+----------
+Xiao, Boyd, "Fast linear iterations for distributed averaging", 2004 (rho, Thm 1).
+Lehoucq, Sorensen, Yang, ARPACK Users' Guide, SIAM 1998 (shift-invert mode).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from theorylab.errors import SolverError, TheorylabError, check_positive, check_probability
+
+__all__ = [
+    "Spectrum",
+    "extreme_eigenvalues",
+    "rho",
+    "spectral_gap",
+    "eigenvalues",
+    "lambda2",
+    "lambda_n",
+    "consensus_iterations",
+    "schedule_rho",
+    "spectrum_summary",
+    "DENSE_LIMIT",
+]
+
+#: largest n handled densely by method='auto'
+DENSE_LIMIT = 2000
+_METHODS = ("auto", "dense", "sparse")
+_DELTA = 1e-12  # shift distance of shift-invert: well below the gaps of interest (>= ~1e-11)
+_PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU fill-in is ruinous)
+_PROBE_STEPS = 60
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Extreme spectrum of a mixing matrix (rho = ||W - 11^T/n||_2, spectral_gap = 1 - rho).
+
+    ``gap2 = 1 - lambda2`` and ``gapn = 1 + lambda_n`` are computed directly (no cancellation on
+    the sparse shift-invert route); ``lambda2``, ``lambda_n``, ``gap2``, ``gapn`` are None for a
+    non-symmetric W. ``lambda_n_exact`` is False only when lambda_n is a Lanczos upper bound that
+    provably does not affect rho.
+    """
+
+    n: int
+    rho: float
+    spectral_gap: float
+    lambda2: float | None
+    lambda_n: float | None
+    gap2: float | None
+    gapn: float | None
+    symmetric: bool
+    method: str
+    lambda_n_exact: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- input handling
+def _as_matrix(W):
+    """Validate W (square, finite, rows sum to 1) and return float64 dense or csr."""
+    from theorylab.mixing import check_mixing_matrix
+
+    return check_mixing_matrix(W, doubly_stochastic=False, connected=False, atol=1e-8)
+
+
+def _is_symmetric(W, atol=1e-12) -> bool:
+    if sp.issparse(W):
+        D = abs(W - W.T)
+        return (not D.nnz) or float(D.max()) <= atol
+    return bool(np.allclose(W, W.T, rtol=0.0, atol=atol))
+
+
+def _choose(method: str, n: int) -> str:
+    if method not in _METHODS:
+        raise TheorylabError(f"method must be one of {_METHODS}, got {method!r}")
+    if method == "auto":
+        return "dense" if n <= DENSE_LIMIT else "sparse"
+    if method == "sparse" and n < 10:
+        return "dense"  # ARPACK needs k < n - 1 and a few Lanczos vectors
+    return method
+
+
+def _dense(W):
+    return W.toarray() if sp.issparse(W) else W
+
+
+def _proj(x):
+    return x - x.mean()
+
+
+def _v0(n: int) -> np.ndarray:
+    """Fixed start vector orthogonal to 1 (deterministic results)."""
+    return _proj(np.random.default_rng(0).standard_normal(n))
+
+
+# ---------------------------------------------------------------------------- dense
+def _dense_spectrum(W, symmetric: bool) -> Spectrum:
+    W = _dense(W)
+    n = W.shape[0]
+    if symmetric:
+        # W symmetric with W1 = 1: the consensus eigenvalue 1 moves to 1 - 3 = -2, below all.
+        eig = np.linalg.eigvalsh(W - 3.0 / n)[1:]
+        lam2, lamn = float(eig[-1]), float(eig[0])
+        rho_ = max(lam2, -lamn)
+        return Spectrum(
+            n, rho_, min(1 - lam2, 1 + lamn), lam2, lamn, 1 - lam2, 1 + lamn, True, "dense"
+        )
+    s = scipy.linalg.svdvals(W - 1.0 / n)
+    rho_ = float(s[0])
+    return Spectrum(n, rho_, 1 - rho_, None, None, None, None, False, "dense-svd")
+
+
+# ---------------------------------------------------------------------------- sparse helpers
+def _lanczos_probe(matvec, v0, m):
+    """(theta_min, theta_max): extreme Ritz values after m plain Lanczos steps (no restarts)."""
+    q = v0 / np.linalg.norm(v0)
+    q_prev = np.zeros_like(q)
+    alpha, beta = [], []
+    b = 0.0
+    for _ in range(m):
+        w = matvec(q) - b * q_prev
+        a = float(q @ w)
+        w -= a * q
+        alpha.append(a)
+        b = float(np.linalg.norm(w))
+        if b < 1e-12:
+            break
+        beta.append(b)
+        q_prev, q = q, w / b
+    k = len(alpha)
+    theta = scipy.linalg.eigvalsh_tridiagonal(np.array(alpha), np.array(beta[: k - 1]))
+    return float(theta[0]), float(theta[-1])
+
+
+def _splu_spd(M):
+    """SuperLU of a (near) SPD matrix: symmetric mode, no pivoting; pivoting fallback."""
+    M = sp.csc_matrix(M)
+    try:
+        return spla.splu(
+            M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+    except RuntimeError:
+        return spla.splu(M)
+
+
+def _top_ritz(op_matvec, n, v0, tol, maxiter, ncv=20):
+    op = spla.LinearOperator((n, n), matvec=op_matvec, dtype=np.float64)
+    vals = spla.eigsh(
+        op,
+        k=1,
+        which="LA",
+        tol=tol,
+        maxiter=maxiter,
+        ncv=min(n - 1, ncv),
+        v0=v0,
+        return_eigenvectors=False,
+    )
+    return float(vals[0])
+
+
+def _gap_shift_invert(M, n, deflate, tol, v0):
+    """Smallest eigenvalue mu of the PSD-on-1^perp matrix M - delta I, via shift-invert.
+
+    ``M = A + delta I``; returns ``1/theta - delta`` with theta the top eigenvalue of
+    ``P M^{-1} P`` (or ``M^{-1}`` without deflation), and the LU fill (nnz of L + U).
+    """
+    lu = _splu_spd(M)
+    if deflate:
+
+        def matvec(x):
+            return _proj(lu.solve(_proj(np.asarray(x, dtype=np.float64).ravel())))
+    else:
+
+        def matvec(x):
+            return lu.solve(np.asarray(x, dtype=np.float64).ravel())
+
+    theta = _top_ritz(matvec, n, v0, tol, maxiter=300)
+    return 1.0 / theta - _DELTA, lu.L.nnz + lu.U.nnz
+
+
+def _sparse_symmetric(W, tol) -> Spectrum:
+    W = sp.csr_array(W)
+    n = W.shape[0]
+    eye = sp.eye_array(n, format="csr")
+    v0 = _v0(n)
+
+    def pwp(x):
+        return _proj(W @ _proj(x))
+
+    th_lo, th_hi = _lanczos_probe(pwp, v0, min(n - 1, _PROBE_STEPS))
+    routes = []
+
+    # ---- lambda_2 (top of the spectrum on 1^perp), as the gap 1 - lambda_2
+    fill = None
+    gap2 = None
+    if th_hi < 1 - _PLAIN_GAP or th_hi > 1:
+        try:
+            lam2 = _top_ritz(lambda x: pwp(x) - 3.0 * np.mean(x), n, v0, tol, maxiter=5000)
+            gap2 = 1.0 - lam2
+            routes.append("lanczos")
+        except spla.ArpackNoConvergence:
+            gap2 = None
+    if gap2 is None:
+        gap2, fill = _gap_shift_invert(((1 + _DELTA) * eye - W).tocsc(), n, True, tol, v0)
+        lam2 = 1.0 - gap2
+        routes.append("shift-invert")
+
+    # ---- lambda_n (bottom), as the gap 1 + lambda_n where relevant
+    absW = abs(W)
+    diag = W.diagonal()
+    g_lo = float(np.min(2 * diag - np.asarray(absW.sum(axis=1)).ravel()))  # Gershgorin
+    need_exact = -g_lo >= abs(lam2)
+    cheap_lu = fill is not None and fill <= 8 * W.nnz
+    lamn = gapn = None
+    exact = True
+    try:
+        if 1 + th_lo < _PLAIN_GAP and (need_exact or cheap_lu):
+            gapn, _ = _gap_shift_invert(((1 + _DELTA) * eye + W).tocsc(), n, False, tol, v0)
+            lamn = gapn - 1.0
+            routes.append("shift-invert")
+        elif th_lo - g_lo < _PLAIN_GAP and (need_exact or cheap_lu):
+            sigma = g_lo - _DELTA
+            d, _ = _gap_shift_invert((W - sigma * eye).tocsc(), n, False, tol, v0)
+            lamn = sigma + _DELTA + d
+            routes.append("shift-invert")
+        else:
+            budget = 5000 if need_exact else 3  # restarts; rho does not depend on it otherwise
+            lamn = -_top_ritz(lambda x: -pwp(x) - 3.0 * np.mean(x), n, v0, tol, maxiter=budget)
+            routes.append("lanczos")
+    except (spla.ArpackNoConvergence, RuntimeError) as exc:
+        if need_exact:
+            raise SolverError(
+                f"lambda_n did not converge ({exc}); retry with method='dense' (O(n^3))"
+            ) from None
+        lamn, exact = th_lo, False  # Ritz value: an upper bound; rho does not depend on it
+        routes.append("ritz-bound")
+    if gapn is None:
+        gapn = 1.0 + lamn
+    rho_ = max(lam2, -lamn)
+    return Spectrum(
+        n,
+        rho_,
+        min(gap2, gapn),
+        lam2,
+        lamn,
+        gap2,
+        gapn,
+        True,
+        "sparse-" + "+".join(dict.fromkeys(routes)),
+        exact,
+    )
+
+
+def _sparse_nonsymmetric(W, tol) -> Spectrum:
+    W = sp.csr_array(W)
+    n = W.shape[0]
+    WT = W.T.tocsr()
+    op = spla.LinearOperator(
+        (n, n),
+        matvec=lambda x: W @ x - np.mean(x),
+        rmatvec=lambda x: WT @ x - x.sum() / n,
+        dtype=np.float64,
+    )
+    try:
+        s = spla.svds(
+            op, k=1, which="LM", tol=tol, maxiter=20000, v0=_v0(n), return_singular_vectors=False
+        )
+    except spla.ArpackNoConvergence as exc:
+        raise SolverError(f"svds on W - J did not converge ({exc}); try method='dense'") from None
+    rho_ = float(s[0])
+    return Spectrum(n, rho_, 1 - rho_, None, None, None, None, False, "sparse-svds")
+
+
+# ---------------------------------------------------------------------------- public API
+def extreme_eigenvalues(W, method="auto", tol=1e-10) -> Spectrum:
+    """rho, spectral gap, lambda_2 and lambda_n of a mixing matrix, dense or sparse.
+
+    Math: ``rho = ||W - 11^T/n||_2``; for symmetric W ``rho = max(lambda_2, -lambda_n)``;
+    ``spectral_gap = 1 - rho = min(1 - lambda_2, 1 + lambda_n)``. Exact (to ~1e-15 absolute
+    dense; ~1e-15 absolute on the gaps via sparse shift-invert, e.g. the ring of 1e5 nodes with
+    gap 1.316e-9). See the module docstring for the methods.
+
+    Parameters
+    ----------
+    W : (n, n) array or scipy.sparse matrix, rows summing to 1
+    method : 'auto' (dense for n <= 2000), 'dense' or 'sparse'
+    tol : float
+        ARPACK relative residual tolerance on the sparse route (0 = machine precision). On the
+        plain Lanczos route the eigenvalue error is at most the residual, <= tol * |lambda|.
+
+    Returns
+    -------
+    Spectrum
+
+    Raises
+    ------
+    TheorylabError
+        W not square, not finite, rows not summing to 1, or unknown method.
+    SolverError
+        The sparse eigensolver did not converge.
+
+    Example
+    -------
+    >>> import networkx as nx
+    >>> from theorylab.mixing import mixing_matrix
+    >>> round(extreme_eigenvalues(mixing_matrix(nx.cycle_graph(8))).rho, 6)
+    0.804738
+    """
+    W = _as_matrix(W)
+    n = W.shape[0]
+    if n == 1:
+        return Spectrum(1, 0.0, 1.0, None, None, None, None, True, "trivial")
+    chosen = _choose(method, n)
+    symmetric = _is_symmetric(W)
+    if chosen == "dense":
+        return _dense_spectrum(W, symmetric)
+    tol = check_positive("tol", tol, allow_zero=True)
+    if symmetric:
+        return _sparse_symmetric(W, tol)
+    return _sparse_nonsymmetric(W, tol)
+
+
+def rho(W, method="auto") -> float:
+    """``rho = ||W - 11^T/n||_2`` (per-step consensus contraction; tight). Spectral gap = 1 - rho.
+
+    Example
+    -------
+    >>> rho([[0.5, 0.5], [0.5, 0.5]])
+    0.0
+    """
+    return extreme_eigenvalues(W, method).rho
+
+
+def spectral_gap(W, method="auto") -> float:
+    """``1 - rho`` with rho = ||W - 11^T/n||_2 (computed without cancellation when possible)."""
+    return extreme_eigenvalues(W, method).spectral_gap
+
+
+def _require_symmetric(W, what):
+    W = _as_matrix(W)
+    if not _is_symmetric(W):
+        raise TheorylabError(
+            f"{what} needs a symmetric W (real spectrum); this W is not symmetric: use rho(W), "
+            "which is ||W - 11^T/n||_2 for any W"
+        )
+    return W
+
+
+def eigenvalues(W) -> np.ndarray:
+    """All eigenvalues of a symmetric W, descending (lambda_1 >= ... >= lambda_n); dense O(n^3)."""
+    W = _require_symmetric(W, "eigenvalues")
+    return np.linalg.eigvalsh(_dense(W))[::-1].copy()
+
+
+def lambda2(W, method="auto") -> float:
+    """Second largest eigenvalue of a symmetric doubly stochastic W (largest on 1^perp)."""
+    _require_symmetric(W, "lambda2")
+    return extreme_eigenvalues(W, method).lambda2
+
+
+def lambda_n(W, method="auto") -> float:
+    """Smallest eigenvalue of a symmetric W (see Spectrum.lambda_n_exact on the sparse route)."""
+    _require_symmetric(W, "lambda_n")
+    return extreme_eigenvalues(W, method).lambda_n
+
+
+def consensus_iterations(rho, eps=1e-6, *, spectral_gap=None):
+    """Smallest integer t >= 0 with ``rho^t <= eps`` (guaranteed consensus error reduction).
+
+    Since ``||W^t x - xbar|| <= rho^t ||x - xbar||`` (rho = ||W - 11^T/n||_2, tight for the worst
+    x), t steps reduce the consensus error by eps. ``t = ceil(log(eps)/log(rho))``.
+
+    Parameters
+    ----------
+    rho : float >= 0
+    eps : float in (0, 1]
+    spectral_gap : float, optional
+        ``1 - rho`` when known more precisely than rho (tiny gaps): log(rho) = log1p(-gap).
+
+    Returns
+    -------
+    int, or ``math.inf`` when rho >= 1 (no guaranteed consensus). rho == 0 gives 1 (W = J
+    averages in one step) unless eps >= 1, which gives 0.
+
+    Example
+    -------
+    >>> consensus_iterations(0.5, 1e-3)
+    10
+    """
+    rho = check_positive("rho", rho, allow_zero=True)
+    eps = check_probability("eps", eps)
+    if eps >= 1:
+        return 0
+    if spectral_gap is not None:
+        gap = check_positive("spectral_gap", spectral_gap, allow_zero=True)
+        if abs((1 - gap) - rho) > 1e-9:
+            raise TheorylabError(f"spectral_gap={gap} is inconsistent with rho={rho}")
+        log_rho = math.log1p(-gap) if gap < 1 else -math.inf
+    else:
+        log_rho = math.log(rho) if rho > 0 else -math.inf
+    if log_rho >= 0:
+        return math.inf
+    if log_rho == -math.inf:
+        return 1
+    t = max(1, math.ceil(math.log(eps) / log_rho))
+    # guard the floating-point boundary: smallest t with t * log(rho) <= log(eps)
+    while t * log_rho > math.log(eps):
+        t += 1
+    while t > 1 and (t - 1) * log_rho <= math.log(eps):
+        t -= 1
+    return t
+
+
+def _schedule_matrices(schedule):
+    from theorylab.topology import Schedule
+
+    if isinstance(schedule, Schedule):
+        return list(schedule.matrices)
+    if isinstance(schedule, Sequence) or (isinstance(schedule, np.ndarray) and schedule.ndim == 3):
+        mats = [_as_matrix(W) for W in schedule]
+        if not mats:
+            raise TheorylabError("schedule_rho needs at least one matrix, got none")
+        n = mats[0].shape[0]
+        if any(W.shape[0] != n for W in mats):
+            raise TheorylabError("all matrices of a schedule must have the same size")
+        return mats
+    return [_as_matrix(schedule)]
+
+
+def schedule_rho(schedule, method="auto") -> float:
+    """Per-round rate of a schedule: ``||W^(P-1) ... W^(0) - 11^T/n||_2^(1/P)``.
+
+    For P = 1 this is rho = ||W - 11^T/n||_2 (spectral gap = 1 - rho). Each period contracts the
+    consensus error by at least the product norm (tight for the worst x). The one-peer
+    exponential graph with n a power of 2 gives exactly 0 (its period product is 11^T/n).
+
+    Parameters
+    ----------
+    schedule : theorylab.topology.Schedule, a sequence of n x n matrices, or one matrix
+    method : 'auto' (dense for n <= 2000), 'dense' (O(P n^3)) or 'sparse' (svds on the product
+        as a LinearOperator: P matvecs per Lanczos step)
+
+    Example
+    -------
+    >>> from theorylab.topology import one_peer_exponential
+    >>> schedule_rho(one_peer_exponential(16))
+    0.0
+    """
+    mats = _schedule_matrices(schedule)
+    P = len(mats)
+    if P == 1:
+        return rho(mats[0], method)
+    n = mats[0].shape[0]
+    chosen = _choose(method, n)
+    if chosen == "dense":
+        prod = _dense(mats[0]).copy()
+        for W in mats[1:]:
+            prod = _dense(W) @ prod
+        norm = float(scipy.linalg.svdvals(prod - 1.0 / n)[0])
+    else:
+        sm = [sp.csr_array(W) for W in mats]
+        smT = [W.T.tocsr() for W in sm]
+
+        def matvec(x):
+            x = np.asarray(x, dtype=np.float64).ravel()
+            y = x
+            for W in sm:
+                y = W @ y
+            return y - x.mean()
+
+        def rmatvec(x):
+            x = np.asarray(x, dtype=np.float64).ravel()
+            y = x
+            for WT in reversed(smT):
+                y = WT @ y
+            return y - x.sum() / n
+
+        op = spla.LinearOperator((n, n), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+        try:
+            s = spla.svds(
+                op, k=1, tol=1e-12, maxiter=20000, v0=_v0(n), return_singular_vectors=False
+            )
+        except spla.ArpackNoConvergence as exc:
+            raise SolverError(f"svds on the period product did not converge ({exc})") from None
+        norm = float(s[0])
+    if norm < 1e-14:  # exact averaging up to rounding (e.g. one-peer exponential, n = 2^k)
+        return 0.0
+    return norm ** (1.0 / P)
+
+
+def _degrees(W) -> np.ndarray:
+    S = sp.coo_array(W)
+    off = (S.row != S.col) & (S.data != 0)
+    return np.bincount(S.row[off], minlength=W.shape[0])
+
+
+def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
+    """Everything the CLI prints about a mixing matrix or schedule, as a dict.
+
+    Keys: n, period, rho (per round; = ||W - 11^T/n||_2 for a static W), spectral_gap (1 - rho),
+    lambda2, lambda_n (None for non-symmetric W or a schedule), lambda_n_exact, symmetric,
+    degree_max, degree_mean (of the support graph; for a schedule, the largest per-round degree
+    and the union graph's mean), ``mixing_time_<eps>`` (:func:`consensus_iterations`; for a
+    schedule, in rounds, from the per-round rate), method, time_s.
+    """
+    from theorylab.topology import Schedule
+
+    t0 = time.perf_counter()
+    eps_key = f"mixing_time_{eps:g}"
+    if isinstance(W, Schedule) and W.period > 1:
+        schedule = W
+        r = schedule_rho(schedule, method)
+        per_round = max(int(_degrees(M).max()) for M in schedule.matrices)
+        union = schedule.union_graph()
+        degs = np.array([d for _, d in union.degree()])
+        return {
+            "n": schedule.n,
+            "period": schedule.period,
+            "rho": r,
+            "spectral_gap": 1.0 - r,
+            "lambda2": None,
+            "lambda_n": None,
+            "lambda_n_exact": True,
+            "symmetric": False,
+            "degree_max": per_round,
+            "degree_mean": float(degs.mean()),
+            eps_key: consensus_iterations(r, eps),
+            "method": "schedule-" + _choose(method, schedule.n),
+            "time_s": time.perf_counter() - t0,
+        }
+    if isinstance(W, Schedule):
+        W = W.matrices[0]
+    s = extreme_eigenvalues(W, method)
+    degs = _degrees(_as_matrix(W))
+    return {
+        "n": s.n,
+        "period": 1,
+        "rho": s.rho,
+        "spectral_gap": s.spectral_gap,
+        "lambda2": s.lambda2,
+        "lambda_n": s.lambda_n,
+        "lambda_n_exact": s.lambda_n_exact,
+        "symmetric": s.symmetric,
+        "degree_max": int(degs.max()),
+        "degree_mean": float(degs.mean()),
+        eps_key: consensus_iterations(s.rho, eps, spectral_gap=max(s.spectral_gap, 0.0))
+        if s.rho < 1
+        else math.inf,
+        "method": s.method,
+        "time_s": time.perf_counter() - t0,
+    }
