@@ -798,7 +798,7 @@ class QSGD(Compressor):
         r = self._ratio(x, norm)
         lo = torch.floor(r)
         up = _uniform(x.shape, generator, x.device, x.dtype) < (r - lo)
-        level = (lo + up.to(x.dtype)).clamp(max=self.s).to(torch.int64)
+        level = (lo + up.to(x.dtype)).clamp(max=self.s).to(torch.int32)  # int32: vectorised
         signed = torch.where(x < 0, -level, level)
         return norm.reshape(-1), signed
 
@@ -949,17 +949,17 @@ class Natural(Compressor):
             )
         mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
         up = _uniform(x.shape, generator, x.device, x.dtype) < (2 * mant - 1)
-        expo = e.to(torch.int64) - 1 + up.to(torch.int64)
-        code = torch.where(a > 0, 2 * (expo - emin) + (x < 0).to(torch.int64) + 1, 0)
+        expo = e - 1 + up.to(torch.int32)  # int32 throughout (int64 ops are not vectorised)
+        code = torch.where(a > 0, 2 * (expo - emin) + (x < 0).to(torch.int32) + 1, 0)
         return (code,)
 
     def _reconstruct(self, parts, d, dtype):
         (code,) = parts
         emin, _ = self._exponents(dtype)
         wd = _work_dtype(dtype)
-        c = (code - 1).clamp(min=0)
-        mag = torch.ldexp(torch.ones(c.shape, dtype=wd, device=c.device), c // 2 + emin)
-        val = torch.where(c % 2 == 1, -mag, mag)
+        c = (code.to(torch.int32) - 1).clamp(min=0)
+        mag = torch.ldexp(torch.ones(c.shape, dtype=wd, device=c.device), (c >> 1) + emin)
+        val = torch.where((c & 1) == 1, -mag, mag)
         return torch.where(code > 0, val, torch.zeros((), dtype=wd, device=code.device))
 
     def _pack(self, parts, d, dtype):
