@@ -516,6 +516,12 @@ def schedule_rho(schedule, method="auto") -> float:
             return y - x.sum() / n
 
         op = spla.LinearOperator((n, n), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+        # Exact averaging (product == J, e.g. one-peer exponential with n = 2^k) makes the
+        # operator zero and ARPACK's start vector vanish: a zero image of two independent
+        # Gaussian vectors identifies the zero operator with probability 1.
+        probes = np.random.default_rng(1).standard_normal((2, n))
+        if all(np.linalg.norm(matvec(v)) <= 1e-14 * np.linalg.norm(v) for v in probes):
+            return 0.0
         try:
             s = spla.svds(
                 op, k=1, tol=1e-12, maxiter=20000, v0=_v0(n), return_singular_vectors=False

@@ -80,7 +80,7 @@ def rule_guarantees_rho_below_one(rule: str, G) -> bool:
 
 @st.composite
 def mixing_matrices(draw, rule="metropolis", min_n=2, max_n=12, lazy=None):
-    """Dense mixing matrices of ``rule`` (or a drawn rule when ``rule`` is None) on connected graphs.
+    """Dense mixing matrices of ``rule`` (a drawn rule when ``rule`` is None) on connected graphs.
 
     Regular graphs are not drawn specifically, so 'uniform' draws fall back to the ring or the
     complete graph of the drawn size.

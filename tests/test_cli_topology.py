@@ -1,0 +1,78 @@
+"""The ``theorylab topology`` command: table and --json output."""
+
+import json
+import math
+
+import pytest
+
+from theorylab.cli import main
+
+
+def test_table(capsys):
+    assert main(["topology", "ring", "--n", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "ring, weights metropolis" in out
+    assert "0.804737854124365" in out  # 1/3 + 2/3 cos(2 pi / 8)
+    assert "iterations to 1e-06 consensus" in out and "dense" in out
+
+
+def test_json_closed_forms(capsys):
+    assert main(["topology", "hypercube", "--n", "16", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert abs(res["rho"] - 0.6) < 1e-12 and res["degree_max"] == 4
+    assert res["mixing_time_1e-06"] == 28  # 0.6^28 < 1e-6 < 0.6^27
+    assert main(["topology", "one-peer-exponential", "--n", "8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rho"] == 0.0 and res["period"] == 3
+
+
+def test_options(capsys, tmp_path):
+    assert main(["topology", "torus", "--rows", "3", "--cols", "5", "--lazy", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 15 and "lazy" in res["weights"]
+    assert (
+        main(
+            [
+                "topology",
+                "random-regular",
+                "--n",
+                "20",
+                "--degree",
+                "3",
+                "--seed",
+                "1",
+                "--weights",
+                "uniform",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["degree_max"] == 3
+    f = tmp_path / "edges.txt"
+    f.write_text("0 1\n1 2\n2 0\n")
+    assert main(["topology", "ring", "--edgelist", str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rho"] < 1e-12  # triangle: W = J
+
+
+def test_sparse_large_ring(capsys):
+    assert main(["topology", "ring", "--n", "20000", "--weights", "uniform", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert (
+        res["method"].startswith("sparse")
+        and abs(res["spectral_gap"] - 2 / 3 * (1 - math.cos(2 * math.pi / 20000))) < 1e-15
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["topology", "ring", "--n", "2"], "n >= 3"),
+        (["topology", "random-regular", "--n", "10"], "degree"),
+        (["topology", "star", "--n", "5", "--weights", "uniform"], "regular"),
+        (["topology", "erdos-renyi", "--n", "50", "--p", "0.01"], "larger p"),
+    ],
+)
+def test_errors(argv, msg, capsys):
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err

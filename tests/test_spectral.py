@@ -1,0 +1,179 @@
+"""rho, gaps and extreme eigenvalues: closed forms, dense vs sparse (theorylab.spectral)."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from theorylab import mixing as M
+from theorylab import spectral as S
+from theorylab import topology as T
+from theorylab.errors import TheorylabError
+
+
+@pytest.mark.parametrize(
+    "family, G, rule, kw",
+    [
+        ("ring", T.ring(5), "metropolis", {}),
+        ("ring", T.ring(8), "metropolis", {}),
+        ("ring", T.ring(100), "uniform", {}),
+        ("ring", T.ring(9), "max-degree", {}),
+        ("ring", T.ring(16), "best-constant", {}),
+        ("path", T.path(8), "metropolis", {}),
+        ("path", T.path(16), "max-degree", {}),
+        ("complete", T.complete(8), "metropolis", {}),
+        ("complete", T.complete(8), "max-degree", {}),
+        ("star", T.star(5), "metropolis", {}),
+        ("star", T.star(100), "metropolis", {}),
+        ("star", T.star(8), "best-constant", {}),
+        ("star", T.star(8), "local-degree", {}),
+        ("hypercube", T.hypercube(8), "metropolis", {}),
+        ("hypercube", T.hypercube(1024), "best-constant", {}),
+        ("torus", T.torus2d(5, 5), "metropolis", {}),
+        ("torus", T.torus2d(8, 8), "uniform", {}),
+        ("torus", T.torus2d(3, 7), "metropolis", {"rows": 3, "cols": 7}),
+        ("torus", T.torus2d(4, 6), "best-constant", {"rows": 4, "cols": 6}),
+        ("exponential", T.exponential(24), "metropolis", {}),
+    ],
+)
+def test_closed_forms(family, G, rule, kw):
+    W = M.mixing_matrix(G, rule)
+    expected = T.closed_form_rho(family, G.number_of_nodes(), rule, **kw)
+    assert expected is not None
+    assert abs(S.rho(W) - expected) < 1e-10
+
+
+def test_published_numbers():
+    # topology.md section 5 [COMPUTED] rows, to the printed digits
+    ring = {5: 0.539345, 6: 0.666667, 8: 0.804738, 16: 0.949253, 100: 0.998684}
+    for n, r in ring.items():
+        assert abs(S.rho(M.mixing_matrix(T.ring(n))) - r) < 1e-6
+    for a, r in [(5, 0.723607), (8, 0.882843), (10, 0.923607)]:
+        assert abs(S.rho(M.mixing_matrix(T.torus2d(a, a))) - r) < 1e-6
+    # ring n = 1000: gap 1.3159e-5
+    assert abs(S.spectral_gap(M.mixing_matrix(T.ring(1000))) - 1.3159e-5) < 1e-9
+
+
+def test_closed_form_none_when_unknown():
+    assert T.closed_form_rho("grid", 16) is None
+    assert T.closed_form_rho("random-regular", 16) is None
+    assert T.closed_form_rho("one-peer-exponential", 16) == 0.0
+
+
+@pytest.mark.parametrize(
+    "family, G",
+    [
+        ("ring", T.ring(5000)),  # tiny gap next to +1: 5.3e-7
+        ("torus", T.torus2d(60, 70)),
+        ("exponential", T.exponential(4096)),  # expander-like: plain Lanczos route
+    ],
+)
+def test_sparse_matches_closed_form(family, G):
+    W = M.mixing_matrix(G, "metropolis", sparse=True)
+    s = S.extreme_eigenvalues(W, method="sparse")
+    kw = {"rows": 60, "cols": 70} if family == "torus" else {}
+    expected = T.closed_form_rho(family, G.number_of_nodes(), "metropolis", **kw)
+    assert s.method.startswith("sparse") and abs(s.rho - expected) < 1e-9
+
+
+@pytest.mark.parametrize(
+    "G",
+    [T.random_regular(2002, 4, seed=3), T.random_geometric(1500, 0.07, seed=0)],
+    ids=["rr4", "rgg"],
+)
+def test_dense_and_sparse_agree(G):
+    W = M.mixing_matrix(G, "metropolis", sparse=True)
+    d = S.extreme_eigenvalues(W, method="dense")
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method.startswith("sparse")
+    assert abs(s.rho - d.rho) < 1e-9
+    assert abs(s.lambda2 - d.lambda2) < 1e-9
+    assert abs(s.spectral_gap - d.spectral_gap) < 1e-9
+    if s.lambda_n_exact:
+        assert abs(s.lambda_n - d.lambda_n) < 1e-8
+    else:  # Ritz value: an upper bound that provably does not affect rho
+        assert s.lambda_n >= d.lambda_n - 1e-12 and -s.lambda_n < s.lambda2
+
+
+def test_sparse_ring_gap_relative_accuracy():
+    n = 20000
+    s = S.extreme_eigenvalues(M.mixing_matrix(T.ring(n)), method="sparse")
+    gap = 2 / 3 * (1 - math.cos(2 * math.pi / n))
+    assert abs(s.gap2 - gap) / gap < 1e-6
+    assert abs(s.lambda_n + 1 / 3) < 1e-12
+
+
+def test_sparse_bipartite_gap_at_minus_one():
+    # lazy=False max-degree on an odd ring has lambda_n = cos(pi (n-1)/n) = -cos(pi/n), near -1
+    n = 2501
+    W = M.mixing_matrix(T.ring(n), "max-degree", sparse=True)
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert abs(s.rho - math.cos(math.pi / n)) < 1e-10
+    assert abs(s.gapn - (1 - math.cos(math.pi / n))) < 1e-12
+
+
+def test_nonsymmetric_rho():
+    W = T.exponential_mixing_matrix(64)
+    assert abs(S.rho(W) - 5 / 7) < 1e-12
+    Ws = T.exponential_mixing_matrix(4096, sparse=True)
+    s = S.extreme_eigenvalues(Ws)
+    assert s.method == "sparse-svds" and abs(s.rho - 11 / 13) < 1e-9 and s.lambda2 is None
+    with pytest.raises(TheorylabError, match="symmetric"):
+        S.lambda2(W)
+    with pytest.raises(TheorylabError, match="symmetric"):
+        S.eigenvalues(W)
+
+
+def test_eigenvalues_hypercube_multiplicities():
+    d = 4
+    eig = S.eigenvalues(M.mixing_matrix(T.hypercube(2**d)))
+    expected = np.sort(
+        np.concatenate([np.full(math.comb(d, k), (d + 1 - 2 * k) / (d + 1)) for k in range(d + 1)])
+    )[::-1]
+    assert np.allclose(eig, expected, atol=1e-12)
+    W = M.mixing_matrix(T.hypercube(8))
+    assert abs(S.lambda2(W) - 0.5) < 1e-12 and abs(S.lambda_n(W) + 0.5) < 1e-12
+
+
+def test_schedule_rho_sparse_matches_dense():
+    s = T.one_peer_exponential(12)
+    assert abs(S.schedule_rho(s, "sparse") - S.schedule_rho(s, "dense")) < 1e-10
+    s = T.one_peer_exponential(4096)  # sparse by default; exact averaging
+    assert S.schedule_rho(s) == 0.0
+    mats = [np.asarray(M.mixing_matrix(T.ring(6)))] * 2
+    assert abs(S.schedule_rho(mats) - S.rho(mats[0])) < 1e-12
+
+
+def test_consensus_iterations():
+    assert S.consensus_iterations(0.5, 1e-3) == 10  # 0.5^10 < 1e-3 < 0.5^9
+    assert S.consensus_iterations(0.1, 1e-3) == 3  # boundary: 0.1^3 == 1e-3 (floating)
+    assert S.consensus_iterations(0.0, 1e-6) == 1
+    assert S.consensus_iterations(0.3, 1.0) == 0
+    assert S.consensus_iterations(1.0) == math.inf
+    assert S.consensus_iterations(1.5) == math.inf
+    gap = 1.3159e-9
+    t = S.consensus_iterations(1 - gap, 1e-6, spectral_gap=gap)
+    assert abs(t - math.log(1e6) / gap) / t < 1e-6
+    with pytest.raises(TheorylabError):
+        S.consensus_iterations(0.5, 0.0)
+
+
+def test_spectrum_summary_keys():
+    out = S.spectrum_summary(M.mixing_matrix(T.ring(8)))
+    assert out["degree_max"] == 2 and out["degree_mean"] == 2.0
+    assert out["mixing_time_1e-06"] == S.consensus_iterations(out["rho"], 1e-6)
+    sched = S.spectrum_summary(T.one_peer_exponential(8))
+    assert sched["rho"] == 0.0 and sched["period"] == 3 and sched["mixing_time_1e-06"] == 3
+
+
+def test_bad_inputs():
+    with pytest.raises(TheorylabError, match="row 0"):
+        S.rho(np.array([[0.9, 0.0], [0.5, 0.5]]))
+    with pytest.raises(TheorylabError, match="square"):
+        S.rho(np.ones(3))
+    with pytest.raises(TheorylabError, match="not finite"):
+        S.rho(np.array([[np.nan, 1.0], [0.5, 0.5]]))
+    with pytest.raises(TheorylabError, match="method"):
+        S.rho(np.full((2, 2), 0.5), method="magic")
+    assert S.rho(sp.csr_array(np.full((2, 2), 0.5)), method="sparse") < 1e-15
