@@ -12,6 +12,7 @@ from theorylab.rates.compression import (
     choco_sgd,
     compressed_lower_bound,
     compressed_psgd,
+    compressed_psgd_randk_exact,
     ef21,
     ef_residual_bound,
     ef_sgd,
@@ -35,6 +36,7 @@ __all__ = [
     "gossip_consensus",
     # compression: compressed PSGD, error feedback, EF21, CHOCO
     "compressed_psgd",
+    "compressed_psgd_randk_exact",
     "ef_sgd",
     "ef_residual_bound",
     "ef21",
