@@ -1,0 +1,155 @@
+"""Time and accuracy of rho = ||W - 11^T/n||_2 on large sparse Metropolis mixing matrices.
+
+Compares theorylab's sparse method (60-step Lanczos probe, then shift-invert around +-1 with a
+SuperLU factorisation, or plain Lanczos for expanders) against plain ARPACK ``eigsh`` on the
+deflated operator ``P W P`` (which='LM', no shift-invert), LOBPCG with the constraint Y = 1,
+and dense ``eigvalsh`` (n <= 1e4). The reference rho is the closed form where one exists (ring,
+torus, exponential: circulant spectra), else dense. A plain method that exceeded ``--cap``
+seconds at one size is skipped ('>cap') at the larger sizes.
+
+Usage: python benchmarks/spectral.py [--quick] [--cap SECONDS] [--families ring,torus,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+from theorylab import mixing, spectral, topology
+
+
+def _graph(family: str, n: int):
+    if family == "ring":
+        return topology.ring(n), topology.closed_form_rho("ring", n)
+    if family == "torus":
+        rows, cols = topology.square_shape(n)
+        return topology.torus2d(rows, cols), topology.closed_form_rho(
+            "torus", n, rows=rows, cols=cols
+        )
+    if family == "exponential":
+        return topology.exponential(n), topology.closed_form_rho("exponential", n)
+    if family == "random-4-regular":
+        return topology.random_regular(n, 4, seed=0), None
+    if family == "random-geometric":
+        radius = math.sqrt(2 * math.log(n) / (math.pi * n))  # ~2x the connectivity threshold
+        return topology.random_geometric(n, radius, seed=0, max_tries=5), None
+    raise ValueError(family)
+
+
+def _ours(W):
+    return spectral.extreme_eigenvalues(W, method="sparse").rho
+
+
+def _plain_eigsh(W):
+    n = W.shape[0]
+    op = spla.LinearOperator(
+        (n, n), matvec=lambda x: spectral._proj(W @ spectral._proj(x)), dtype=np.float64
+    )
+    vals = spla.eigsh(
+        op,
+        k=1,
+        which="LM",
+        tol=1e-10,
+        maxiter=100000,
+        v0=spectral._v0(n),
+        return_eigenvectors=False,
+    )
+    return float(abs(vals[0]))
+
+
+def _lobpcg(W):
+    n = W.shape[0]
+    Y = np.ones((n, 1)) / math.sqrt(n)
+    rng = np.random.default_rng(0)
+    top = spla.lobpcg(W, rng.standard_normal((n, 1)), Y=Y, largest=True, tol=1e-10, maxiter=2000)
+    bot = spla.lobpcg(W, rng.standard_normal((n, 1)), Y=Y, largest=False, tol=1e-10, maxiter=2000)
+    return float(max(top[0][0], -bot[0][0]))
+
+
+def _dense(W):
+    return spectral.extreme_eigenvalues(W.toarray(), method="dense").rho
+
+
+def _timed(fn, W, repeats):
+    times, value = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        value = fn(W)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), value
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="only n = 1e3, 1e4")
+    ap.add_argument("--cap", type=float, default=60.0, help="skip a plain method above this (s)")
+    ap.add_argument(
+        "--families", default="ring,torus,exponential,random-4-regular,random-geometric"
+    )
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", module="scipy.sparse.linalg")  # lobpcg tolerance chatter
+    warnings.filterwarnings("ignore", message=".*lobpcg.*|.*Exited.*")
+    sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
+    methods = {"ours": _ours, "eigsh": _plain_eigsh, "lobpcg": _lobpcg, "dense": _dense}
+    header = (
+        f"{'family':17s} {'n':>7s} {'ref':>6s} {'ours s':>8s} {'eigsh s':>8s} "
+        f"{'lobpcg s':>8s} {'dense s':>8s} {'|ours-ref|':>10s} {'|eigsh-ref|':>11s} "
+        f"{'|lobpcg-ref|':>12s} {'method'}"
+    )
+    print(header)
+    print("-" * len(header))
+    for family in args.families.split(","):
+        over_cap = set()
+        for n in sizes:
+            G, closed = _graph(family, n)
+            W = mixing.mixing_matrix(G, "metropolis", sparse=True)
+            n_actual = W.shape[0]
+            repeats = 3 if n_actual <= 10000 else 1
+            times, values = {}, {}
+            for name, fn in methods.items():
+                if name == "dense" and n_actual > args.dense_max:
+                    continue
+                if name in over_cap:
+                    times[name] = ">cap"
+                    continue
+                try:
+                    t, v = _timed(fn, W, 1 if name != "ours" else repeats)
+                except (spla.ArpackNoConvergence, spla.ArpackError) as exc:
+                    t, v = float("nan"), None
+                    print(f"  {family} n={n_actual} {name}: {type(exc).__name__}", file=sys.stderr)
+                times[name], values[name] = t, v
+                if name != "ours" and t > args.cap:
+                    over_cap.add(name)
+            ref, ref_name = (
+                (closed, "closed") if closed is not None else (values.get("dense"), "dense")
+            )
+            method = spectral.extreme_eigenvalues(W, method="sparse").method
+
+            def err(name, values=values, ref=ref):
+                v = values.get(name)
+                return "-" if v is None or ref is None else f"{abs(v - ref):.1e}"
+
+            def tm(name, times=times):
+                t = times.get(name, "-")
+                return t if isinstance(t, str) else f"{t:.3f}"
+
+            if ref is None:
+                ref_name = "-"
+            print(
+                f"{family:17s} {n_actual:7d} {ref_name:>6s} {tm('ours'):>8s} {tm('eigsh'):>8s} "
+                f"{tm('lobpcg'):>8s} {tm('dense'):>8s} {err('ours'):>10s} {err('eigsh'):>11s} "
+                f"{err('lobpcg'):>12s} {method}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
