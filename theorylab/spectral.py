@@ -153,16 +153,17 @@ def _dense_spectrum(W, symmetric: bool) -> Spectrum:
 # ---------------------------------------------------------------------------- sparse helpers
 def _lanczos_probe(matvec, v0, m):
     """(theta_min, theta_max): extreme Ritz values after m plain Lanczos steps (no restarts)."""
-    q = v0 / np.linalg.norm(v0)
+    # inner products without BLAS: threaded level-1 BLAS is slow on small shared machines
+    q = v0 / math.sqrt(float(np.square(v0).sum()))
     q_prev = np.zeros_like(q)
     alpha, beta = [], []
     b = 0.0
     for _ in range(m):
         w = matvec(q) - b * q_prev
-        a = float(q @ w)
+        a = float(np.multiply(q, w).sum())
         w -= a * q
         alpha.append(a)
-        b = float(np.linalg.norm(w))
+        b = math.sqrt(float(np.square(w).sum()))
         if b < 1e-12:
             break
         beta.append(b)

@@ -11,9 +11,13 @@ Example::
 
 from __future__ import annotations
 
+import os
 import time
 
-from theorylab.commands._output import emit, format_table
+# The sparse eigensolvers run level-1/2 BLAS on long vectors, where OpenBLAS threads cost more
+# than they gain on small shared machines (4x slower measured on 2 busy cores). numpy is not yet
+# imported when `theorylab topology` loads this module; an explicit user setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 HELP = "rho, spectral gap, lambda_2/lambda_n and consensus iterations of a topology"
 
@@ -51,6 +55,7 @@ def _digits(x):
 
 def run(args) -> int:
     from theorylab import mixing, spectral, topology
+    from theorylab.commands._output import emit, format_table
 
     t0 = time.perf_counter()
     if args.edgelist:
