@@ -7,13 +7,18 @@ and dense ``eigvalsh`` (n <= 1e4). The reference rho is the closed form where on
 torus, exponential: circulant spectra), else dense. A plain method that exceeded ``--cap``
 seconds at one size is skipped ('>cap') at the larger sizes.
 
-Usage: python benchmarks/spectral.py [--quick] [--cap SECONDS] [--families ring,torus,...]
+Usage: python benchmarks/spectral.py [--quick] [--cap SECONDS] [--dense-max N] [--families ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+
+# Lanczos runs level-1/2 BLAS on long vectors: threads cost more than they gain on small shared
+# machines. Set before numpy is imported; an explicit user setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import statistics
 import sys
 import time
@@ -90,6 +95,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only n = 1e3, 1e4")
     ap.add_argument("--cap", type=float, default=60.0, help="skip a plain method above this (s)")
+    ap.add_argument("--dense-max", type=int, default=10000, help="largest n for dense eigvalsh")
     ap.add_argument(
         "--families", default="ring,torus,exponential,random-4-regular,random-geometric"
     )
