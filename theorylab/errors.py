@@ -47,7 +47,8 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
 def check_positive(name: str, value, allow_zero: bool = False) -> float:
     """Return ``value`` as a finite float > 0 (or >= 0 with ``allow_zero``), else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {kind}")
     value = float(value)
     if not math.isfinite(value):
         raise TheorylabError(f"{name} must be finite, got {value}")
