@@ -85,6 +85,7 @@ class _OracleBase:
             return self
         other = copy.copy(self)
         other._nodes_cache = None
+        other._scratch = {}  # per-node views and buffers of the old device
         for key, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(other, key, value.to(device))
@@ -172,26 +173,45 @@ class QuadraticOracle(_OracleBase):
             None if x_star is None else torch.as_tensor(x_star, dtype=dtype, device=self.device)
         )
         self._noise_scale = math.sqrt(self.sigma2 / self.d)
+        self._scratch: dict = {}
 
     def grad(
         self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
     ) -> torch.Tensor:
         """``A_i (x_i - b_i) + xi_i`` for each local node ``i = nodes[l]``, shape of ``x``."""
         nodes, rows = self._prepare(x, nodes, generators)
-        b = self._rows(self.b, nodes, rows)
-        diff = x - b[:, None, :]
-        if self.h is not None:
-            h = self._rows(self.h, nodes, rows)
-            g = diff.mul_(h[:, None, :])
+        b, h, At = self._node_tables(nodes, rows)
+        diff = x - b
+        if h is not None:
+            g = diff.mul_(h)
         else:
-            A = self._rows(self.A, nodes, rows)
-            g = torch.bmm(diff, A.transpose(1, 2))  # row r: A_i diff_r
+            g = torch.bmm(diff, At)  # row r: A_i diff_r
         if self.sigma2 > 0:
-            noise = torch.empty_like(g)
+            noise = self._noise_buffer(g)
             for l in range(x.shape[0]):
                 noise[l].normal_(generator=generators[l])
             g.add_(noise, alpha=self._noise_scale)
         return g
+
+    def _node_tables(self, nodes: torch.Tensor, rows: slice | None) -> tuple:
+        """``b``, ``h`` as ``(m, 1, d)`` and ``A^T`` as ``(m, d, d)`` for these nodes, cached by the
+        identity of ``nodes`` (``_prepare`` returns one tensor while the caller passes one)."""
+        cached = self._scratch.get("tables")
+        if cached is not None and cached[0] is nodes:
+            return cached[1]
+        b = self._rows(self.b, nodes, rows)[:, None, :]
+        h = None if self.h is None else self._rows(self.h, nodes, rows)[:, None, :]
+        At = None if self.A is None else self._rows(self.A, nodes, rows).transpose(1, 2)
+        self._scratch["tables"] = (nodes, (b, h, At))
+        return b, h, At
+
+    def _noise_buffer(self, g: torch.Tensor) -> torch.Tensor:
+        """A reusable buffer of ``g``'s shape for the standard normals (only read by ``add_``)."""
+        buf = self._scratch.get("noise")
+        if buf is None or buf.shape != g.shape:
+            buf = torch.empty_like(g)
+            self._scratch["noise"] = buf
+        return buf
 
 
 class LogisticOracle(_OracleBase):

@@ -176,6 +176,7 @@ class DistributedCommunicator(Communicator):
         self._timeout = datetime.timedelta(seconds=self.timeout_s)
         self.nodes = torch.tensor([self.rank], device=self.device)
         self._plans = [_plan(W, self.rank) for W in self.schedule]
+        self._recv_cache: dict[tuple, list[torch.Tensor]] = {}
         self.bytes_sent = 0
         self.comm_s = 0.0
 
@@ -211,11 +212,29 @@ class DistributedCommunicator(Communicator):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _recv_buffers(self, send: torch.Tensor, plan: _Plan) -> list[torch.Tensor]:
+        """Receive buffers for ``plan``'s in-neighbours, reused across rounds.
+
+        Safe to reuse: a round's received tensors are only read (combined or decoded into new
+        tensors) before ``mix`` returns, never handed to the caller. Keyed by the plan and the
+        message's shape, dtype and device, so a schedule of ``P`` matrices keeps ``P`` sets.
+        """
+        key = (id(plan), tuple(send.shape), send.dtype, send.device)
+        recv = self._recv_cache.get(key)
+        if recv is None:
+            recv = [torch.empty_like(send) for _ in plan.in_nodes]
+            self._recv_cache[key] = recv
+        return recv
+
     def _exchange(self, send: torch.Tensor, plan: _Plan, what: str, k: int) -> list[torch.Tensor]:
-        """Send ``send`` to the out-neighbours, return the in-neighbours' tensors (in order)."""
+        """Send ``send`` to the out-neighbours, return the in-neighbours' tensors (in order).
+
+        The returned tensors are this communicator's reusable receive buffers: read them before
+        the next exchange.
+        """
         if self._stage_p2p:  # gloo's send/recv read raw host pointers: stage through the CPU
             send = send.cpu()
-        recv = [torch.empty_like(send) for _ in plan.in_nodes]
+        recv = self._recv_buffers(send, plan)
         ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(plan.in_nodes, recv)]
         ops += [dist.P2POp(dist.isend, send, j) for j in plan.out_nodes]
         if ops:
