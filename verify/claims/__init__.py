@@ -1,7 +1,8 @@
 """The claims ``theorylab verify`` checks: theory (:mod:`theorylab`) against measurement.
 
-Every module in this package except ``base``, ``stats`` is imported here, so a claim module only
-has to exist (and decorate its classes with :func:`register_claim`) to appear in :data:`CLAIMS`.
+Every module in this package except ``base``, ``common``, ``stats`` is imported here, so a claim
+module only has to exist (and decorate its classes with :func:`register_claim`) to appear in
+:data:`CLAIMS`.
 A module that fails to import (e.g. a dependency not written yet) is recorded in
 :data:`IMPORT_ERRORS` instead of breaking the others; ``theorylab verify --list`` shows it.
 """
@@ -23,7 +24,7 @@ from verify.claims.base import (
 IMPORT_ERRORS: dict[str, str] = {}
 
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name in ("base", "stats") or _info.name.startswith("_"):
+    if _info.name in ("base", "common", "stats") or _info.name.startswith("_"):
         continue
     try:
         importlib.import_module(f"{__name__}.{_info.name}")

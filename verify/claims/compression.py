@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
+from verify.claims.common import ALPHA, claim_seeds, split_level
 from verify.claims.stats import RuleOutcome, exact_rule, shape_rule
 
 __all__ = [
@@ -43,13 +44,7 @@ __all__ = [
     "CompressedBytes",
 ]
 
-ALPHA = 0.01
 ISSUE = "Communication compression"
-
-
-def _seeds(ctx: ClaimContext) -> dict[str, int]:
-    base = int(ctx.seed)
-    return {"problem": base, "noise": base + 1, "x0": base + 2, "compress": base + 3}
 
 
 def _ring(n: int) -> np.ndarray:
@@ -143,7 +138,7 @@ class CompressorConstants(Claim):
 
         cfg = self.full_config(ctx)
         d, N = cfg["d"], cfg["samples"]
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx, "compress")
         declared_specs = []
         for spec in cfg["compressors"]:
             C = get_compressor(spec)
@@ -235,12 +230,12 @@ class CompressedPSGDFloor(Claim):
 
         cfg = self.full_config(ctx)
         n, d, steps = cfg["world_size"], cfg["d"], cfg["steps"]
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx, "compress")
         problem = _homogeneous(n, d, seeds["problem"], cfg["sigma2"])
         e0 = np.random.default_rng(seeds["x0"]).standard_normal(d)
         x0 = np.tile(problem.x_star + e0, (n, 1))
         record = sorted({0, 1, 2, 5, 10, 20, *range(0, steps + 1, max(1, steps // 10))})
-        level = 1 - ALPHA / len(cfg["ks"])
+        level = split_level(len(cfg["ks"]))
         checks, series = {}, {}
         floors = []
         for k in cfg["ks"]:
@@ -334,7 +329,7 @@ class EFVirtualIterate(Claim):
 
     def run(self, ctx: ClaimContext) -> ClaimResult:
         cfg = self.full_config(ctx)
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx, "compress")
         problem = _homogeneous(cfg["world_size"], cfg["d"], seeds["problem"])
         checks, sent = {}, 0
         for spec in cfg["compressors"]:
@@ -386,7 +381,7 @@ class ChocoConsensusRate(Claim):
 
         cfg = self.full_config(ctx)
         n, d, steps = cfg["n"], cfg["d"], cfg["steps"]
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx, "compress")
         W = _ring(n)
         x0 = np.random.default_rng(seeds["x0"]).standard_normal((n, d))
         record = list(range(0, steps + 1, 5))
@@ -453,7 +448,7 @@ class CompressedBytes(Claim):
 
         cfg = self.full_config(ctx)
         n, d, R, steps = cfg["world_size"], cfg["d"], cfg["replicas"], cfg["steps"]
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx, "compress")
         problem = _homogeneous(n, d, seeds["problem"])
         problem_x0 = np.random.default_rng(seeds["x0"]).standard_normal((n, d))
         checks, sent = {}, 0

@@ -28,12 +28,18 @@ from typing import Any
 import numpy as np
 
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
-from verify.claims.foundation import _checkpoints, _problem, _seeds, _split_level, _x0
+from verify.claims.common import (
+    ALPHA,
+    checkpoints,
+    claim_seeds,
+    quadratic_problem,
+    split_level,
+    start_point,
+)
 from verify.claims.stats import RuleOutcome, exact_rule
 
 __all__ = ["OptimalWeightsSpeedup", "OnePeerExactAverage"]
 
-ALPHA = 0.01
 ISSUE = "Optimal mixing weights (cvxpy SDP) and topology design"
 
 
@@ -88,7 +94,7 @@ class OptimalWeightsSpeedup(Claim):
         from verify.algorithms.gossip import Gossip
 
         cfg = self.full_config(ctx)
-        n, seeds = cfg["world_size"], _seeds(ctx)
+        n, seeds = cfg["world_size"], claim_seeds(ctx)
         Ws = _path_weights(n)
         rhos = {k: float(spectral_rho(W)) for k, W in Ws.items()}
         checks: dict[str, RuleOutcome] = {}
@@ -127,10 +133,10 @@ class OptimalWeightsSpeedup(Claim):
         )  # fmt: skip
         series["gossip"] = panel
         # ---- (2) DSGD: exact curves in CIs, consensus ratio inside its interval
-        problem = _problem(cfg, n, seeds["problem"])
-        xd = _x0(problem, seeds["x0"], cfg["x0_scale"])
-        record = _checkpoints(cfg["dsgd_steps"], cfg["checkpoints"])
-        level = _split_level(4)
+        problem = quadratic_problem(cfg, n, seeds["problem"])
+        xd = start_point(problem, seeds["x0"], cfg["x0_scale"])
+        record = checkpoints(cfg["dsgd_steps"], cfg["checkpoints"])
+        level = split_level(4)
         outs: dict[str, RuleOutcome] = {}
         dpanel: dict[str, Any] = {"x": record}
         for key, W in Ws.items():
@@ -194,7 +200,7 @@ class OnePeerExactAverage(Claim):
         from verify.algorithms.gossip import Gossip
 
         cfg = self.full_config(ctx)
-        n0, seeds = cfg["world_size"], _seeds(ctx)
+        n0, seeds = cfg["world_size"], claim_seeds(ctx)
         sizes = []
         if n0 >= 2 and n0 & (n0 - 1) == 0:
             sizes.append((n0, "distributed"))

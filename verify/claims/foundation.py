@@ -36,6 +36,14 @@ import numpy as np
 
 from theorylab.errors import TheorylabError
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
+from verify.claims.common import (
+    ALPHA,
+    checkpoints,
+    claim_seeds,
+    quadratic_problem,
+    split_level,
+    start_point,
+)
 from verify.claims.stats import RuleOutcome, bound_rule, exact_rule, loglog_fit, shape_rule
 
 __all__ = [
@@ -46,8 +54,6 @@ __all__ = [
     "DSGDBound",
 ]
 
-#: family-wise false-failure probability of every claim in this module
-ALPHA = 0.01
 ISSUE = "Foundation"
 
 
@@ -88,37 +94,6 @@ def _schedule_rho(schedule: list[np.ndarray]) -> float:
     return float(schedule_rho(schedule))
 
 
-def _split_level(checks: int) -> float:
-    """Per-check level so the claim's family-wise false-failure probability is ALPHA."""
-    return 1.0 - ALPHA / checks
-
-
-def _seeds(ctx: ClaimContext) -> dict[str, int]:
-    """Problem, noise and initial-point seeds of a claim, all derived from ``ctx.seed``."""
-    base = int(ctx.seed)
-    return {"problem": base, "noise": base + 1, "x0": base + 2}
-
-
-def _checkpoints(steps: int, count: int) -> list[int]:
-    """Steps 0..3 (the fast initial transient) and ``count`` evenly spaced steps up to ``steps``."""
-    early = range(min(4, steps + 1))
-    return sorted({*early, *(int(round(v)) for v in np.linspace(0, steps, count))})
-
-
-def _problem(cfg: dict[str, Any], n: int, seed: int, **overrides):
-    from theorylab.problems import heterogeneous_quadratic
-
-    kw = {k: cfg[k] for k in ("L", "mu", "zeta2", "sigma2")}
-    kw.update(overrides)
-    return heterogeneous_quadratic(n, cfg["d"], diagonal=True, seed=seed, **kw)
-
-
-def _x0(problem, seed: int, scale: float) -> np.ndarray:
-    """Deterministic start: ``x*`` plus a seeded Gaussian offset per node, shape (n, d)."""
-    rng = np.random.default_rng(seed)
-    return problem.x_star[None, :] + scale * rng.standard_normal((problem.n, problem.d))
-
-
 # ---- (a) gossip ---------------------------------------------------------------------------
 @register_claim
 class GossipDecay(Claim):
@@ -149,7 +124,7 @@ class GossipDecay(Claim):
         from verify.algorithms.gossip import Gossip
 
         cfg = self.full_config(ctx)
-        n, steps, seeds = cfg["world_size"], cfg["steps"], _seeds(ctx)
+        n, steps, seeds = cfg["world_size"], cfg["steps"], claim_seeds(ctx)
         x0 = np.random.default_rng(seeds["x0"]).standard_normal((n, cfg["d"]))
         checks: dict[str, RuleOutcome] = {}
         series: dict[str, Any] = {}
@@ -267,12 +242,12 @@ class DSGDExactCurve(Claim):
         from verify.algorithms.dsgd import DSGD
 
         cfg = self.full_config(ctx)
-        n, seeds = cfg["world_size"], _seeds(ctx)
-        problem = _problem(cfg, n, seeds["problem"])
-        x0 = _x0(problem, seeds["x0"], cfg["x0_scale"])
-        record = _checkpoints(cfg["steps"], cfg["checkpoints"])
+        n, seeds = cfg["world_size"], claim_seeds(ctx)
+        problem = quadratic_problem(cfg, n, seeds["problem"])
+        x0 = start_point(problem, seeds["x0"], cfg["x0_scale"])
+        record = checkpoints(cfg["steps"], cfg["checkpoints"])
         metrics = ("error", "consensus")
-        level = _split_level(len(cfg["graphs"]) * len(metrics))
+        level = split_level(len(cfg["graphs"]) * len(metrics))
         checks: dict[str, RuleOutcome] = {}
         series: dict[str, Any] = {}
         sent = 0
@@ -348,9 +323,9 @@ class ExecutorsAgree(Claim):
         from verify.algorithms import ALGORITHMS
 
         cfg = self.full_config(ctx)
-        n, steps, seeds, tol = cfg["world_size"], cfg["steps"], _seeds(ctx), cfg["tolerance"]
-        problem = _problem(cfg, n, seeds["problem"])
-        x0 = _x0(problem, seeds["x0"], 1.0)
+        n, steps, seeds, tol = cfg["world_size"], cfg["steps"], claim_seeds(ctx), cfg["tolerance"]
+        problem = quadratic_problem(cfg, n, seeds["problem"])
+        x0 = start_point(problem, seeds["x0"], 1.0)
         checks: dict[str, RuleOutcome] = {}
         series: dict[str, Any] = {}
         sent = 0
@@ -441,7 +416,7 @@ class PSGDFloorShape(Claim):
         from verify.algorithms.psgd import PSGD
 
         cfg = self.full_config(ctx)
-        seeds = _seeds(ctx)
+        seeds = claim_seeds(ctx)
         grid = sorted(
             {(n, cfg["gamma_fixed"]) for n in cfg["ns"]}
             | {(cfg["n_fixed"], g) for g in cfg["gammas"]}
@@ -453,7 +428,7 @@ class PSGDFloorShape(Claim):
             ctx.progress(f"PSGD n={n} gamma={gamma}")
             # identical Hessians on every node: the mean Hessian (so the exact floor's shape in n)
             # does not change with n; the centres stay heterogeneous (PSGD ignores zeta2)
-            problem = _problem(cfg, n, seeds["problem"], shared_hessian=True)
+            problem = quadratic_problem(cfg, n, seeds["problem"], shared_hessian=True)
             x0 = np.tile(problem.x_star, (n, 1))
             traj = ctx.run_simulated(
                 PSGD(gamma), ctx.oracle(problem), [np.full((n, n), 1.0 / n)], x0, steps,
@@ -549,16 +524,16 @@ class DSGDBound(Claim):
         from verify.algorithms.dsgd import DSGD
 
         cfg = self.full_config(ctx)
-        n, seeds = cfg["world_size"], _seeds(ctx)
-        problem = _problem(cfg, n, seeds["problem"])
+        n, seeds = cfg["world_size"], claim_seeds(ctx)
+        problem = quadratic_problem(cfg, n, seeds["problem"])
         sched = _schedule(cfg["graph"], n)
         rho = _schedule_rho(sched)
         L, mu = problem.L, problem.mu
         limit = mu * (1 - rho) / (math.sqrt(2) * rho * L**2) if rho > 0 else math.inf
         gamma = min(cfg["gamma_max"], cfg["stability_fraction"] * limit, 2.0 / (L + mu))
-        x0 = _x0(problem, seeds["x0"], cfg["x0_scale"])
+        x0 = start_point(problem, seeds["x0"], cfg["x0_scale"])
         xbar0 = x0.mean(axis=0)
-        record = _checkpoints(cfg["steps"], cfg["checkpoints"])
+        record = checkpoints(cfg["steps"], cfg["checkpoints"])
         ctx.progress(f"DSGD on {cfg['graph']}, gamma={gamma:.3g}")
         traj = ctx.run_distributed(
             DSGD(gamma, cfg["form"]), ctx.oracle(problem), sched, x0, cfg["steps"],

@@ -1,0 +1,67 @@
+"""Helpers shared by the claim modules: seeds, levels, checkpoints and the quadratic test problem.
+
+Every claim's family-wise false-failure probability (when the theory is right) is at most
+:data:`ALPHA`; a claim with ``c`` statistical checks runs each at level ``1 - ALPHA / c``
+(:func:`split_level`, the Bonferroni split).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from verify.claims.base import ClaimContext
+
+__all__ = ["ALPHA", "split_level", "claim_seeds", "checkpoints", "quadratic_problem", "start_point"]
+
+#: family-wise false-failure probability of every claim
+ALPHA = 0.01
+
+
+def split_level(checks: int) -> float:
+    """Per-check confidence level so ``checks`` checks together fail falsely with prob. <= ALPHA.
+
+    Example
+    -------
+    >>> split_level(4)
+    0.9975
+    """
+    return 1.0 - ALPHA / checks
+
+
+def claim_seeds(ctx: ClaimContext, *extra: str) -> dict[str, int]:
+    """Seeds of a claim, all derived from ``ctx.seed``: ``problem``, ``noise``, ``x0``, then
+    one more per name in ``extra`` (``ctx.seed + 3``, ``+ 4``, ...), in that order."""
+    base = int(ctx.seed)
+    names = ("problem", "noise", "x0", *extra)
+    return {name: base + i for i, name in enumerate(names)}
+
+
+def checkpoints(steps: int, count: int) -> list[int]:
+    """Steps 0..3 (the fast initial transient) and ``count`` evenly spaced steps up to ``steps``.
+
+    Example
+    -------
+    >>> checkpoints(10, 3)
+    [0, 1, 2, 3, 5, 10]
+    """
+    early = range(min(4, steps + 1))
+    return sorted({*early, *(int(round(v)) for v in np.linspace(0, steps, count))})
+
+
+def quadratic_problem(cfg: dict[str, Any], n: int, seed: int, **overrides):
+    """The diagonal heterogeneous quadratic of a claim's config (keys ``d``, ``L``, ``mu``,
+    ``zeta2``, ``sigma2``; ``overrides`` go to
+    :func:`theorylab.problems.heterogeneous_quadratic`)."""
+    from theorylab.problems import heterogeneous_quadratic
+
+    kw = {k: cfg[k] for k in ("L", "mu", "zeta2", "sigma2")}
+    kw.update(overrides)
+    return heterogeneous_quadratic(n, cfg["d"], diagonal=True, seed=seed, **kw)
+
+
+def start_point(problem, seed: int, scale: float) -> np.ndarray:
+    """Deterministic start: ``x*`` plus a seeded Gaussian offset per node, shape (n, d)."""
+    rng = np.random.default_rng(seed)
+    return problem.x_star[None, :] + scale * rng.standard_normal((problem.n, problem.d))
