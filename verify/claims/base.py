@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from theorylab.commands._output import to_jsonable
 from theorylab.errors import TheorylabError, check_int
 
 from .stats import RuleOutcome
@@ -82,23 +82,6 @@ def _to_float(v):
     if isinstance(v, dict):
         return {k: _to_float(u) for k, u in v.items()}
     return v
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else str(x)
-    return obj
 
 
 @dataclass
@@ -170,7 +153,7 @@ class ClaimResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite floats become the strings 'inf', '-inf', 'nan')."""
-        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClaimResult:
