@@ -5,7 +5,12 @@
    1e6, world sizes 2 and 4 (gloo, float32). Target: ratio <= 1.15.
 2. A PSGD step (gradient of a ~1e6-parameter MLP through an oracle, then one all-reduce of the
    parameters) vs DistributedDataParallel (backward with bucketed gradient all-reduce, SGD step)
-   on the same model and batch. Target: ratio <= 1.05.
+   on the same model and batch. Target: ratio <= 1.05. Also timed: DDP's maths without its
+   overlap (full backward, then one all-reduce of the flat gradient, in-place SGD step), which
+   splits the gap into our overhead (framework / that) and DDP's overlap (that / DDP). Our step
+   cannot overlap: the oracle returns the whole gradient before the algorithm communicates, and
+   the functional state costs fresh tensors per step (the stepped iterate and mean's output)
+   where DDP updates the parameters in place.
 3. The simulator: node-iterations per second of DSGD at n = 1024, d = 1e4 (ring, sparse mixing)
    vs a bare ``W @ X`` + gradient loop in the same process; the cost of the per-node noise draws
    (one generator per node) vs one bulk draw; peak memory (RSS). Target: ratio <= 1.5.
@@ -14,7 +19,7 @@ Times are medians over steps, the timed variants alternating step by step; in th
 parts a step's time is the slowest rank's (a barrier precedes every step, untimed). The machine
 is shared and small, so read ratios, not absolute numbers.
 
-Usage: ``python benchmarks/runtime.py [--quick]``
+Usage: ``python benchmarks/runtime.py [--quick] [--parts sim dsgd psgd] [--worlds 2 4]``
 """
 
 from __future__ import annotations
