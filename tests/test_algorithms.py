@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from graphs import one_peer_exponential, ring
 
 import verify.algorithms.dsgd as dsgd_module
 import verify.algorithms.gossip as gossip_module
@@ -26,24 +27,6 @@ from verify.run import Trajectory, make_context, run_algorithm, run_distributed,
 from verify.runtime.launch import DistributedError, WorkerPool
 from verify.runtime.simulated import SimulatedCommunicator
 from verify.seeding import node_generators
-
-
-def ring(n: int) -> np.ndarray:
-    W = np.zeros((n, n))
-    for i in range(n):
-        for j in {(i - 1) % n, i, (i + 1) % n}:
-            W[i, j] = 1.0
-        W[i] /= W[i].sum()
-    return W
-
-
-def one_peer_exponential(n: int) -> list[np.ndarray]:
-    mats = []
-    for k in range(int(np.log2(n))):
-        W = 0.5 * np.eye(n)
-        W[np.arange(n), (np.arange(n) + 2**k) % n] += 0.5
-        mats.append(W)
-    return mats
 
 
 @pytest.mark.parametrize("module", [gossip_module, psgd_module, dsgd_module])

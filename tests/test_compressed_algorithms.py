@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from graphs import ring
 
 import verify.algorithms.choco as choco_module
 import verify.algorithms.compressed_psgd as cpsgd_module
@@ -28,14 +29,6 @@ from verify.oracles import QuadraticOracle
 from verify.run import make_context, run_distributed, run_simulated
 from verify.runtime.launch import WorkerPool
 from verify.runtime.simulated import SimulatedCommunicator
-
-
-def ring(n: int) -> np.ndarray:
-    W = np.zeros((n, n))
-    for i in range(n):
-        for j in {(i - 1) % n, i, (i + 1) % n}:
-            W[i, j] = 1.0 / 3
-    return W
 
 
 class Recorder:

@@ -5,31 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
+from graphs import lazy_ring, one_peer_exponential
 from scipy.stats import norm
 
 from theorylab.errors import TheorylabError, TheorylabWarning
 from theorylab.exact import exact_dsgd, exact_gossip, exact_psgd, steady_state_dsgd
 from theorylab.problems import QuadraticProblem, heterogeneous_quadratic
-
-
-def ring(n, self_weight=1 / 3):
-    W = np.zeros((n, n))
-    for i in range(n):
-        W[i, i] = self_weight
-        W[i, (i + 1) % n] += (1 - self_weight) / 2
-        W[i, (i - 1) % n] += (1 - self_weight) / 2
-    return W
-
-
-def one_peer_exponential(n):
-    """Schedule W^(t): node i averages with node i + 2^t (mod n), t = 0..log2(n) - 1."""
-    out = []
-    for t in range(int(np.log2(n))):
-        W = np.eye(n) * 0.5
-        for i in range(n):
-            W[i, (i + 2**t) % n] += 0.5
-        out.append(W)
-    return out
 
 
 def simulate_dsgd(p, Ws, gamma, steps, x0, form, replicas, seed, record):
@@ -73,7 +54,7 @@ def test_exact_matches_monte_carlo(form, dense_hessians, topology):
     n, d = 6, 3
     p = heterogeneous_quadratic(n, d, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5,
                                 diagonal=not dense_hessians, seed=11)
-    Ws = [ring(n)] if topology == "static" else one_peer_exponential(8)[:2] + [ring(8)]
+    Ws = [lazy_ring(n)] if topology == "static" else one_peer_exponential(8)[:2] + [lazy_ring(8)]
     if topology == "schedule":
         p = heterogeneous_quadratic(8, d, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5, seed=12)
     x0 = np.random.default_rng(3).standard_normal((p.n, d)) * 2
@@ -105,7 +86,7 @@ def test_structured_solver_agrees_with_dense(form, kind):
         A = np.einsum("ik,nk,jk->nij", Q, base.hessian_diagonal, Q)
         p = QuadraticProblem(A, base.b @ Q.T, 0.8)
         assert p.hessian_diagonal is None
-    W = ring(n, 0.4)
+    W = lazy_ring(n, 0.4)
     x0 = np.random.default_rng(1).standard_normal((n, d))
     fast = exact_dsgd(p, W, 0.2, 80, x0, form=form)
     dense = exact_dsgd(p, W, 0.2, 80, x0, form=form, method="dense")
@@ -133,8 +114,8 @@ def test_atc_large_step_falls_back_to_blockwise():
     # gamma h >= 1 for some node: S = I - gamma D is not positive, so no symmetric similarity
     p = heterogeneous_quadratic(5, 2, L=1.0, mu=0.5, zeta2=1.0, sigma2=1.0, seed=0)
     x0 = np.zeros((5, 2))
-    a = exact_dsgd(p, ring(5), 1.05, 20, x0)
-    b = exact_dsgd(p, ring(5), 1.05, 20, x0, method="dense")
+    a = exact_dsgd(p, lazy_ring(5), 1.05, 20, x0)
+    b = exact_dsgd(p, lazy_ring(5), 1.05, 20, x0, method="dense")
     assert "blockwise" in a.method
     assert np.allclose(a.error, b.error, rtol=1e-10)
 
@@ -146,8 +127,8 @@ def test_reproduces_rates_md_16_node_ring_numbers():
     n, d = 16, 20
     b = 2 * np.random.default_rng(0).standard_normal((n, d))
     p = QuadraticProblem(np.ones((n, d)), b, sigma2=1.0)
-    atc = steady_state_dsgd(p, ring(n), 0.05, form="atc")
-    cta = steady_state_dsgd(p, ring(n), 0.05, form="cta")
+    atc = steady_state_dsgd(p, lazy_ring(n), 0.05, form="atc")
+    cta = steady_state_dsgd(p, lazy_ring(n), 0.05, form="cta")
     assert round(atc["consensus"], 4) == 2.4497
     assert round(cta["consensus"], 4) == 2.8633
     assert round(atc["avg_error"], 5) == 0.00160 == round(cta["avg_error"], 5)
@@ -160,7 +141,7 @@ def test_dsgd_spectral_formula_of_rates_md():
     n, d, gamma, h, s2 = 10, 4, 0.1, 0.7, 0.9
     b = np.random.default_rng(1).standard_normal((n, d))
     p = QuadraticProblem(np.full((n, d), h), b, sigma2=s2)
-    W = ring(n, 0.5)
+    W = lazy_ring(n, 0.5)
     lam, U = np.linalg.eigh(W)
     lam, U = lam[:-1], U[:, :-1]  # drop the consensus mode (eigenvalue 1)
     ghat2 = np.sum((U.T @ p.grad_star) ** 2, axis=1)
@@ -199,7 +180,7 @@ def test_atc_with_complete_averaging_equals_psgd():
 
 def test_steady_state_is_the_limit_of_the_trajectory():
     p = heterogeneous_quadratic(6, 2, L=1.0, mu=0.4, zeta2=1.0, sigma2=1.0, seed=1)
-    pred = exact_dsgd(p, ring(6), 0.3, 3000, np.zeros((6, 2)), form="cta", record=[3000])
+    pred = exact_dsgd(p, lazy_ring(6), 0.3, 3000, np.zeros((6, 2)), form="cta", record=[3000])
     for metric in ("error", "consensus", "avg_error"):
         assert getattr(pred, metric)[-1] == pytest.approx(pred.steady_state[metric], rel=1e-9)
 
@@ -207,11 +188,11 @@ def test_steady_state_is_the_limit_of_the_trajectory():
 def test_gossip_exact_spectral_and_schedule():
     n = 8
     x0 = np.random.default_rng(0).standard_normal((n, 2))
-    static = exact_gossip(ring(n), x0, 25)
-    stepped = exact_gossip([ring(n)], x0, 25)  # a one-matrix list takes the stepping path
+    static = exact_gossip(lazy_ring(n), x0, 25)
+    stepped = exact_gossip([lazy_ring(n)], x0, 25)  # a one-matrix list takes the stepping path
     assert static.method == "spectral"
     assert np.allclose(static.consensus, stepped.consensus, rtol=1e-10, atol=1e-15)
-    rho = np.linalg.norm(ring(n) - 1 / n, 2)
+    rho = np.linalg.norm(lazy_ring(n) - 1 / n, 2)
     assert np.all(static.consensus <= rho ** (2 * static.steps) * static.consensus[0] * (1 + 1e-12))
     # the one-peer exponential graph averages exactly after log2(n) = 3 rounds
     expo = exact_gossip(one_peer_exponential(n), x0, 6)
@@ -221,14 +202,14 @@ def test_gossip_exact_spectral_and_schedule():
 
 def test_prediction_to_dict_is_json():
     p = heterogeneous_quadratic(4, 2, seed=0)
-    d = exact_dsgd(p, ring(4), 0.1, 5, np.zeros((4, 2)), record=[0, 5]).to_dict()
+    d = exact_dsgd(p, lazy_ring(4), 0.1, 5, np.zeros((4, 2)), record=[0, 5]).to_dict()
     assert json.loads(json.dumps(d))["steps"] == [0, 5]
 
 
 def test_unstable_step_warns_and_gives_infinite_steady_state():
     p = heterogeneous_quadratic(4, 2, L=1.0, mu=0.5, seed=0)
     with pytest.warns(TheorylabWarning):
-        pred = exact_dsgd(p, ring(4), 2.5, 5, np.zeros((4, 2)))
+        pred = exact_dsgd(p, lazy_ring(4), 2.5, 5, np.zeros((4, 2)))
     assert np.isinf(pred.steady_state["error"])
     with pytest.warns(TheorylabWarning):
         exact_psgd(p, 4.0, 5, np.zeros(2))
@@ -241,33 +222,33 @@ def test_bad_inputs():
     with pytest.raises(TheorylabError, match="doubly stochastic"):
         exact_dsgd(p, bad_W, 0.1, 5, x0)
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(5), 0.1, 5, x0)
+        exact_dsgd(p, lazy_ring(5), 0.1, 5, x0)
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(4), 0.1, 5, np.zeros((4, 3)))
+        exact_dsgd(p, lazy_ring(4), 0.1, 5, np.zeros((4, 3)))
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(4), 0.1, 5, x0, form="push")
+        exact_dsgd(p, lazy_ring(4), 0.1, 5, x0, form="push")
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(4), 0.1, 5, x0, method="fast")
+        exact_dsgd(p, lazy_ring(4), 0.1, 5, x0, method="fast")
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(4), 0.1, 5, x0, record=[0, 9])
+        exact_dsgd(p, lazy_ring(4), 0.1, 5, x0, record=[0, 9])
     with pytest.raises(TheorylabError):
-        exact_dsgd(p, ring(4), -0.1, 5, x0)
+        exact_dsgd(p, lazy_ring(4), -0.1, 5, x0)
     with pytest.raises(TheorylabError):
         exact_dsgd(p, [], 0.1, 5, x0)
     with pytest.raises(TypeError):
-        exact_dsgd("problem", ring(4), 0.1, 5, x0)
+        exact_dsgd("problem", lazy_ring(4), 0.1, 5, x0)
     with pytest.raises(TypeError):
         exact_dsgd(p, "ring", 0.1, 5, x0)
     dense = heterogeneous_quadratic(4, 2, diagonal=False, seed=0)
     with pytest.raises(TheorylabError, match="separable"):
-        exact_dsgd(dense, ring(4), 0.1, 5, x0, method="spectral")
+        exact_dsgd(dense, lazy_ring(4), 0.1, 5, x0, method="spectral")
     with pytest.raises(TheorylabError):
         exact_dsgd(p, one_peer_exponential(4), 0.1, 5, x0, method="spectral")
     with pytest.raises(TheorylabError):
         exact_psgd(p, 0.1, 5, np.zeros(3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        exact_gossip(ring(4), np.zeros(4), 3)
+        exact_gossip(lazy_ring(4), np.zeros(4), 3)
 
 
 def test_psgd_exact_matches_monte_carlo():

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from graphs import lazy_ring
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,14 +21,6 @@ from theorylab.rates import (
     psgd,
     transient_iterations,
 )
-
-
-def ring(n, self_weight=1 / 3):
-    W = np.eye(n) * self_weight
-    for i in range(n):
-        W[i, (i + 1) % n] += (1 - self_weight) / 2
-        W[i, (i - 1) % n] += (1 - self_weight) / 2
-    return W
 
 
 def _max_step(form, L, mu, rho):
@@ -58,7 +51,7 @@ def test_dsgd_bound_lies_above_exact_at_every_step(
     L = 1.0
     p = heterogeneous_quadratic(n, d, L=L, mu=L / kappa, zeta2=zeta2, sigma2=sigma2,
                                 diagonal=diagonal, seed=seed)
-    W = ring(n, self_weight) if n > 2 else np.array([[0.7, 0.3], [0.3, 0.7]])
+    W = lazy_ring(n, self_weight) if n > 2 else np.array([[0.7, 0.3], [0.3, 0.7]])
     rho = float(np.linalg.norm(W - 1 / n, 2))
     gamma = step_fraction * _max_step(form, p.L, p.mu, rho)
     x0 = np.random.default_rng(seed).standard_normal((n, d)) * x0_scale
@@ -104,7 +97,7 @@ def test_dsgd_bound_shape_at_small_step():
 
 def test_dsgd_bound_converges_to_steady_state_and_looseness_vs_exact():
     p = heterogeneous_quadratic(8, 3, L=1.0, mu=0.5, zeta2=2.0, sigma2=1.0, seed=0)
-    W = ring(8, 0.5)
+    W = lazy_ring(8, 0.5)
     rho = float(np.linalg.norm(W - 1 / 8, 2))
     kw = dict(gamma=0.02, L=p.L, mu=p.mu, sigma2=1.0, zeta2=p.zeta2_star, rho=rho, n=8)
     ss = dsgd(**kw)
@@ -195,7 +188,7 @@ def test_transient_explicit_value():
 
 def test_gossip_consensus_bound_vs_exact():
     n = 10
-    W = ring(n)
+    W = lazy_ring(n)
     lam, U = np.linalg.eigh(W)
     rho = float(np.linalg.norm(W - 1 / n, 2))
     x0 = np.random.default_rng(0).standard_normal((n, 3))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from graphs import one_peer_exponential, ring
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,24 +24,6 @@ from verify.runtime.simulated import (
     schedule_matrices,
 )
 from verify.seeding import node_generators
-
-
-def ring(n: int) -> np.ndarray:
-    W = np.zeros((n, n))
-    for i in range(n):
-        for j in {(i - 1) % n, i, (i + 1) % n}:
-            W[i, j] = 1.0
-        W[i] /= W[i].sum()
-    return W
-
-
-def one_peer_exponential(n: int) -> list[np.ndarray]:
-    mats = []
-    for k in range(int(np.log2(n))):
-        W = 0.5 * np.eye(n)
-        W[np.arange(n), (np.arange(n) + 2**k) % n] += 0.5
-        mats.append(W)
-    return mats
 
 
 def test_doctest_examples_run():
