@@ -1,5 +1,5 @@
 """Gossip, PSGD and DSGD: closed forms, an independent numpy recursion, and executor equality at
-world 2 (one WorkerPool for the module)."""
+world 2 (the session WorkerPool of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from verify.algorithms.gossip import Gossip
 from verify.algorithms.psgd import PSGD
 from verify.oracles import LogisticOracle, QuadraticOracle
 from verify.run import Trajectory, make_context, run_algorithm, run_distributed, run_simulated
-from verify.runtime.launch import DistributedError, WorkerPool
+from verify.runtime.launch import DistributedError
 from verify.runtime.simulated import SimulatedCommunicator
 from verify.seeding import node_generators
 
@@ -163,12 +163,6 @@ def test_run_algorithm_validates_its_inputs():
 
 
 # -- executor equality at world 2 ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pool():
-    with WorkerPool(2, timeout_s=30) as p:
-        yield p
 
 
 def _setups():

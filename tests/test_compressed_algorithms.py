@@ -27,7 +27,6 @@ from verify.algorithms.gossip import Gossip
 from verify.algorithms.psgd import PSGD
 from verify.oracles import QuadraticOracle
 from verify.run import make_context, run_distributed, run_simulated
-from verify.runtime.launch import WorkerPool
 from verify.runtime.simulated import SimulatedCommunicator
 
 
@@ -146,12 +145,6 @@ def test_choco_preserves_the_average_and_reaches_consensus():
 
 
 # -- distributed, world 2 -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pool():
-    with WorkerPool(2, timeout_s=30) as p:
-        yield p
 
 
 @pytest.mark.distributed

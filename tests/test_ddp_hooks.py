@@ -1,4 +1,4 @@
-"""theorylab compressors as DDP communication hooks, on gloo at world size 2 (one WorkerPool)."""
+"""theorylab compressors as DDP communication hooks, on gloo at world size 2 (session pool)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from theorylab.compressors import get_compressor
 from verify.ddp_hooks import CompressionHookState, compression_hook
-from verify.runtime.launch import WorkerPool
 
 pytestmark = pytest.mark.distributed
 
@@ -66,12 +65,6 @@ def _local_grads(x, y):
     net = _net()
     torch.nn.functional.mse_loss(net(x), y).backward()
     return list(net.parameters())
-
-
-@pytest.fixture(scope="module")
-def pool():
-    with WorkerPool(2, timeout_s=30) as p:
-        yield p
 
 
 def test_identity_hook_reproduces_allreduce_exactly(pool):
