@@ -80,13 +80,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _check_backend(backend: str, device) -> str:
+def _check_backend(backend: str, device, world_size: int | None = None) -> str:
+    """Validate ``backend`` for ``device`` (and, for NCCL on one machine, the GPU count)."""
     if backend not in _BACKENDS:
         raise TheorylabError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "nccl" and torch.device(device).type != "cuda":
         raise TheorylabError(
             f"backend 'nccl' needs device='cuda', got device={str(device)!r}; use backend='gloo' "
             "for CPU tensors"
+        )
+    if backend == "nccl" and world_size is not None and world_size > torch.cuda.device_count():
+        # NCCL refuses two ranks on one GPU ("Duplicate GPU detected", seen on an H200 with
+        # NCCL 2.28); fail here with the fix instead of inside the first collective.
+        raise TheorylabError(
+            f"backend 'nccl' needs one GPU per rank: world_size={world_size} but "
+            f"{torch.cuda.device_count()} CUDA device(s) visible; use backend='gloo' with "
+            "device='cuda' to run several ranks on one GPU"
         )
     return backend
 
@@ -214,7 +223,7 @@ class WorkerPool:
         grace_s: float = 2.0,
     ):
         self.world_size = check_int("world_size", world_size, minimum=1)
-        self.backend = _check_backend(backend, device)
+        self.backend = _check_backend(backend, device, self.world_size)
         self.device = device
         self.timeout_s = check_positive("timeout_s", timeout_s)
         self.master_addr = master_addr
