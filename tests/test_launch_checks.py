@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from theorylab.errors import TheorylabError
-from verify.runtime import launch
+from verify.runtime.launch import _check_backend
 
 
 def test_nccl_needs_one_gpu_per_rank(monkeypatch):
@@ -12,11 +12,11 @@ def test_nccl_needs_one_gpu_per_rank(monkeypatch):
     # the launcher must refuse before spawning, naming the world size, the GPU count and the fix.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(TheorylabError, match=r"world_size=2 but 1 CUDA device.*gloo"):
-        launch._check_backend("nccl", "cuda", 2)
-    assert launch._check_backend("nccl", "cuda", 1) == "nccl"
-    assert launch._check_backend("gloo", "cuda", 4) == "gloo"
+        _check_backend("nccl", "cuda", 2)
+    assert _check_backend("nccl", "cuda", 1) == "nccl"
+    assert _check_backend("gloo", "cuda", 4) == "gloo"
 
 
 def test_unknown_backend_is_named():
     with pytest.raises(TheorylabError, match="'mpi'"):
-        launch._check_backend("mpi", "cpu")
+        _check_backend("mpi", "cpu")
