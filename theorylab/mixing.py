@@ -329,19 +329,17 @@ def check_mixing_matrix(
     if not np.all(np.isfinite(data)):
         bad = np.argwhere(~np.isfinite(W.toarray() if sp.issparse(W) else W))[0]
         raise TheorylabError(f"W[{bad[0]}, {bad[1]}] is not finite; W must be finite")
-    rows = np.asarray(W.sum(axis=1)).ravel()
-    i = int(np.argmax(np.abs(rows - 1)))
-    if abs(rows[i] - 1) > atol:
+    i, total = _worst_sum(W, axis=1)
+    if abs(total - 1) > atol:
         raise TheorylabError(
-            f"row {i} of W sums to {rows[i]!r}, expected 1 (+- {atol:g}): every node's receive "
+            f"row {i} of W sums to {total!r}, expected 1 (+- {atol:g}): every node's receive "
             "weights must sum to 1 (normalise rows: W / W.sum(axis=1, keepdims=True))"
         )
     if doubly_stochastic:
-        colsum = np.asarray(W.sum(axis=0)).ravel()
-        j = int(np.argmax(np.abs(colsum - 1)))
-        if abs(colsum[j] - 1) > atol:
+        j, total = _worst_sum(W, axis=0)
+        if abs(total - 1) > atol:
             raise TheorylabError(
-                f"column {j} of W sums to {colsum[j]!r}, expected 1 (+- {atol:g}): W must be "
+                f"column {j} of W sums to {total!r}, expected 1 (+- {atol:g}): W must be "
                 "doubly stochastic to preserve the average (use Metropolis weights, or pass "
                 "doubly_stochastic=False for push-sum style row-stochastic W)"
             )
@@ -399,6 +397,13 @@ def check_mixing_matrix(
                 "reachable from node 0): consensus is impossible, so rho = 1"
             )
     return W
+
+
+def _worst_sum(W, axis: int) -> tuple[int, float]:
+    """Index and value of the row (``axis=1``) or column (``axis=0``) sum farthest from 1."""
+    sums = np.asarray(W.sum(axis=axis)).ravel()
+    i = int(np.argmax(np.abs(sums - 1)))
+    return i, sums[i]
 
 
 def _argwhere_first(W, pred):
