@@ -13,10 +13,21 @@ import numpy as np
 
 from verify.claims.base import ClaimContext
 
-__all__ = ["ALPHA", "split_level", "claim_seeds", "checkpoints", "quadratic_problem", "start_point"]
+__all__ = [
+    "ALPHA",
+    "QUADRATIC",
+    "split_level",
+    "claim_seeds",
+    "checkpoints",
+    "quadratic_problem",
+    "start_point",
+]
 
 #: family-wise false-failure probability of every claim
 ALPHA = 0.01
+
+#: the heterogeneous quadratic most claims run on (config keys of :func:`quadratic_problem`)
+QUADRATIC = {"d": 4, "L": 1.0, "mu": 0.2, "zeta2": 1.0, "sigma2": 1.0}
 
 
 def split_level(checks: int) -> float:

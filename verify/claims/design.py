@@ -30,6 +30,7 @@ import numpy as np
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
 from verify.claims.common import (
     ALPHA,
+    QUADRATIC,
     checkpoints,
     claim_seeds,
     quadratic_problem,
@@ -77,7 +78,7 @@ class OptimalWeightsSpeedup(Claim):
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
         return {
-            "d": 4, "L": 1.0, "mu": 0.2, "zeta2": 1.0, "sigma2": 1.0,
+            **QUADRATIC,
             "gamma": 0.1, "form": "atc",
             "eps": 1e-6,  # gossip: rounds until sqrt(Xi_k / Xi_0) <= eps
             "dsgd_steps": 60 if quick else 200,

@@ -38,6 +38,7 @@ from theorylab.errors import TheorylabError
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
 from verify.claims.common import (
     ALPHA,
+    QUADRATIC,
     checkpoints,
     claim_seeds,
     quadratic_problem,
@@ -201,9 +202,6 @@ class GossipDecay(Claim):
 
 
 # ---- (b) DSGD exact curve -------------------------------------------------------------------
-_QUAD = {"d": 4, "L": 1.0, "mu": 0.2, "zeta2": 1.0, "sigma2": 1.0}
-
-
 def _band_plot(ax, s: dict, key: str, label: str) -> None:
     x = s["x"]
     ax.fill_between(x, s[f"{key}_lo"], s[f"{key}_hi"], alpha=0.3, label=f"{label} CI")
@@ -226,7 +224,7 @@ class DSGDExactCurve(Claim):
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
         return {
-            **_QUAD,
+            **QUADRATIC,
             "graphs": ["ring", "exponential"],
             "gamma": 0.1,
             "form": "atc",
@@ -312,7 +310,7 @@ class ExecutorsAgree(Claim):
 
     def config(self, budget: str) -> dict[str, Any]:
         return {
-            **_QUAD,
+            **QUADRATIC,
             "runs": [list(r) for r in self.RUNS],
             "steps": 40 if budget == "quick" else 200,
             "replicas": 8,
@@ -395,7 +393,7 @@ class PSGDFloorShape(Claim):
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
         return {
-            **_QUAD,
+            **QUADRATIC,
             "mu": 0.5,
             "ns": [4, 8, 16, 32, 64] if quick else [4, 8, 16, 32, 64, 128],
             "gammas": [0.025, 0.05, 0.1, 0.2] if quick else [0.0125, 0.025, 0.05, 0.1, 0.2],
@@ -505,7 +503,7 @@ class DSGDBound(Claim):
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
         return {
-            **_QUAD,
+            **QUADRATIC,
             "graph": "ring",
             "form": "atc",
             # gamma = min(gamma_max, stability_fraction * gamma_stable), gamma_stable the limit
