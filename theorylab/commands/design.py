@@ -26,6 +26,11 @@ def add_arguments(parser) -> None:
     cost.add_argument("--bytes", type=int, default=4_000_000, help="bytes per message")
     cost.add_argument("--compute", type=float, default=0.0, help="compute seconds per round")
     cost.add_argument("--sends", choices=("sequential", "parallel"), default="sequential")
+    cost.add_argument(
+        "--calibrate", action="store_true",
+        help="measure alpha and beta by ping-pong between 2 gloo ranks on this machine "
+        "(verify.calibrate) and use them instead of --alpha/--beta",
+    )  # fmt: skip
     dsgd = parser.add_argument_group("rank by predicted DSGD time to --target (theorylab.rates)")
     dsgd.add_argument("--target", type=float, default=None, help="target mean squared error")
     dsgd.add_argument("--L", type=float, default=1.0)
@@ -70,6 +75,12 @@ def run(args) -> int:
         return _greedy(args)
     if args.n is None:
         raise TheorylabError("give --n N (and a budget), or --edgelist FILE --add-edges K")
+    calibration = None
+    if args.calibrate:
+        from verify.calibrate import measure_alpha_beta
+
+        calibration = measure_alpha_beta(world_size=2, backend="gloo", device="cpu")
+        args.alpha, args.beta = calibration.alpha, calibration.beta
     model = CommModel(
         alpha=args.alpha, beta=args.beta, nbytes=args.bytes, compute_s=args.compute,
         sends=args.sends,
@@ -85,7 +96,13 @@ def run(args) -> int:
     )  # fmt: skip
     best = rows[0]
     ranked_by = "predicted DSGD time to target" if problem else f"consensus time to {args.eps:g}"
-    table = (
+    table = ""
+    if calibration is not None:
+        table += (
+            f"calibrated (2 gloo ranks, ping-pong): alpha = {calibration.alpha:.3g} s, "
+            f"beta = {calibration.beta:.3g} s/B, R^2 = {calibration.r2:.3f}\n"
+        )
+    table += (
         f"recommended: {best['name']} with {best['rule']} weights (ranked by {ranked_by}; "
         f"alpha-beta model, {args.sends} sends)\n"
     )
@@ -95,5 +112,7 @@ def run(args) -> int:
                                 "cost_budget": args.cost_budget},
         "model": model.to_dict(), "problem": problem, "recommended": best, "candidates": rows,
     }  # fmt: skip
+    if calibration is not None:
+        result["calibration"] = calibration.to_dict()
     emit(result, table, args.json)
     return 0
