@@ -56,20 +56,33 @@ def main(argv=None) -> int:
     steps = 100 if args.quick else 300
     widths = (5, 4, 5, 6, 11, 11, 8, 9)
     print(f"Trajectory (steps 0..{steps}) + steady state, ATC, ring, gamma={gamma}")
-    print(row(("n", "d", "nd", "steps", "dense [s]", "spectral [s]", "speedup", "max rel"),
-              widths))
+    print(row(("n", "d", "nd", "steps", "dense [s]", "spectral [s]", "speedup", "max rel"), widths))
     for n, d in sizes:
         p = heterogeneous_quadratic(n, d, L=1.0, mu=0.05, zeta2=1.0, sigma2=1.0, seed=0)
         x0 = np.ones((n, d))
         W = ring(n)
         t_dense, dense = median_time(
-            lambda p=p, W=W, x0=x0: exact_dsgd(p, W, gamma, steps, x0, method="dense"), repeats)
+            lambda p=p, W=W, x0=x0: exact_dsgd(p, W, gamma, steps, x0, method="dense"), repeats
+        )
         t_spec, spec = median_time(
-            lambda p=p, W=W, x0=x0: exact_dsgd(p, W, gamma, steps, x0, method="spectral"),
-            repeats)
+            lambda p=p, W=W, x0=x0: exact_dsgd(p, W, gamma, steps, x0, method="spectral"), repeats
+        )
         rel = float(np.max(np.abs(spec.error - dense.error) / dense.error))
-        print(row((n, d, n * d, steps, f"{t_dense:.3f}", f"{t_spec:.4f}",
-                   f"{t_dense / t_spec:.0f}x", f"{rel:.1e}"), widths))
+        print(
+            row(
+                (
+                    n,
+                    d,
+                    n * d,
+                    steps,
+                    f"{t_dense:.3f}",
+                    f"{t_spec:.4f}",
+                    f"{t_dense / t_spec:.0f}x",
+                    f"{rel:.1e}",
+                ),
+                widths,
+            )
+        )
 
     print("\nSteady state only (Lyapunov), ATC")
     widths2 = (5, 4, 5, 15, 11, 8)
@@ -77,22 +90,31 @@ def main(argv=None) -> int:
     for n, d in sizes:
         p = heterogeneous_quadratic(n, d, L=1.0, mu=0.05, zeta2=1.0, sigma2=1.0, seed=0)
         W = ring(n)
-        t_dense, _ = median_time(lambda p=p, W=W: steady_state_dsgd(p, W, gamma, method="dense"),
-                                 repeats)
+        t_dense, _ = median_time(
+            lambda p=p, W=W: steady_state_dsgd(p, W, gamma, method="dense"), repeats
+        )
         t_spec, _ = median_time(
-            lambda p=p, W=W: steady_state_dsgd(p, W, gamma, method="spectral"), repeats)
-        print(row((n, d, n * d, f"{t_dense:.3f}", f"{t_spec:.4f}", f"{t_dense / t_spec:.0f}x"),
-                  widths2))
+            lambda p=p, W=W: steady_state_dsgd(p, W, gamma, method="spectral"), repeats
+        )
+        print(
+            row(
+                (n, d, n * d, f"{t_dense:.3f}", f"{t_spec:.4f}", f"{t_dense / t_spec:.0f}x"),
+                widths2,
+            )
+        )
 
     n, d, T = (64, 16, 200) if args.quick else (256, 64, 1000)
-    print(f"\nTarget: n={n}, d={d} (diagonal, different per node), steady state + {T}-step "
-          "trajectory (all steps recorded), spectral solver")
+    print(
+        f"\nTarget: n={n}, d={d} (diagonal, different per node), steady state + {T}-step "
+        "trajectory (all steps recorded), spectral solver"
+    )
     widths3 = (5, 11, 12)
     print(row(("form", "time [s]", "target [s]"), widths3))
     p = heterogeneous_quadratic(n, d, L=1.0, mu=0.05, zeta2=1.0, sigma2=1.0, seed=0)
     for form in ("atc", "cta"):
-        t, _ = median_time(lambda form=form: exact_dsgd(p, ring(n), gamma, T, np.zeros((n, d)),
-                                                        form=form), repeats)
+        t, _ = median_time(
+            lambda form=form: exact_dsgd(p, ring(n), gamma, T, np.zeros((n, d)), form=form), repeats
+        )
         print(row((form, f"{t:.2f}", "10"), widths3))
     return 0
 

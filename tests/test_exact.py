@@ -52,15 +52,17 @@ MC_CASES = [
 def test_exact_matches_monte_carlo(form, dense_hessians, topology):
     assert 2 * norm.sf(Z) * 48 < 3.3e-4
     n, d = 6, 3
-    p = heterogeneous_quadratic(n, d, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5,
-                                diagonal=not dense_hessians, seed=11)
+    p = heterogeneous_quadratic(
+        n, d, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5, diagonal=not dense_hessians, seed=11
+    )
     Ws = [lazy_ring(n)] if topology == "static" else one_peer_exponential(8)[:2] + [lazy_ring(8)]
     if topology == "schedule":
         p = heterogeneous_quadratic(8, d, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5, seed=12)
     x0 = np.random.default_rng(3).standard_normal((p.n, d)) * 2
     record = [0, 3, 15, 60]
-    pred = exact_dsgd(p, Ws if topology == "schedule" else Ws[0], 0.15, 60, x0, form=form,
-                      record=record)
+    pred = exact_dsgd(
+        p, Ws if topology == "schedule" else Ws[0], 0.15, 60, x0, form=form, record=record
+    )
     sim = simulate_dsgd(p, Ws, 0.15, 60, x0, form, replicas=3000, seed=7, record=record)
     for metric in ("error", "consensus", "avg_error"):
         exact = getattr(pred, metric)
@@ -78,8 +80,9 @@ def test_structured_solver_agrees_with_dense(form, kind):
     if kind == "diagonal":
         p = heterogeneous_quadratic(n, d, L=1.5, mu=0.1, zeta2=3.0, sigma2=0.8, seed=2)
     elif kind == "shared_dense":
-        p = heterogeneous_quadratic(n, d, L=1.5, mu=0.1, zeta2=3.0, sigma2=0.8, diagonal=False,
-                                    shared_hessian=True, seed=2)
+        p = heterogeneous_quadratic(
+            n, d, L=1.5, mu=0.1, zeta2=3.0, sigma2=0.8, diagonal=False, shared_hessian=True, seed=2
+        )
     else:  # different but commuting dense Hessians: a rotated diagonal problem
         base = heterogeneous_quadratic(n, d, L=1.5, mu=0.1, zeta2=3.0, sigma2=0.8, seed=2)
         Q = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
@@ -93,8 +96,9 @@ def test_structured_solver_agrees_with_dense(form, kind):
     assert fast.method == "spectral" and dense.method == "dense"
     for metric in ("error", "consensus", "avg_error"):
         assert np.allclose(getattr(fast, metric), getattr(dense, metric), rtol=1e-10, atol=1e-12)
-        assert fast.steady_state[metric] == pytest.approx(dense.steady_state[metric], rel=1e-10,
-                                                          abs=1e-13)
+        assert fast.steady_state[metric] == pytest.approx(
+            dense.steady_state[metric], rel=1e-10, abs=1e-13
+        )
 
 
 def test_blockwise_schedule_agrees_with_dense():
@@ -145,10 +149,20 @@ def test_dsgd_spectral_formula_of_rates_md():
     lam, U = np.linalg.eigh(W)
     lam, U = lam[:-1], U[:, :-1]  # drop the consensus mode (eigenvalue 1)
     ghat2 = np.sum((U.T @ p.grad_star) ** 2, axis=1)
-    atc = np.sum(lam**2 * gamma**2 * ghat2 / (1 - lam * (1 - gamma * h)) ** 2
-                 + lam**2 * gamma**2 * s2 / (1 - lam**2 * (1 - gamma * h) ** 2)) / n
-    cta = np.sum(gamma**2 * ghat2 / (1 - lam + gamma * h) ** 2
-                 + gamma**2 * s2 / (1 - (lam - gamma * h) ** 2)) / n
+    atc = (
+        np.sum(
+            lam**2 * gamma**2 * ghat2 / (1 - lam * (1 - gamma * h)) ** 2
+            + lam**2 * gamma**2 * s2 / (1 - lam**2 * (1 - gamma * h) ** 2)
+        )
+        / n
+    )
+    cta = (
+        np.sum(
+            gamma**2 * ghat2 / (1 - lam + gamma * h) ** 2
+            + gamma**2 * s2 / (1 - (lam - gamma * h) ** 2)
+        )
+        / n
+    )
     assert steady_state_dsgd(p, W, gamma, "atc")["consensus"] == pytest.approx(atc, rel=1e-10)
     assert steady_state_dsgd(p, W, gamma, "cta")["consensus"] == pytest.approx(cta, rel=1e-10)
 
@@ -254,8 +268,7 @@ def test_bad_inputs():
 def test_psgd_exact_matches_monte_carlo():
     # z = 4.5 two-sided on 4 checkpoints of a mean over 20000 replicas: family-wise
     # false-failure probability < 4 * 6.8e-6 = 2.7e-5 (CLT normal approximation).
-    p = heterogeneous_quadratic(5, 3, L=1.0, mu=0.2, zeta2=1.0, sigma2=2.0, diagonal=False,
-                                seed=4)
+    p = heterogeneous_quadratic(5, 3, L=1.0, mu=0.2, zeta2=1.0, sigma2=2.0, diagonal=False, seed=4)
     x0 = p.x_star + np.array([1.0, -1.0, 2.0])
     record = [0, 2, 10, 40]
     pred = exact_psgd(p, 0.3, 40, x0, record=record)

@@ -48,8 +48,8 @@ def isotropic_problem(n, d, h, spread, sigma2, seed=0):
 
 def isotropic_floor(gamma, h, n, omega, sigma2, zeta2):
     """Closed form steady state for A_j = h I and C in U(omega) (module docstring)."""
-    return gamma * ((1 + omega) * sigma2 + omega * zeta2) / (
-        n * h * (2 - gamma * h * (1 + omega / n))
+    return (
+        gamma * ((1 + omega) * sigma2 + omega * zeta2) / (n * h * (2 - gamma * h * (1 + omega / n)))
     )
 
 
@@ -89,8 +89,18 @@ def test_identity_moments():
 
 @pytest.mark.parametrize(
     "spec",
-    ["qsgd", "top-k:k=2", "natural", "sign", "scaled-sign", "terngrad", "fp16", "bf16",
-     "scaled(qsgd:s=2)", "powersgd"],
+    [
+        "qsgd",
+        "top-k:k=2",
+        "natural",
+        "sign",
+        "scaled-sign",
+        "terngrad",
+        "fp16",
+        "bf16",
+        "scaled(qsgd:s=2)",
+        "powersgd",
+    ],
 )
 def test_unsupported_compressors_raise_naming_them(spec):
     p = isotropic_problem(2, 4, 1.0, 1.0, 1.0)
@@ -134,8 +144,9 @@ def test_bad_input():
 @pytest.mark.parametrize("diagonal", [True, False])
 @pytest.mark.parametrize("method", ["auto", "dense"])
 def test_identity_compressor_is_exact_psgd(diagonal, method):
-    p = heterogeneous_quadratic(5, 4, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.3, diagonal=diagonal,
-                                seed=3)
+    p = heterogeneous_quadratic(
+        5, 4, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.3, diagonal=diagonal, seed=3
+    )
     x0 = np.random.default_rng(1).standard_normal(4) * 2
     rec = [0, 1, 2, 10, 50, 200]
     a = exact_compressed_psgd(p, 0.3, 200, x0, "identity", record=rec, method=method)
@@ -234,15 +245,17 @@ def test_divided_power_near_coincident_rates():
     r = np.array([0.9, 0.9, 0.5 - 3e-5, -0.7])
     t = np.array([0, 1, 2, 7, 40])
     got = _divided_power(p, r, t)
-    ref = np.array([[sum(p[i] ** (s - 1 - u) * r[i] ** u for u in range(s)) for i in range(4)]
-                    for s in t])
+    ref = np.array(
+        [[sum(p[i] ** (s - 1 - u) * r[i] ** u for u in range(s)) for i in range(4)] for s in t]
+    )
     assert np.allclose(got, ref, rtol=1e-12, atol=1e-300)
 
 
 @pytest.mark.parametrize("diagonal", [True, False])
 def test_steady_state_is_limit_of_trajectory(diagonal):
-    p = heterogeneous_quadratic(4, 5, L=1.0, mu=0.2, zeta2=1.5, sigma2=1.0, diagonal=diagonal,
-                                seed=8)
+    p = heterogeneous_quadratic(
+        4, 5, L=1.0, mu=0.2, zeta2=1.5, sigma2=1.0, diagonal=diagonal, seed=8
+    )
     x0 = np.full(5, 4.0)
     pred = exact_compressed_psgd(p, 0.3, 1500, x0, "rand-k:k=2", record=[0, 100, 1500])
     # (1 - gamma mu)^{2 * 1500} = 0.94^3000: the transient is far below 1e-12
@@ -258,13 +271,15 @@ def test_mean_square_stability_boundary(d, method):
     p = isotropic_problem(n, d, h, 1.0, 1.0, seed=1)
     limit = 2 / (h * (1 + omega / n))
     assert limit < 2 / h  # the mean alone would still be stable above the limit
-    below = exact_compressed_psgd(p, limit * (1 - 1e-3), 0, np.zeros(d), f"rand-k:k={k}",
-                                  method=method)
+    below = exact_compressed_psgd(
+        p, limit * (1 - 1e-3), 0, np.zeros(d), f"rand-k:k={k}", method=method
+    )
     expect = isotropic_floor(limit * (1 - 1e-3), h, n, omega, 1.0, p.zeta2_star)
     assert below.steady_state["error"] == pytest.approx(expect, rel=1e-8)
     with pytest.warns(TheorylabWarning, match="unstable"):
-        above = exact_compressed_psgd(p, limit * (1 + 1e-3), 0, np.zeros(d), f"rand-k:k={k}",
-                                      method=method)
+        above = exact_compressed_psgd(
+            p, limit * (1 + 1e-3), 0, np.zeros(d), f"rand-k:k={k}", method=method
+        )
     assert math.isinf(above.steady_state["error"])
 
 
@@ -308,15 +323,17 @@ MC_CASES = [(True, False, True), (True, True, False), (False, True, True)]
 @pytest.mark.parametrize("diagonal, real_randk, scaled", MC_CASES)
 def test_exact_matches_monte_carlo(diagonal, real_randk, scaled):
     assert 2 * norm.sf(Z) * 20 < 1.4e-4
-    p = heterogeneous_quadratic(4, 6, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5, diagonal=diagonal,
-                                seed=11)
+    p = heterogeneous_quadratic(
+        4, 6, L=1.0, mu=0.2, zeta2=2.0, sigma2=1.5, diagonal=diagonal, seed=11
+    )
     x0 = np.random.default_rng(3).standard_normal(6) * 2
     record = [0, 2, 10, 40, 100]
     k, gamma = 2, 0.3
     spec = f"rand-k:k={k}" if scaled else f"rand-k-unscaled:k={k}"
     pred = exact_compressed_psgd(p, gamma, 100, x0, spec, record=record)
-    samples = simulate(p, gamma, 100, x0, k, 4000, seed=7, record=record,
-                       real_randk=real_randk, scaled=scaled)
+    samples = simulate(
+        p, gamma, 100, x0, k, 4000, seed=7, record=record, real_randk=real_randk, scaled=scaled
+    )
     mean = samples.mean(axis=1)
     se = samples.std(axis=1, ddof=1) / np.sqrt(samples.shape[1])
     assert se[0] < 1e-12 and mean[0] == pytest.approx(pred.error[0], rel=1e-14)
@@ -429,8 +446,13 @@ def test_woodbury_steady_state_and_stability_match_kronecker(builder):
             m = np.linalg.solve(np.eye(N) - T, v)
             Tm = T @ m
             pi0 = 2 * (P @ m) * u + u * u + s.sigma2
-            C = np.outer(Tm, v) + np.outer(v, Tm) + np.outer(v, v) + s.noise + s.kappa * (
-                (F * pi0) @ F.T)
+            C = (
+                np.outer(Tm, v)
+                + np.outer(v, Tm)
+                + np.outer(v, v)
+                + s.noise
+                + s.kappa * ((F * pi0) @ F.T)
+            )
             total += np.linalg.solve(np.eye(N * N) - M, C.ravel())[0]
         got = s.steady_state()
         seen.add(stable)
@@ -454,8 +476,10 @@ def test_stein_forms_fallback_for_defective_T():
 
     rng = np.random.default_rng(0)
     P, F = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
-    for T in (np.array([[0.5, 1.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, -0.3]]),  # defective
-              rng.standard_normal((3, 3)) * 0.3):
+    for T in (
+        np.array([[0.5, 1.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, -0.3]]),  # defective
+        rng.standard_normal((3, 3)) * 0.3,
+    ):
         M, y = _stein_forms(T, P, F)
         Mb, yb = brute(T, P, F)
         assert np.allclose(M, Mb, rtol=1e-10) and np.allclose(y, yb, rtol=1e-10)

@@ -19,7 +19,14 @@ from theorylab.problems import (
 @pytest.mark.parametrize("shared", [False, True])
 def test_heterogeneous_quadratic_constants_exact(diagonal, shared):
     p = heterogeneous_quadratic(
-        7, 5, L=3.0, mu=0.2, zeta2=2.5, sigma2=0.7, diagonal=diagonal, shared_hessian=shared,
+        7,
+        5,
+        L=3.0,
+        mu=0.2,
+        zeta2=2.5,
+        sigma2=0.7,
+        diagonal=diagonal,
+        shared_hessian=shared,
         seed=4,
     )
     assert p.L == pytest.approx(3.0, rel=1e-12)
@@ -54,14 +61,16 @@ def test_zeta2_zero_and_x_star_invariance():
 
 
 def test_closed_form_example_and_oracles_match_finite_differences():
-    p = QuadraticProblem(np.array([[1.0, 2.0], [3.0, 0.5]]), np.array([[0.0, 1.0], [2.0, -1.0]]),
-                         sigma2=0.0)
+    p = QuadraticProblem(
+        np.array([[1.0, 2.0], [3.0, 0.5]]), np.array([[0.0, 1.0], [2.0, -1.0]]), sigma2=0.0
+    )
     # x* = (sum A_i)^{-1} sum A_i b_i, coordinate-wise here
     assert np.allclose(p.x_star, [6.0 / 4.0, (2.0 - 0.5) / 2.5])
     x = np.array([0.3, -0.7])
     eps = 1e-6
-    fd = np.array([(p.local_f(x + eps * e) - p.local_f(x - eps * e)) / (2 * eps)
-                   for e in np.eye(2)]).T
+    fd = np.array(
+        [(p.local_f(x + eps * e) - p.local_f(x - eps * e)) / (2 * eps) for e in np.eye(2)]
+    ).T
     assert np.allclose(fd, p.grad(x), atol=1e-8)
     assert p.f(x) == pytest.approx(p.local_f(x).mean())
 
@@ -92,9 +101,12 @@ def test_zeta2_ball_is_the_exact_max_over_the_ball(seed, radius, diagonal):
     theta = np.linspace(0, 2 * np.pi, 721)
     vals = [_ball_value(p, radius * np.array([np.cos(t), np.sin(t)])) for t in theta]
     t0 = theta[int(np.argmax(vals))]
-    res = minimize_scalar(lambda t: -_ball_value(p, radius * np.array([np.cos(t), np.sin(t)])),
-                          bounds=(t0 - 0.01, t0 + 0.01), method="bounded",
-                          options={"xatol": 1e-12})
+    res = minimize_scalar(
+        lambda t: -_ball_value(p, radius * np.array([np.cos(t), np.sin(t)])),
+        bounds=(t0 - 0.01, t0 + 0.01),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     assert value == pytest.approx(-res.fun, rel=1e-8)
     # no sampled point inside the ball exceeds it
     rng = np.random.default_rng(seed)
@@ -111,9 +123,13 @@ def test_zeta2_ball_higher_dimension_vs_multistart():
     rng = np.random.default_rng(0)
     for _ in range(20):
         e0 = rng.standard_normal(4)
-        res = minimize(lambda e: -_ball_value(p, e), e0 * r / np.linalg.norm(e0),
-                       constraints=[{"type": "ineq", "fun": lambda e: r**2 - e @ e}],
-                       method="SLSQP", options={"ftol": 1e-14, "maxiter": 500})
+        res = minimize(
+            lambda e: -_ball_value(p, e),
+            e0 * r / np.linalg.norm(e0),
+            constraints=[{"type": "ineq", "fun": lambda e: r**2 - e @ e}],
+            method="SLSQP",
+            options={"ftol": 1e-14, "maxiter": 500},
+        )
         if res.x @ res.x <= r**2 * (1 + 1e-9):
             best = max(best, -res.fun)
     assert value == pytest.approx(best, rel=1e-7)
@@ -146,8 +162,9 @@ def test_logistic_newton_x_star_and_constants():
             H = p.features[i].T @ (p.features[i] * (s * (1 - s))[:, None]) / 80 + p.reg * np.eye(7)
             assert np.linalg.eigvalsh(H).max() <= p.L * (1 + 1e-12)
     # f(x*) is not beaten by an independent quasi-Newton solve
-    res = minimize(p.f, np.zeros(7), jac=lambda x: p.grad(x).mean(0), method="BFGS",
-                   options={"gtol": 1e-12})
+    res = minimize(
+        p.f, np.zeros(7), jac=lambda x: p.grad(x).mean(0), method="BFGS", options={"gtol": 1e-12}
+    )
     assert p.f_star <= res.fun + 1e-12
     assert p.zeta2_star > 0 and p.sigma2_star() > 0
     assert p.sigma2_star(4) == pytest.approx(p.sigma2_star() / 4)

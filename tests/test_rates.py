@@ -49,8 +49,9 @@ def test_dsgd_bound_lies_above_exact_at_every_step(
     n, d, kappa, zeta2, sigma2, self_weight, step_fraction, x0_scale, form, diagonal, seed
 ):
     L = 1.0
-    p = heterogeneous_quadratic(n, d, L=L, mu=L / kappa, zeta2=zeta2, sigma2=sigma2,
-                                diagonal=diagonal, seed=seed)
+    p = heterogeneous_quadratic(
+        n, d, L=L, mu=L / kappa, zeta2=zeta2, sigma2=sigma2, diagonal=diagonal, seed=seed
+    )
     W = lazy_ring(n, self_weight) if n > 2 else np.array([[0.7, 0.3], [0.3, 0.7]])
     rho = float(np.linalg.norm(W - 1 / n, 2))
     gamma = step_fraction * _max_step(form, p.L, p.mu, rho)
@@ -59,25 +60,51 @@ def test_dsgd_bound_lies_above_exact_at_every_step(
     exact = exact_dsgd(p, W, gamma, steps, x0, form=form)
     xbar0 = x0.mean(axis=0)
     bound = dsgd_bound_curve(
-        gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, rho=rho, n=n,
-        steps=steps, avg_error0=float(np.sum((xbar0 - p.x_star) ** 2)),
-        consensus0=float(np.sum((x0 - xbar0) ** 2) / n), form=form,
+        gamma=gamma,
+        L=p.L,
+        mu=p.mu,
+        sigma2=p.sigma2,
+        zeta2=p.zeta2_star,
+        rho=rho,
+        n=n,
+        steps=steps,
+        avg_error0=float(np.sum((xbar0 - p.x_star) ** 2)),
+        consensus0=float(np.sum((x0 - xbar0) ** 2) / n),
+        form=form,
     )
     for metric in ("error", "consensus", "avg_error"):
         e, b = getattr(exact, metric), bound[metric]
         assert np.all(b >= e - 1e-12 * (1 + np.abs(e))), metric
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the step satisfies the condition: no warning
-        ss = dsgd(gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, rho=rho,
-                  n=n, form=form)
+        ss = dsgd(
+            gamma=gamma,
+            L=p.L,
+            mu=p.mu,
+            sigma2=p.sigma2,
+            zeta2=p.zeta2_star,
+            rho=rho,
+            n=n,
+            form=form,
+        )
     assert ss.step_size_ok
     tiny = 1e-14 * (1 + x0_scale**2)  # round-off when sigma2 = zeta2 = 0 (both ~ 0)
     assert ss.total >= exact.steady_state["error"] * (1 - 1e-10) - tiny
     assert ss.extra["consensus"] >= exact.steady_state["consensus"] * (1 - 1e-10) - tiny
     # finite-T terms agree with the curve
-    r = dsgd(gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, rho=rho, n=n,
-             form=form, T=steps, avg_error0=float(bound["avg_error"][0]),
-             consensus0=float(bound["consensus"][0]))
+    r = dsgd(
+        gamma=gamma,
+        L=p.L,
+        mu=p.mu,
+        sigma2=p.sigma2,
+        zeta2=p.zeta2_star,
+        rho=rho,
+        n=n,
+        form=form,
+        T=steps,
+        avg_error0=float(bound["avg_error"][0]),
+        consensus0=float(bound["consensus"][0]),
+    )
     assert r.total == pytest.approx(bound["error"][-1], rel=1e-9, abs=1e-300)
 
 
@@ -109,8 +136,9 @@ def test_dsgd_bound_converges_to_steady_state_and_looseness_vs_exact():
 
 def test_psgd_strongly_convex_is_tight_for_isotropic_and_above_otherwise():
     n, d, gamma = 6, 3, 0.2
-    iso = QuadraticProblem(np.full((n, d), 1.5), np.random.default_rng(0).standard_normal((n, d)),
-                           sigma2=2.0)
+    iso = QuadraticProblem(
+        np.full((n, d), 1.5), np.random.default_rng(0).standard_normal((n, d)), sigma2=2.0
+    )
     x0 = iso.x_star + 1.0
     exact = exact_psgd(iso, gamma, 50, x0)
     for T in (0, 7, 50):
@@ -127,8 +155,9 @@ def test_psgd_strongly_convex_is_tight_for_isotropic_and_above_otherwise():
 
 def test_psgd_nonconvex_form():
     r = psgd(gamma=0.1, L=2.0, sigma2=3.0, n=4, T=100, delta=5.0)
-    assert r.terms == pytest.approx({"optimization": 2 * 5.0 / (0.1 * 100),
-                                     "noise": 0.1 * 2.0 * 3.0 / 4})
+    assert r.terms == pytest.approx(
+        {"optimization": 2 * 5.0 / (0.1 * 100), "noise": 0.1 * 2.0 * 3.0 / 4}
+    )
     assert r.kind == "upper" and not r.big_o
 
 
@@ -154,20 +183,34 @@ def test_dsgd_nonconvex_forms_are_big_o():
     assert k.big_o and set(k.terms) == {"noise", "heterogeneity", "topology", "optimization"}
     p = 1 - 0.81
     assert k.terms["optimization"] == pytest.approx(1.0 / (p * 1000))
-    lian = dsgd(gamma=0.01, L=1.0, sigma2=1.0, zeta2=4.0, rho=0.9, n=8, T=1000, delta=1.0,
-                source="lian2017")
+    lian = dsgd(
+        gamma=0.01, L=1.0, sigma2=1.0, zeta2=4.0, rho=0.9, n=8, T=1000, delta=1.0, source="lian2017"
+    )
     assert lian.big_o and lian.terms["optimization"] == pytest.approx(8 / 1000)
     with pytest.raises(TheorylabError):
-        dsgd(gamma=0.01, L=1.0, sigma2=1.0, zeta2=4.0, rho=0.9, n=8, T=1000, delta=1.0,
-             source="nobody")
+        dsgd(
+            gamma=0.01,
+            L=1.0,
+            sigma2=1.0,
+            zeta2=4.0,
+            rho=0.9,
+            n=8,
+            T=1000,
+            delta=1.0,
+            source="nobody",
+        )
     with pytest.raises(TheorylabError):
         dsgd(gamma=0.01, L=1.0, sigma2=1.0, zeta2=4.0, rho=0.9, n=8)
 
 
 @pytest.mark.parametrize(
     "regime, het, n_exp, gap_exp",
-    [("strongly_convex", True, 1, 2), ("strongly_convex", False, 1, 1),
-     ("nonconvex", True, 3, 4), ("nonconvex", False, 3, 2)],
+    [
+        ("strongly_convex", True, 1, 2),
+        ("strongly_convex", False, 1, 1),
+        ("nonconvex", True, 3, 4),
+        ("nonconvex", False, 3, 2),
+    ],
 )
 def test_transient_scalings(regime, het, n_exp, gap_exp):
     kw = dict(regime=regime, heterogeneous=het, mu=0.1, zeta2=2.0 if het else 0.0)
@@ -198,7 +241,8 @@ def test_gossip_consensus_bound_vs_exact():
     slow = U[:, np.argmax(np.abs(lam) * (np.abs(lam - 1) > 1e-9))][:, None]  # slowest mode
     tight = exact_gossip(W, slow, 12)
     assert gossip_consensus(rho, 12, tight.consensus[0]).total == pytest.approx(
-        tight.consensus[12], rel=1e-9)
+        tight.consensus[12], rel=1e-9
+    )
     assert gossip_consensus([0.5, 0.2], 2).total == pytest.approx(0.01)
     with pytest.raises(TheorylabError):
         gossip_consensus([0.5], 2)
@@ -207,8 +251,7 @@ def test_gossip_consensus_bound_vs_exact():
 
 
 def test_rate_object_and_bad_inputs():
-    r = dsgd(gamma=0.001, L=1.0, mu=0.5, sigma2=1.0, zeta2=1.0, rho=0.5, n=4, T=10,
-             avg_error0=1.0)
+    r = dsgd(gamma=0.001, L=1.0, mu=0.5, sigma2=1.0, zeta2=1.0, rho=0.5, n=4, T=10, avg_error0=1.0)
     assert isinstance(r, Rate)
     assert r.total == pytest.approx(sum(r.terms.values()))
     assert r.extra["avg_error"] + r.extra["consensus"] == pytest.approx(r.total)

@@ -370,8 +370,9 @@ def _dsgd_core(problem, Ws, gamma, x0, form, rec, method):
         for k in range(d):
             done = False
             if used == "spectral":
-                done = _spectral_block(acc, Ws[0], H[:, k], Gs[:, k], Z0[:, k], gamma, s2, form,
-                                       rec, n)
+                done = _spectral_block(
+                    acc, Ws[0], H[:, k], Gs[:, k], Z0[:, k], gamma, s2, form, rec, n
+                )
                 if not done and method == "spectral":
                     raise TheorylabError(
                         "method='spectral' needs gamma * h < 1 (ATC) and a stable recursion; "
@@ -386,7 +387,7 @@ def _dsgd_core(problem, Ws, gamma, x0, form, rec, method):
         used = "dense"
         Ds = np.zeros((n * d, n * d))
         for i in range(n):
-            Ds[i * d:(i + 1) * d, i * d:(i + 1) * d] = problem.A[i]
+            Ds[i * d : (i + 1) * d, i * d : (i + 1) * d] = problem.A[i]
         big = [np.kron(Wk, np.eye(d)) for Wk in Ws]
         Bs, us, Qs = _block_system(big, Ds, Gs.ravel(), gamma, s2, form)
         C = np.kron(np.ones((1, n)) / n, np.eye(d))
@@ -485,7 +486,10 @@ def exact_dsgd(
 
 
 def steady_state_dsgd(
-    problem: QuadraticProblem, W_or_schedule, gamma: float, form: str = "atc",
+    problem: QuadraticProblem,
+    W_or_schedule,
+    gamma: float,
+    form: str = "atc",
     method: str = "auto",
 ) -> dict:
     r"""Exact steady state of constant-step DSGD: {'error', 'consensus', 'avg_error'}.
@@ -504,8 +508,15 @@ def steady_state_dsgd(
     True
     """
     problem = _check_problem(problem)
-    pred = exact_dsgd(problem, W_or_schedule, gamma, 0, np.tile(problem.x_star, (problem.n, 1)),
-                      form=form, method=method)
+    pred = exact_dsgd(
+        problem,
+        W_or_schedule,
+        gamma,
+        0,
+        np.tile(problem.x_star, (problem.n, 1)),
+        form=form,
+        method=method,
+    )
     return dict(pred.steady_state)
 
 
@@ -546,8 +557,7 @@ def exact_psgd(
     r2 = (1.0 - gamma * h) ** 2
     q = gamma**2 * problem.sigma2 / (problem.n * problem.d)
     t = rec[:, None].astype(np.float64)
-    err = np.power(r2[None, :], t) @ (zh**2) + q * np.sum(_geom(r2[None, :], rec[:, None]),
-                                                          axis=1)
+    err = np.power(r2[None, :], t) @ (zh**2) + q * np.sum(_geom(r2[None, :], rec[:, None]), axis=1)
     acc = _Acc(rec.size)
     acc.err, acc.avg = err * 1.0, err * 1.0
     if np.max(r2) >= 1.0:
@@ -613,12 +623,22 @@ def exact_gossip(W_or_schedule, x0, steps: int, record=None) -> ExactPrediction:
     acc.ss_err = 0.0 if converges else np.inf
     acc.ss_avg = 0.0
     if not converges:
-        warnings.warn("gossip does not converge: the period product has rho(W - J) >= 1",
-                      TheorylabWarning, stacklevel=2)
+        warnings.warn(
+            "gossip does not converge: the period product has rho(W - J) >= 1",
+            TheorylabWarning,
+            stacklevel=2,
+        )
         ss_cons = np.inf
     else:
         ss_cons = 0.0
     cons = np.maximum(acc.err - acc.avg, 0.0)
-    return ExactPrediction(rec, acc.err, cons, acc.avg,
-                           {"error": acc.ss_err, "consensus": ss_cons, "avg_error": 0.0},
-                           "gossip", None, used)
+    return ExactPrediction(
+        rec,
+        acc.err,
+        cons,
+        acc.avg,
+        {"error": acc.ss_err, "consensus": ss_cons, "avg_error": 0.0},
+        "gossip",
+        None,
+        used,
+    )

@@ -296,8 +296,7 @@ class _DenseSystem:
             return np.inf
         rhs = self.lyap_inv(self.Q0).ravel()
         M = LinearOperator((d * d, d * d), matvec=lambda v: v - op(v), dtype=np.float64)
-        sol, info = gmres(M, rhs, x0=rhs, rtol=1e-13, atol=0.0, restart=min(d * d, 60),
-                          maxiter=200)
+        sol, info = gmres(M, rhs, x0=rhs, rtol=1e-13, atol=0.0, restart=min(d * d, 60), maxiter=200)
         resid = np.linalg.norm(M @ sol - rhs) / max(np.linalg.norm(rhs), 1e-300)
         if info != 0 and resid > 1e-10:
             raise SolverError(
@@ -314,8 +313,15 @@ class _DenseSystem:
             return float(np.max(np.abs(np.linalg.eigvals(M))))
         lin = LinearOperator((dd, dd), matvec=op, dtype=np.float64)
         try:
-            vals = eigs(lin, k=1, which="LM", v0=np.eye(self.d).ravel(), tol=1e-10,
-                        maxiter=5000, return_eigenvectors=False)
+            vals = eigs(
+                lin,
+                k=1,
+                which="LM",
+                v0=np.eye(self.d).ravel(),
+                tol=1e-10,
+                maxiter=5000,
+                return_eigenvectors=False,
+            )
         except ArpackNoConvergence as exc:  # pragma: no cover - ARPACK failure
             raise SolverError(f"ARPACK did not find the Perron root of L^-1 N: {exc}") from exc
         return float(np.max(np.abs(vals)))
@@ -396,8 +402,13 @@ class _CoordinateSystem:
             m = np.linalg.solve(np.eye(N) - T[i], v[i])
             Tm = T[i] @ m
             pi0 = 2.0 * (P[i] @ m) * u[i] + u[i] ** 2 + self.sigma2
-            C = (np.outer(Tm, v[i]) + np.outer(v[i], Tm) + np.outer(v[i], v[i]) + self.noise
-                 + self.kappa * (F * pi0) @ F.T)
+            C = (
+                np.outer(Tm, v[i])
+                + np.outer(v[i], Tm)
+                + np.outer(v[i], v[i])
+                + self.noise
+                + self.kappa * (F * pi0) @ F.T
+            )
             Y0 = solve_discrete_lyapunov(T[i], 0.5 * (C + C.T))
             z00 = float(Y0[0, 0])
             if self.kappa != 0.0:
@@ -430,8 +441,9 @@ def _stein_forms(T, P, F):
         e = V[0]
         y00 = np.einsum("ab,al,bl->l", Kd * np.outer(e, e), beta, beta, optimize=True).real
         return M, y00
-    Ys = np.array([solve_discrete_lyapunov(T, np.outer(F[:, col], F[:, col]))
-                   for col in range(F.shape[1])])
+    Ys = np.array(
+        [solve_discrete_lyapunov(T, np.outer(F[:, col], F[:, col])) for col in range(F.shape[1])]
+    )
     M = np.einsum("jk,lkm,jm->jl", P, Ys, P, optimize=True)
     return M, Ys[:, 0, 0]
 
@@ -454,8 +466,16 @@ def _psgd_system(problem, gamma, mom):
     n = problem.n
     P = H.T[:, :, None].copy()
     F = np.full((1, n), -gamma / n)
-    return _CoordinateSystem(np.ones((1, 1)), np.zeros((1, n)), F, P, c.T.copy(),
-                             problem.sigma2 / problem.d, mom.alpha, mom.kappa)
+    return _CoordinateSystem(
+        np.ones((1, 1)),
+        np.zeros((1, n)),
+        F,
+        P,
+        c.T.copy(),
+        problem.sigma2 / problem.d,
+        mom.alpha,
+        mom.kappa,
+    )
 
 
 def _ef_sgd_system(problem, gamma, mom):
@@ -474,8 +494,9 @@ def _ef_sgd_system(problem, gamma, mom):
     F = np.zeros((N, n))
     F[0, :] = -1.0 / n
     F[1 + nodes, nodes] = -1.0
-    return _CoordinateSystem(G, E, F, P, gamma * c.T, gamma**2 * problem.sigma2 / d,
-                             mom.alpha, mom.kappa)
+    return _CoordinateSystem(
+        G, E, F, P, gamma * c.T, gamma**2 * problem.sigma2 / d, mom.alpha, mom.kappa
+    )
 
 
 def _ef21_system(problem, gamma, mom):
@@ -490,8 +511,9 @@ def _ef21_system(problem, gamma, mom):
     P[:, nodes, 1 + nodes] -= 1.0  # - g_j
     F = np.zeros((N, n))
     F[1 + nodes, nodes] = 1.0
-    return _CoordinateSystem(G, np.zeros((N, n)), F, P, c.T.copy(), problem.sigma2 / d,
-                             mom.alpha, mom.kappa)
+    return _CoordinateSystem(
+        G, np.zeros((N, n)), F, P, c.T.copy(), problem.sigma2 / d, mom.alpha, mom.kappa
+    )
 
 
 def _ef21_initial(problem, mom, e0):

@@ -75,8 +75,9 @@ class Rate:
             "step_size_condition": self.step_size_condition,
             "step_size_ok": self.step_size_ok,
             "big_o": self.big_o,
-            "extra": {k: float(v) if isinstance(v, (int, float)) else v
-                      for k, v in self.extra.items()},
+            "extra": {
+                k: float(v) if isinstance(v, (int, float)) else v for k, v in self.extra.items()
+            },
         }
 
 

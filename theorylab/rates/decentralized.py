@@ -131,8 +131,10 @@ def psgd(
             terms=terms,
             kind="upper",
             source=_PSGD_REF + "; rates.md §1",
-            assumptions=("f L-smooth and mu-strongly convex", "unbiased noise, variance "
-                         "<= sigma2 per node, independent across nodes"),
+            assumptions=(
+                "f L-smooth and mu-strongly convex",
+                "unbiased noise, variance <= sigma2 per node, independent across nodes",
+            ),
             step_size_condition=cond,
             step_size_ok=ok,
             extra={**params, "mu": mu},
@@ -151,7 +153,8 @@ def psgd(
         name="psgd/nonconvex",
         quantity="(1/T) sum_{t<T} E||grad f(x_t)||^2",
         terms={"optimization": 2.0 * delta / (gamma * T), "noise": gamma * L * sigma2 / n}
-        if ok else {"optimization": math.inf, "noise": math.inf},
+        if ok
+        else {"optimization": math.inf, "noise": math.inf},
         kind="upper",
         source=_PSGD_REF,
         assumptions=("f L-smooth, bounded below", "unbiased noise, variance <= sigma2 per node"),
@@ -226,8 +229,7 @@ def dsgd_bound_curve(
     >>> c['error'].shape
     (4,)
     """
-    gamma, L, mu, sigma2, zeta2, rho, n, form = _check_sc(gamma, L, mu, sigma2, zeta2, rho, n,
-                                                          form)
+    gamma, L, mu, sigma2, zeta2, rho, n, form = _check_sc(gamma, L, mu, sigma2, zeta2, rho, n, form)
     steps = check_int("steps", steps, minimum=0)
     e0 = check_positive("avg_error0", avg_error0, allow_zero=True)
     x0 = check_positive("consensus0", consensus0, allow_zero=True)
@@ -379,8 +381,7 @@ def dsgd(
     """
     if mu is None:
         return _dsgd_nonconvex(gamma, L, sigma2, zeta2, rho, n, T, delta, source)
-    gamma, L, mu, sigma2, zeta2, rho, n, form = _check_sc(gamma, L, mu, sigma2, zeta2, rho, n,
-                                                          form)
+    gamma, L, mu, sigma2, zeta2, rho, n, form = _check_sc(gamma, L, mu, sigma2, zeta2, rho, n, form)
     T = _check_T(T)
     e0 = check_positive("avg_error0", avg_error0, allow_zero=True)
     x0 = check_positive("consensus0", consensus0, allow_zero=True)
@@ -407,12 +408,20 @@ def dsgd(
     extra = {
         "avg_error": float(sum(v[0] for v in parts.values())),
         "consensus": float(sum(v[1] for v in parts.values())),
-        "gamma": gamma, "L": L, "mu": mu, "sigma2": sigma2, "zeta2": zeta2, "rho": rho, "n": n,
-        "T": T, "form": form,
+        "gamma": gamma,
+        "L": L,
+        "mu": mu,
+        "sigma2": sigma2,
+        "zeta2": zeta2,
+        "rho": rho,
+        "n": n,
+        "T": T,
+        "form": form,
     }
     return Rate(
         name=f"dsgd/strongly_convex/{form}",
-        quantity="(1/n) sum_i E||x_i^T - x*||^2" if T is not None
+        quantity="(1/n) sum_i E||x_i^T - x*||^2"
+        if T is not None
         else "limsup (1/n) sum_i E||x_i^t - x*||^2",
         terms=terms,
         kind="upper",
@@ -455,13 +464,25 @@ def _dsgd_nonconvex(gamma, L, sigma2, zeta2, rho, n, T, delta, source) -> Rate:
             kind="upper",
             source="Koloskova et al., ICML 2020, arXiv 2003.10422, Theorem 2 (tau = 1, "
             "p = 1 - rho^2); rates.md §2a/§3b",
-            assumptions=("every f_i L-smooth", "uniform heterogeneity zeta2 (H1)",
-                         "noise variance <= sigma2 per node", "W doubly stochastic"),
+            assumptions=(
+                "every f_i L-smooth",
+                "uniform heterogeneity zeta2 (H1)",
+                "noise variance <= sigma2 per node",
+                "W doubly stochastic",
+            ),
             step_size_condition="gamma <= p/(c_0 L) with a numerical c_0 (tuned step)",
             step_size_ok=None,
             big_o=True,
-            extra={"p": p, "L": L, "sigma2": sigma2, "zeta2": zeta2, "rho": rho, "n": n, "T": T,
-                   "delta": delta},
+            extra={
+                "p": p,
+                "L": L,
+                "sigma2": sigma2,
+                "zeta2": zeta2,
+                "rho": rho,
+                "n": n,
+                "T": T,
+                "delta": delta,
+            },
         )
     if source == "lian2017":
         sigma = math.sqrt(sigma2)
@@ -476,13 +497,16 @@ def _dsgd_nonconvex(gamma, L, sigma2, zeta2, rho, n, T, delta, source) -> Rate:
             kind="upper",
             source="Lian et al., NeurIPS 2017, arXiv 1705.09056, Corollary 2 (constants "
             "RECALLED in rates.md §3a, unverified)",
-            assumptions=("every f_i L-smooth", "uniform heterogeneity (H1)",
-                         "symmetric doubly stochastic W", "T >= T_0(n, rho, sigma2, zeta2)"),
+            assumptions=(
+                "every f_i L-smooth",
+                "uniform heterogeneity (H1)",
+                "symmetric doubly stochastic W",
+                "T >= T_0(n, rho, sigma2, zeta2)",
+            ),
             step_size_condition="gamma = 1/(2L + sigma sqrt(T/n))",
             step_size_ok=None,
             big_o=True,
-            extra={"gamma": 1.0 / (2 * L + sigma * math.sqrt(T / n)), "rho": rho, "n": n,
-                   "T": T},
+            extra={"gamma": 1.0 / (2 * L + sigma * math.sqrt(T / n)), "rho": rho, "n": n, "T": T},
         )
     raise TheorylabError(f"source must be 'koloskova2020' or 'lian2017', got {source!r}")
 
@@ -554,8 +578,11 @@ def transient_iterations(
         scaling = "n/(1-rho)^2" if heterogeneous else "n/(1-rho)"
     elif regime == "nonconvex":
         delta = check_positive("delta", delta)
-        value = (n**3 * L * delta * zeta2**2 / (p**4 * sigma2**3) if heterogeneous
-                 else n**3 * L * delta / (p**2 * sigma2))
+        value = (
+            n**3 * L * delta * zeta2**2 / (p**4 * sigma2**3)
+            if heterogeneous
+            else n**3 * L * delta / (p**2 * sigma2)
+        )
         scaling = "n^3/(1-rho)^4" if heterogeneous else "n^3/(1-rho)^2"
     else:
         raise TheorylabError(f"regime must be 'strongly_convex' or 'nonconvex', got {regime!r}")
