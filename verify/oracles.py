@@ -6,6 +6,15 @@ stochastic gradients at their own rows, node ``nodes[l]`` drawing its randomness
 ``generators[l]`` only.
 The draws of node ``i`` are therefore the same whether it is one row of the simulator's stack or
 the only node of a rank, which is what makes the two executors agree.
+
+Two noise modes (``noise=``): ``"generator"`` (default) draws node by node from each node's
+generator (a Python loop over local nodes: one small kernel each); ``"counter"`` computes every
+local node's draws at once as a pure function of ``(key_i, t, index)``
+(:mod:`verify.counter_rng`), where ``key_i = generators[l].initial_seed()`` (nothing is drawn
+from the generator) and ``t`` counts the :meth:`grad` calls served since the generators last
+changed. Both executors call ``grad`` once per step with one fixed list of generators for their
+local nodes, so ``t`` is the step on every rank and in the simulator; a new list of generator
+objects (a new run) restarts ``t`` at 0, as do :meth:`reset`, :meth:`to` and pickling.
 """
 
 from __future__ import annotations
@@ -18,8 +27,18 @@ import numpy as np
 import torch
 
 from theorylab.errors import TheorylabError, check_int
+from verify.counter_rng import counter_normal, counter_randint, index_words, node_keys
 
-__all__ = ["QuadraticOracle", "LogisticOracle"]
+__all__ = ["NOISE_MODES", "QuadraticOracle", "LogisticOracle"]
+
+
+NOISE_MODES = ("generator", "counter")
+
+
+def _check_noise(noise) -> str:
+    if noise not in NOISE_MODES:
+        raise TheorylabError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+    return noise
 
 
 def _check_float_dtype(dtype) -> torch.dtype:
@@ -78,6 +97,45 @@ class _OracleBase:
         """``table[ids]``, as a view (no copy) when the ids are consecutive."""
         return table[rows] if rows is not None else table[ids]
 
+    def reset(self) -> None:
+        """Restart the ``noise="counter"`` call count ``t`` at 0 (the next call draws as a run's
+        first step); a no-op for ``noise="generator"``."""
+        self._scratch.pop("counter", None)
+
+    def _counter_call(self, generators) -> tuple[torch.Tensor, int]:
+        """``(keys, t)`` for this call, then ``t += 1``. The keys are cached with the generators;
+        the same list object (the executors pass one per run) is taken as unchanged, any other
+        list is compared generator by generator, and new generators restart ``t`` at 0."""
+        state = self._scratch.get("counter")
+        if state is not None and not (
+            state[0] is generators
+            or (
+                len(state[1]) == len(generators)
+                and all(a is b for a, b in zip(state[1], generators))
+            )
+        ):
+            state = None
+        if state is None:
+            gens = tuple(generators)
+            state = (generators, gens, node_keys(gens, self.device), 0)
+        self._scratch["counter"] = (generators, state[1], state[2], state[3] + 1)
+        return state[2], state[3]
+
+    def _index_words(self, count: int) -> torch.Tensor:
+        cached = self._scratch.get("index_words")
+        if cached is None or cached.shape[0] != count:
+            cached = index_words(count, self.device)
+            self._scratch["index_words"] = cached
+        return cached
+
+    def __getstate__(self):
+        # caches only (views, buffers, generators, the counter-noise call count): a copy sent to
+        # a rank starts fresh
+        state = dict(vars(self))
+        state["_scratch"] = {}
+        state["_nodes_cache"] = None
+        return state
+
     def to(self, device):
         """A copy of this oracle with its tensors on ``device`` (``self`` if already there)."""
         device = torch.device(device)
@@ -107,6 +165,13 @@ class QuadraticOracle(_OracleBase):
     place with ``normal_``, which draws the same numbers) and scales it by ``sqrt(sigma2/d)``.
     With ``sigma2 == 0`` nothing is drawn.
 
+    With ``noise="counter"`` the standard normal of node ``i``, call ``t``, replica ``r``,
+    coordinate ``j`` is instead :func:`verify.counter_rng.counter_normal` at flat index
+    ``c = r d + j`` with key ``generators[l].initial_seed()``: the same law (``N(0, 1)`` up to
+    a tail truncation at ``|z| <= 8.2``), one vectorised computation for all local nodes, and the
+    same numbers on CPU and CUDA up to float64 rounding of ``ndtri`` (see the module notes above
+    for ``t``).
+
     Parameters
     ----------
     problem : QuadraticProblem or duck-typed object
@@ -116,11 +181,14 @@ class QuadraticOracle(_OracleBase):
     dtype : torch.dtype, default ``torch.float64``
     device : str or torch.device, default ``"cpu"``
         Where the tensors live; the generators passed to :meth:`grad` must be on it.
+    noise : {"generator", "counter"}, default ``"generator"``
+        How the Gaussian noise is drawn (above); ``"counter"`` needs a ``torch.Generator`` per
+        node (only its ``initial_seed()`` is read).
 
     Raises
     ------
     TheorylabError
-        If shapes disagree or ``sigma2 < 0``.
+        If shapes disagree, ``sigma2 < 0`` or ``noise`` is unknown.
 
     Examples
     --------
@@ -136,7 +204,10 @@ class QuadraticOracle(_OracleBase):
     [1.5, -1.5]
     """
 
-    def __init__(self, problem, *, dtype: torch.dtype = torch.float64, device="cpu"):
+    def __init__(
+        self, problem, *, dtype: torch.dtype = torch.float64, device="cpu", noise="generator"
+    ):
+        self.noise = _check_noise(noise)
         self.dtype = _check_float_dtype(dtype)
         self.device = torch.device(device)
         self.n = check_int("problem.n", problem.n, minimum=1)
@@ -186,7 +257,12 @@ class QuadraticOracle(_OracleBase):
             g = diff.mul_(h)
         else:
             g = torch.bmm(diff, At)  # row r: A_i diff_r
-        if self.sigma2 > 0:
+        if self.sigma2 > 0 and self.noise == "counter":
+            keys, t = self._counter_call(generators)
+            m, R, d = g.shape
+            z = counter_normal(keys, t, self._index_words(R * d), *self._counter_buffers(m, R * d))
+            g.add_(z.view(m, R, d), alpha=self._noise_scale)
+        elif self.sigma2 > 0:
             noise = self._noise_buffer(g)
             for l in range(x.shape[0]):
                 noise[l].normal_(generator=generators[l])
@@ -204,6 +280,21 @@ class QuadraticOracle(_OracleBase):
         At = None if self.A is None else self._rows(self.A, nodes, rows).transpose(1, 2)
         self._scratch["tables"] = (nodes, (b, h, At))
         return b, h, At
+
+    def _counter_buffers(self, m: int, count: int) -> tuple:
+        """Reusable float64 output and two int64 work buffers of shape ``(m, count)``."""
+        bufs = self._scratch.get("counter_buffers")
+        if bufs is None or bufs[0].shape != (m, count):
+            kw = {"device": self.device}
+            bufs = (
+                torch.empty((m, count), dtype=torch.float64, **kw),
+                (
+                    torch.empty((m, count), dtype=torch.int64, **kw),
+                    torch.empty((m, count), dtype=torch.int64, **kw),
+                ),
+            )
+            self._scratch["counter_buffers"] = bufs
+        return bufs
 
     def _noise_buffer(self, g: torch.Tensor) -> torch.Tensor:
         """A reusable buffer of ``g``'s shape for the standard normals (only read by ``add_``)."""
@@ -225,7 +316,10 @@ class LogisticOracle(_OracleBase):
 
     Draw order: for ``l = 0, ..., m-1``, node ``nodes[l]`` draws
     ``torch.randint(m_i, (R, B), generator=generators[l])``. With ``batch_size=None`` the full
-    local gradient is returned and nothing is drawn.
+    local gradient is returned and nothing is drawn. With ``noise="counter"`` the index of node
+    ``i``, call ``t``, replica ``r``, draw ``b`` is instead
+    :func:`verify.counter_rng.counter_randint` at flat index ``c = r B + b`` (a 63-bit word
+    modulo ``m_i``: relative bias ``< 2^-40``; needs ``m_i < 2^23``), for all nodes at once.
 
     Parameters
     ----------
@@ -236,11 +330,14 @@ class LogisticOracle(_OracleBase):
         Minibatch size ``B``; ``None`` for full local gradients.
     dtype : torch.dtype, default ``torch.float64``
     device : str or torch.device, default ``"cpu"``
+    noise : {"generator", "counter"}, default ``"generator"``
+        How minibatch indices are drawn (above).
 
     Raises
     ------
     TheorylabError
-        If shapes disagree, labels are not 0/1, ``reg < 0`` or ``batch_size < 1``.
+        If shapes disagree, labels are not 0/1, ``reg < 0``, ``batch_size < 1``, ``noise`` is
+        unknown or (counter mode) ``m_i >= 2^23``.
 
     Examples
     --------
@@ -259,7 +356,9 @@ class LogisticOracle(_OracleBase):
         *,
         dtype: torch.dtype = torch.float64,
         device="cpu",
+        noise="generator",
     ):
+        self.noise = _check_noise(noise)
         self.dtype = _check_float_dtype(dtype)
         self.device = torch.device(device)
         features = np.asarray(problem.features, dtype=np.float64)
@@ -279,6 +378,12 @@ class LogisticOracle(_OracleBase):
         if not math.isfinite(self.reg) or self.reg < 0:
             raise TheorylabError(f"problem.reg must be finite and >= 0, got {self.reg}")
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
+        if self.noise == "counter" and self.m >= 1 << 23:
+            raise TheorylabError(
+                f"noise='counter' draws minibatch indices modulo m and needs m < 2^23 samples per "
+                f"node (bias < 2^-40), got m = {self.m}; use noise='generator'"
+            )
+        self._scratch: dict = {}
         self.features = torch.as_tensor(features, dtype=dtype, device=self.device)
         self.labels = torch.as_tensor(labels, dtype=dtype, device=self.device)
         x_star = getattr(problem, "x_star", None)
@@ -299,9 +404,15 @@ class LogisticOracle(_OracleBase):
             g = torch.einsum("lmd,lrm->lrd", F, r) / self.m
         else:
             m_local, R = x.shape[0], x.shape[1]
-            idx = torch.empty((m_local, R, self.batch_size), dtype=torch.int64, device=self.device)
-            for l in range(m_local):
-                torch.randint(self.m, (R, self.batch_size), generator=generators[l], out=idx[l])
+            if self.noise == "counter":
+                keys, t = self._counter_call(generators)
+                index = self._index_words(R * self.batch_size)
+                idx = counter_randint(keys, t, self.m, index).view(m_local, R, self.batch_size)
+            else:
+                shape = (m_local, R, self.batch_size)
+                idx = torch.empty(shape, dtype=torch.int64, device=self.device)
+                for l in range(m_local):
+                    torch.randint(self.m, (R, self.batch_size), generator=generators[l], out=idx[l])
             rows = torch.arange(m_local, device=self.device)[:, None, None]
             Fb = F[rows, idx]  # (m, R, B, d)
             yb = y[rows, idx]  # (m, R, B)
