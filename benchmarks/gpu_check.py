@@ -4,7 +4,11 @@ Usage: ``python benchmarks/gpu_check.py [--n 4096] [--d 10000] [--out DIR]``
 
 1. Throughput: DSGD (ATC) node-iterations per second on the stacked simulator at n nodes and d
    coordinates (float32) on CUDA, against a bare ``W @ X`` + gradient loop on the same tensors in
-   the same run, and against the simulator on the CPU (fewer steps); peak GPU memory.
+   the same run, and against the simulator on the CPU (fewer steps); peak GPU memory. The
+   simulator is timed with both noise modes of ``QuadraticOracle`` (``"generator"``: one
+   generator per node, drawn in a loop; ``"counter"``: one vectorised counter-based draw).
+   Also: the counter-based normals computed on CPU and on CUDA (64 nodes x 1e5): their uniform
+   words must be bitwise equal; the normals' largest difference is reported (ndtri rounding).
 2. Exactness at scale: DSGD on a ring of n nodes (Metropolis weights) and a heterogeneous
    diagonal quadratic (d = 4), R = 256 seeded replicas in float64 on CUDA, against
    ``theorylab.exact.exact_dsgd``: the largest |mean - predicted| / (standard error) over the
@@ -28,6 +32,7 @@ import torch
 from theorylab import mixing, topology
 from theorylab.exact import exact_dsgd
 from theorylab.problems import heterogeneous_quadratic
+from verify import counter_rng
 from verify.algorithms.dsgd import DSGD
 from verify.oracles import QuadraticOracle
 from verify.run import run_simulated
@@ -46,22 +51,31 @@ def _diag_problem(n, d, seed=0):
     return SimpleNamespace(n=n, d=d, b=b, sigma2=1.0, hessian_diagonal=h, x_star=x_star)
 
 
-def throughput(n, d, device, steps):
-    """Median seconds per DSGD step (simulator) and per bare W @ X + gradient step."""
-    W = mixing.mixing_matrix(topology.ring(n), "metropolis", sparse=True)
-    prob = _diag_problem(n, d)
-    x0 = np.zeros((n, d))
+def _simulate(prob, W, x0, steps, device, noise):
+    """Seconds per DSGD step on the simulator (with noise mode ``noise``), peak MiB, trajectory."""
     _sync(device)
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     traj = run_simulated(
-        DSGD(0.05), QuadraticOracle(prob, dtype=torch.float32), W, x0, steps, seed=0,
-        record=[0, steps], device=device, dtype=torch.float32,
+        DSGD(0.05), QuadraticOracle(prob, dtype=torch.float32, noise=noise), W, x0, steps,
+        seed=0, record=[0, steps], device=device, dtype=torch.float32,
     )
     _sync(device)
     sim_s = (time.perf_counter() - t0) / steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else float("nan")
+    return sim_s, peak, traj
+
+
+def throughput(n, d, device, steps):
+    """Seconds per DSGD step (simulator, both noise modes) and median per bare step."""
+    W = mixing.mixing_matrix(topology.ring(n), "metropolis", sparse=True)
+    prob = _diag_problem(n, d)
+    x0 = np.zeros((n, d))
+    for noise in ("generator", "counter"):  # warm-up (CUDA context, kernels, allocator)
+        _simulate(prob, W, x0, 1, device, noise)
+    sim_s, peak, traj = _simulate(prob, W, x0, steps, device, "generator")
+    sim_c_s, peak_c, traj_c = _simulate(prob, W, x0, steps, device, "counter")
     # Bare loop on the same tensors: sparse W @ X, diagonal gradient, Gaussian noise.
     Wt = torch.sparse_csr_tensor(
         torch.as_tensor(W.indptr, dtype=torch.int64), torch.as_tensor(W.indices, dtype=torch.int64),
@@ -83,7 +97,26 @@ def throughput(n, d, device, steps):
     return {"n": n, "d": d, "device": device, "steps": steps, "sim_s_per_step": sim_s,
             "bare_s_per_step": bare_s, "ratio": sim_s / bare_s,
             "node_iters_per_s": n / sim_s, "peak_gpu_mib": peak, "final_error": float(
-                np.mean(traj.error[-1]))}
+                np.mean(traj.error[-1])),
+            "sim_counter_s_per_step": sim_c_s, "ratio_counter": sim_c_s / bare_s,
+            "speedup_counter_vs_generator": sim_s / sim_c_s, "peak_gpu_mib_counter": peak_c,
+            "final_error_counter": float(np.mean(traj_c.error[-1]))}
+
+
+def counter_devices(nodes=64, count=100_000):
+    """Counter-based normals on CPU vs CUDA: words bitwise equal?, largest normal difference."""
+    keys = torch.arange(nodes, dtype=torch.int64) * 7919 + 1
+    out = {}
+    for dev in ("cpu", "cuda"):
+        E = counter_rng.index_words(count, dev)
+        out[dev] = (
+            counter_rng.counter_words(keys.to(dev), 3, E).cpu(),
+            counter_rng.counter_normal(keys.to(dev), 3, E).cpu(),
+        )
+    diff = (out["cpu"][1] - out["cuda"][1]).abs()
+    return {"words_equal": bool(torch.equal(out["cpu"][0], out["cuda"][0])),
+            "normals_max_abs_diff": float(diff.max()),
+            "normals_bitwise_equal_fraction": float((diff == 0).double().mean())}
 
 
 def exact_at_scale(n, device, replicas=256, steps=400):
@@ -132,6 +165,8 @@ def main(argv=None):
     print("throughput_cuda:", result["throughput_cuda"], flush=True)
     result["throughput_cpu"] = throughput(args.n, args.d, "cpu", max(3, args.steps // 10))
     print("throughput_cpu:", result["throughput_cpu"], flush=True)
+    result["counter_devices"] = counter_devices()
+    print("counter_devices:", result["counter_devices"], flush=True)
     result["exact_cuda"] = exact_at_scale(args.n, "cuda")
     print("exact_cuda:", result["exact_cuda"], flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@
    where DDP updates the parameters in place.
 3. The simulator: node-iterations per second of DSGD at n = 1024, d = 1e4 (ring, sparse mixing)
    vs a bare ``W @ X`` + gradient loop in the same process; the cost of the per-node noise draws
-   (one generator per node) vs one bulk draw; peak memory (RSS). Target: ratio <= 1.5.
+   (one generator per node) vs one bulk draw; the framework step with counter-based noise
+   (``QuadraticOracle(..., noise="counter")``); peak memory (RSS). Target: ratio <= 1.5.
 
 Times are medians over steps, the timed variants alternating step by step; in the distributed
 parts a step's time is the slowest rank's (a barrier precedes every step, untimed). The machine
@@ -235,6 +236,15 @@ def simulator_bench(n: int, d: int, steps: int) -> dict:
         state[0] = algo.step(state[0], ctx, k[0])
         k[0] += 1
 
+    oracle_c = QuadraticOracle(diagonal_problem(n, d), dtype=DTYPE, noise="counter")
+    ctx_c = make_context(comm, oracle_c, seed=0)
+    state_c = [algo.init(torch.zeros(n, 1, d, dtype=DTYPE), ctx_c)]
+    k_c = [0]
+
+    def framework_counter():
+        state_c[0] = algo.step(state_c[0], ctx_c, k_c[0])
+        k_c[0] += 1
+
     Wf = sp.csr_array(ring(n), dtype=np.float32)
     h, b = oracle.h, oracle.b
     scale = math.sqrt(oracle.sigma2 / d)
@@ -257,6 +267,7 @@ def simulator_bench(n: int, d: int, steps: int) -> dict:
 
     fns = {
         "framework": framework,
+        "framework_counter": framework_counter,
         "bare": bare,
         "noise_loop": per_node_noise,
         "noise_bulk": bulk_noise,
@@ -304,6 +315,10 @@ def main(argv=None) -> int:
         print(
             f"   noise: per-node loop {s['noise_loop'] * 1e3:.1f} ms vs one bulk draw "
             f"{s['noise_bulk'] * 1e3:.1f} ms (x{s['noise_loop'] / s['noise_bulk']:.2f})"
+        )
+        print(
+            f"   framework step, noise='counter' {s['framework_counter'] * 1e3:.1f} ms "
+            f"(x{s['framework_counter'] / s['framework']:.2f} the per-node generators)"
         )
         print(
             f"   peak RSS {s['peak_rss_mib']:.0f} MiB (growth {s['rss_growth_mib']:.0f} MiB; "
