@@ -152,6 +152,11 @@ def counter_words(
     out, tmp : int64 tensors (m, count), optional
         Reusable buffers for the result and the scratch (allocated when ``None``).
 
+    Returns
+    -------
+    int64 tensor (m, count)
+        Words uniform on ``[0, 2^63)`` (``out`` when given).
+
     Examples
     --------
     >>> E = index_words(3)
@@ -174,10 +179,22 @@ def counter_normal(
     out: torch.Tensor | None = None,
     work: tuple | None = None,
 ) -> torch.Tensor:
-    """Standard normals ``Phi^{-1}(u_{i,t,c})``, float64, shape ``(m, count)``.
+    """Standard normals ``z_{i,t,c} = Phi^{-1}(u_{i,t,c})`` (construction in the module notes).
 
-    ``out`` (float64) and ``work`` (two int64 tensors) of shape ``(m, count)`` are optional
-    reusable buffers.
+    Parameters
+    ----------
+    keys, t, index
+        As in :func:`counter_words`.
+    out : float64 tensor (m, count), optional
+        Reusable output buffer.
+    work : pair of int64 tensors (m, count), optional
+        Reusable buffers for :func:`counter_words`.
+
+    Returns
+    -------
+    float64 tensor (m, count)
+        ``N(0, 1)`` draws truncated to ``|z| <= 8.21``; independent across ``(i, t, c)`` in the
+        sense of the module notes.
 
     Examples
     --------
@@ -194,9 +211,24 @@ def counter_normal(
 
 
 def counter_randint(keys: torch.Tensor, t: int, high: int, index: torch.Tensor) -> torch.Tensor:
-    """Integers ``w_{i,t,c} mod high`` in ``[0, high)``, int64, shape ``(m, count)``.
+    """Integers ``w_{i,t,c} mod high``, uniform on ``[0, high)`` up to the modulo bias.
 
-    The modulo bias is below ``2^-63`` per value (relative ``< 2^-40`` as ``high < 2^23``).
+    Parameters
+    ----------
+    keys, t, index
+        As in :func:`counter_words`.
+    high : int, 1 <= high < 2^23
+        Exclusive upper bound.
+
+    Returns
+    -------
+    int64 tensor (m, count)
+        Each value has probability within ``2^-63`` of ``1/high`` (relative ``< 2^-40``).
+
+    Raises
+    ------
+    TheorylabError
+        If ``high >= 2^23`` (the bias bound would no longer hold).
 
     Examples
     --------
