@@ -58,8 +58,15 @@ def _simulate(prob, W, x0, steps, device, noise):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     traj = run_simulated(
-        DSGD(0.05), QuadraticOracle(prob, dtype=torch.float32, noise=noise), W, x0, steps,
-        seed=0, record=[0, steps], device=device, dtype=torch.float32,
+        DSGD(0.05),
+        QuadraticOracle(prob, dtype=torch.float32, noise=noise),
+        W,
+        x0,
+        steps,
+        seed=0,
+        record=[0, steps],
+        device=device,
+        dtype=torch.float32,
     )
     _sync(device)
     sim_s = (time.perf_counter() - t0) / steps
@@ -78,8 +85,10 @@ def throughput(n, d, device, steps):
     sim_c_s, peak_c, traj_c = _simulate(prob, W, x0, steps, device, "counter")
     # Bare loop on the same tensors: sparse W @ X, diagonal gradient, Gaussian noise.
     Wt = torch.sparse_csr_tensor(
-        torch.as_tensor(W.indptr, dtype=torch.int64), torch.as_tensor(W.indices, dtype=torch.int64),
-        torch.as_tensor(W.data, dtype=torch.float32), size=W.shape,
+        torch.as_tensor(W.indptr, dtype=torch.int64),
+        torch.as_tensor(W.indices, dtype=torch.int64),
+        torch.as_tensor(W.data, dtype=torch.float32),
+        size=W.shape,
     ).to(device)
     h = torch.as_tensor(prob.hessian_diagonal, dtype=torch.float32, device=device)
     b = torch.as_tensor(prob.b, dtype=torch.float32, device=device)
@@ -94,13 +103,23 @@ def throughput(n, d, device, steps):
         _sync(device)
         times.append(time.perf_counter() - t)
     bare_s = statistics.median(times)
-    return {"n": n, "d": d, "device": device, "steps": steps, "sim_s_per_step": sim_s,
-            "bare_s_per_step": bare_s, "ratio": sim_s / bare_s,
-            "node_iters_per_s": n / sim_s, "peak_gpu_mib": peak, "final_error": float(
-                np.mean(traj.error[-1])),
-            "sim_counter_s_per_step": sim_c_s, "ratio_counter": sim_c_s / bare_s,
-            "speedup_counter_vs_generator": sim_s / sim_c_s, "peak_gpu_mib_counter": peak_c,
-            "final_error_counter": float(np.mean(traj_c.error[-1]))}
+    return {
+        "n": n,
+        "d": d,
+        "device": device,
+        "steps": steps,
+        "sim_s_per_step": sim_s,
+        "bare_s_per_step": bare_s,
+        "ratio": sim_s / bare_s,
+        "node_iters_per_s": n / sim_s,
+        "peak_gpu_mib": peak,
+        "final_error": float(np.mean(traj.error[-1])),
+        "sim_counter_s_per_step": sim_c_s,
+        "ratio_counter": sim_c_s / bare_s,
+        "speedup_counter_vs_generator": sim_s / sim_c_s,
+        "peak_gpu_mib_counter": peak_c,
+        "final_error_counter": float(np.mean(traj_c.error[-1])),
+    }
 
 
 def counter_devices(nodes=64, count=100_000):
@@ -114,9 +133,11 @@ def counter_devices(nodes=64, count=100_000):
             counter_rng.counter_normal(keys.to(dev), 3, E).cpu(),
         )
     diff = (out["cpu"][1] - out["cuda"][1]).abs()
-    return {"words_equal": bool(torch.equal(out["cpu"][0], out["cuda"][0])),
-            "normals_max_abs_diff": float(diff.max()),
-            "normals_bitwise_equal_fraction": float((diff == 0).double().mean())}
+    return {
+        "words_equal": bool(torch.equal(out["cpu"][0], out["cuda"][0])),
+        "normals_max_abs_diff": float(diff.max()),
+        "normals_bitwise_equal_fraction": float((diff == 0).double().mean()),
+    }
 
 
 def exact_at_scale(n, device, replicas=256, steps=400):
@@ -131,13 +152,27 @@ def exact_at_scale(n, device, replicas=256, steps=400):
     exact_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     traj = run_simulated(
-        DSGD(0.05), QuadraticOracle(p), W, x0, steps, seed=1, record=record,
-        replicas=replicas, device=device, dtype=torch.float64,
+        DSGD(0.05),
+        QuadraticOracle(p),
+        W,
+        x0,
+        steps,
+        seed=1,
+        record=record,
+        replicas=replicas,
+        device=device,
+        dtype=torch.float64,
     )
     _sync(device)
     sim_s = time.perf_counter() - t0
-    out = {"n": n, "d": d, "replicas": replicas, "steps": steps, "exact_s": exact_s,
-           "simulate_s": sim_s}
+    out = {
+        "n": n,
+        "d": d,
+        "replicas": replicas,
+        "steps": steps,
+        "exact_s": exact_s,
+        "simulate_s": sim_s,
+    }
     for q in ("error", "consensus"):
         m = np.asarray(getattr(traj, q))  # (checkpoints, R)
         mean = m.mean(1)
