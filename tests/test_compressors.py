@@ -392,3 +392,13 @@ def test_cli_lists_every_compressor(capsys):
     table = capsys.readouterr().out
     assert "scaled-sign" in table and "bits_per_coord" in table
     assert main(["compressors", "--d", "0"]) == 2
+
+
+def test_powersgd_warm_start_not_shared_with_a_new_generator_reusing_an_id():
+    # the memory was keyed by id(generator) alone: a fresh generator with the same seed that
+    # reused a dead generator's id got its warm start, so same seed gave a different result
+    x = torch.randn(4, 100, generator=_gen(0), dtype=torch.float64)
+    C = PowerSGD(rank=1)
+    cold = PowerSGD(rank=1).compress(x, _gen(3))
+    for _ in range(5):  # CPython reuses the freed generator's address for the next one
+        assert torch.equal(C.compress(x, _gen(3)), cold)

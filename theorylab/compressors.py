@@ -62,6 +62,7 @@ from __future__ import annotations
 import abc
 import itertools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -1059,8 +1060,9 @@ class PowerSGD(Compressor):
     ``P = M Q``, ``P_hat = orth(P)`` (reduced QR), ``Q' = M^T P_hat`` and
     ``C(x) = vec(P_hat Q'^T)[:d]``. ``Q`` is a fresh standard Gaussian ``m x r`` draw from the
     generator, or, with ``warm_start=True``, the previous ``Q'`` for the same (rows, d, dtype,
-    device, generator), kept in this object (:meth:`reset` clears it). This is the local
-    compressor (each node its own ``P``); torch's DDP hook all-reduces ``P`` across workers.
+    device, generator), kept in this object (:meth:`reset` clears it; a fresh generator, even
+    one reusing a dead one's id, starts cold). This is the local compressor (each node its own
+    ``P``); torch's DDP hook all-reduces ``P`` across workers.
 
     Guarantee: with ``warm_start=False``, B(delta) *in expectation over Q* with
     ``delta = r_eff / min(n, m)``: ``E||M - P_hat P_hat^T M||^2 <= (1 - r/rank M) ||M||^2``
@@ -1116,14 +1118,25 @@ class PowerSGD(Compressor):
         scale = _row_amax(x).unsqueeze(2)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         M = torch.nn.functional.pad(x, (0, n * m - d)).reshape(rows, n, m) / scale
+        # keyed by the generator's id, with a weak reference to check it is the same (live)
+        # generator: a later generator that reuses a dead one's id must start cold, else the
+        # same seed would give different results depending on memory addresses
         key = (rows, d, x.dtype, x.device, id(generator) if generator is not None else None)
-        Q = self._memory.get(key) if self.warm_start else None
+        entry = self._memory.get(key) if self.warm_start else None
+        Q = None
+        if entry is not None and (generator is None or entry[0]() is generator):
+            Q = entry[1]
         if Q is None:
             Q = _normal((rows, m, r), generator, x.device, x.dtype)
         P_hat = torch.linalg.qr(M @ Q).Q
         Q_new = M.transpose(1, 2) @ P_hat
         if self.warm_start:
-            self._memory[key] = Q_new
+            for k in [
+                k for k, (ref, _) in self._memory.items() if ref is not None and ref() is None
+            ]:
+                del self._memory[k]  # entries of generators that no longer exist
+            ref = weakref.ref(generator) if generator is not None else None
+            self._memory[key] = (ref, Q_new)
         return P_hat, Q_new * scale
 
     def _reconstruct(self, parts, d, dtype):
