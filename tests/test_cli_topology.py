@@ -51,7 +51,7 @@ def test_options(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["degree_max"] == 3
     f = tmp_path / "edges.txt"
     f.write_text("0 1\n1 2\n2 0\n")
-    assert main(["topology", "ring", "--edgelist", str(f), "--json"]) == 0
+    assert main(["topology", "--edgelist", str(f), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rho"] < 1e-12  # triangle: W = J
 
 
@@ -76,3 +76,20 @@ def test_sparse_large_ring(capsys):
 def test_errors(argv, msg, capsys):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_edgelist_without_family(capsys, tmp_path):
+    # --help says "--edgelist: read the graph from an edge-list file instead" (of a family)
+    f = tmp_path / "edges.txt"
+    f.write_text("0 1\n1 2\n2 0\n")
+    assert main(["topology", "--edgelist", str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rho"] < 1e-12  # triangle: W = J
+
+
+def test_family_or_edgelist_required(capsys, tmp_path):
+    assert main(["topology", "--n", "5"]) == 2
+    assert "--edgelist" in capsys.readouterr().err
+    f = tmp_path / "edges.txt"
+    f.write_text("0 1\n1 2\n2 0\n")
+    assert main(["topology", "ring", "--n", "5", "--edgelist", str(f)]) == 2
+    assert "not both" in capsys.readouterr().err

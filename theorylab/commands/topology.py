@@ -28,7 +28,10 @@ def add_arguments(parser) -> None:
     from theorylab.mixing import WEIGHT_RULES
     from theorylab.topology import FAMILIES
 
-    parser.add_argument("family", choices=sorted(FAMILIES), help="graph family")
+    parser.add_argument(
+        "family", nargs="?", default=None, choices=sorted(FAMILIES),
+        help="graph family; omit with --edgelist",
+    )  # fmt: skip
     parser.add_argument("--n", type=int, help="number of nodes")
     parser.add_argument(
         "--weights", default="metropolis", choices=sorted(WEIGHT_RULES), help="weight rule"
@@ -56,9 +59,14 @@ def _digits(x):
 def run(args) -> int:
     from theorylab import mixing, spectral, topology
     from theorylab.commands._output import emit, format_table
+    from theorylab.errors import TheorylabError
 
+    if args.edgelist is not None and args.family is not None:
+        raise TheorylabError("give a FAMILY or --edgelist FILE, not both")
+    if args.edgelist is None and args.family is None:
+        raise TheorylabError("give a topology FAMILY (e.g. ring) or --edgelist FILE")
     t0 = time.perf_counter()
-    if args.edgelist:
+    if args.edgelist is not None:
         G = topology.from_edgelist(args.edgelist)
         family = f"edgelist:{args.edgelist}"
     else:
