@@ -93,3 +93,12 @@ def test_family_or_edgelist_required(capsys, tmp_path):
     f.write_text("0 1\n1 2\n2 0\n")
     assert main(["topology", "ring", "--n", "5", "--edgelist", str(f)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_missing_edgelist_file_is_a_clean_error(capsys, tmp_path):
+    missing = tmp_path / "missing.txt"
+    assert main(["topology", "--edgelist", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "missing.txt" in err and "Traceback" not in err
+    assert main(["weights", "path", "--n", "4", "--save", str(tmp_path / "no" / "W.npy")]) == 2
+    assert "W.npy" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad input, or a file that cannot be read
         print(f"theorylab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
