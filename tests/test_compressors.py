@@ -311,6 +311,10 @@ def test_powersgd_warm_start_state_and_exact_on_rank_r():
         (lambda: get_compressor("qsgd:s"), TheorylabError),
         (lambda: get_compressor("qsgd:t=3"), TheorylabError),
         (lambda: get_compressor("qsgd:s=0"), TheorylabError),
+        # bool("no") is True: a spec "warm_start=no" silently kept the warm start on
+        (lambda: get_compressor("powersgd:warm_start=no"), TypeError),
+        (lambda: PowerSGD(warm_start="false"), TypeError),
+        (lambda: RandK(k=2, scaled="no"), TypeError),
     ],
 )
 def test_bad_parameters(make, exc):

@@ -207,6 +207,16 @@ def _splitmix64(z: torch.Tensor) -> torch.Tensor:
     return _shr(z, 1)
 
 
+def _check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (Python or numpy), else raise naming it."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(
+            f"{name} must be True or False, got {value!r} of type {type(value).__name__}; "
+            f"in a spec string write {name}=true or {name}=false"
+        )
+    return bool(value)
+
+
 def _parse_value(text: str):
     low = text.lower()
     if low in ("true", "false"):
@@ -556,7 +566,7 @@ class RandK(_KMixin, Compressor):
 
     def __init__(self, k: int | None = None, ratio: float | None = None, scaled: bool = True):
         self._init_k(k, ratio)
-        self.scaled = bool(scaled)
+        self.scaled = _check_bool("scaled", scaled)
         self.unbiased = self.scaled
         self.name = "rand-k" if self.scaled else "rand-k-unscaled"
 
@@ -1079,7 +1089,7 @@ class PowerSGD(Compressor):
 
     def __init__(self, rank: int = 1, warm_start: bool = True):
         self.rank = check_int("rank", rank, minimum=1)
-        self.warm_start = bool(warm_start)
+        self.warm_start = _check_bool("warm_start", warm_start)
         self.tight = not self.warm_start
         self._memory: dict = {}
 
