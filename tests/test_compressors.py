@@ -315,6 +315,7 @@ def test_powersgd_warm_start_state_and_exact_on_rank_r():
         (lambda: get_compressor("powersgd:warm_start=no"), TypeError),
         (lambda: PowerSGD(warm_start="false"), TypeError),
         (lambda: RandK(k=2, scaled="no"), TypeError),
+        (lambda: TopK(k=1).nbytes((-3, 2)), TheorylabError),  # was -15 bytes
     ],
 )
 def test_bad_parameters(make, exc):

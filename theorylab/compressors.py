@@ -314,8 +314,8 @@ class Compressor(abc.ABC):
     def nbytes(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
         """Bytes of ``encode(x)`` for ``x`` of ``shape`` and ``dtype``: ``rows * row_bytes(d)``."""
         shape = tuple(int(s) for s in shape)
-        if not shape or math.prod(shape) == 0:
-            raise TheorylabError(f"shape must be non-empty with no zero dimension, got {shape}")
+        if not shape or min(shape) < 1:
+            raise TheorylabError(f"shape must be non-empty with every dimension >= 1, got {shape}")
         return math.prod(shape[:-1]) * self.row_bytes(shape[-1], dtype)
 
     # -- the operator ------------------------------------------------------------------
