@@ -281,3 +281,11 @@ def test_cli_weights_json_and_save(tmp_path):
     edges.write_text("0 1\n1 2\n2 3\n")
     assert main(["weights", "--edgelist", str(edges), "--no-sdp"]) == 0
     assert main(["weights", "one-peer-exponential", "--n", "8"]) == 2
+
+
+@pytest.mark.parametrize("G", [nx.cycle_graph(6), nx.complete_graph(4)])
+def test_unknown_solver_name_is_bad_input(G):
+    # a typo is bad input (TheorylabError naming it and the choices), not a solver failure;
+    # also on the complete graph, whose closed form would otherwise skip the solver
+    with pytest.raises(TheorylabError, match="'foo'.*barrier"):
+        optimal_weights(G, solver="foo")

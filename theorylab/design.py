@@ -518,7 +518,8 @@ def optimal_weights(
     Raises
     ------
     TheorylabError
-        ``G`` disconnected, directed, a multigraph, or n < 2; bad ``tol``/``solver``.
+        ``G`` disconnected, directed, a multigraph, or n < 2; bad ``tol``; a ``solver`` that is
+        neither ``"barrier"`` nor an installed cvxpy solver.
     SolverError
         The solver reported a status other than optimal (infeasible, unbounded, inaccurate), ran
         out of iterations, or returned a W that fails validation. No W is returned then.
@@ -540,6 +541,14 @@ def optimal_weights(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     if not isinstance(solver, str):
         raise TypeError(f"solver must be a string such as 'barrier' or 'SCS', got {solver!r}")
+    if solver.lower() != "barrier":
+        import cvxpy as cp
+
+        if solver.upper() not in cp.installed_solvers():
+            raise TheorylabError(
+                f"unknown solver {solver!r}; use 'barrier' or an installed cvxpy solver: "
+                f"{', '.join(cp.installed_solvers())}"
+            )
     nodes, edges = _graph_edges(G)
     n = len(nodes)
     kind = "FMMC" if nonnegative else "FDLA"
