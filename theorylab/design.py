@@ -115,7 +115,8 @@ class WeightsResult:
         above the true rho; ``nan`` for the subgradient method, which has no separate objective).
     lower_bound : float
         A lower bound on the optimal rho when the method provides one (barrier: ``s`` minus the
-        duality gap; cvxpy: the solver's dual objective), else ``nan``.
+        duality gap; closed form on the complete graph: 0), else ``nan`` (cvxpy solvers, the
+        subgradient method).
     nonnegative : bool
         True for FMMC (``W >= 0``), False for FDLA.
     edges : numpy.ndarray
@@ -841,7 +842,7 @@ def compare_weight_rules(
 ) -> list[dict]:
     """rho under each weight rule on ``G``, with the FDLA and FMMC optima, as table rows.
 
-        Each row: ``rule``, ``rho`` (``= ||W - 11^T/n||_2``), ``spectral_gap`` (``1 - rho``),
+    Each row: ``rule``, ``rho`` (``= ||W - 11^T/n||_2``), ``spectral_gap`` (``1 - rho``),
     ``iterations`` (gossip rounds to shrink the consensus error by ``eps``, from
     :func:`theorylab.spectral.consensus_iterations`), ``speedup`` (Metropolis rounds / this
     rule's rounds), ``nonneg`` (whether W >= 0) and ``time_s``. rho and the gap come from
@@ -851,11 +852,11 @@ def compare_weight_rules(
     the heuristics it generalises (FDLA <= all of them; FMMC <= every rule whose W is >= 0).
 
     Example
-        -------
-        >>> import networkx as nx
-        >>> rows = compare_weight_rules(nx.star_graph(7))
-        >>> [round(r["rho"], 4) for r in rows]
-        [0.8571, 0.875, 0.7778, 0.7778, 0.8571]
+    -------
+    >>> import networkx as nx
+    >>> rows = compare_weight_rules(nx.star_graph(7))
+    >>> [round(r["rho"], 4) for r in rows]
+    [0.8571, 0.875, 0.7778, 0.7778, 0.8571]
     """
     import warnings
 
