@@ -352,6 +352,22 @@ def test_killed_run_keeps_finished_results(tmp_path, toys):
     assert toys["pass"].calls == 1  # resumed
 
 
+def test_non_result_json_is_skipped_not_fatal(tmp_path, toys):
+    # a JSON file that is not an object (a list, a number) is "not a result": load_results skips
+    # it and a resumed run recomputes over it, instead of raising AttributeError
+    with pytest.raises(TypeError, match="JSON object"):
+        ClaimResult.from_dict([1, 2])
+    (tmp_path / "other.json").write_text("[1, 2]")
+    (tmp_path / "number.json").write_text("3")
+    assert load_results(tmp_path) == []
+    ctx = ClaimContext(world_size=2)
+    path = result_path(tmp_path, "toy_pass", CLAIMS["toy_pass"].full_config(ctx))
+    path.write_text("[]")
+    (result,) = run_claims(["toy_pass"], ctx, tmp_path, figures=False)
+    assert result.verdict == "pass" and toys["pass"].calls == 1
+    assert load_result(path).verdict == "pass"
+
+
 def test_save_result_is_atomic(tmp_path, monkeypatch):
     r = ClaimResult(claim="c", kind="exact", verdict="pass", config={"a": 1}, measured=1.0)
     path = save_result(r, tmp_path)

@@ -157,7 +157,17 @@ class ClaimResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClaimResult:
-        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored.
+
+        Raises
+        ------
+        TypeError
+            If ``data`` is not a mapping (a JSON file that is not a result) or lacks a field.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"a saved claim result must be a JSON object, got {type(data).__name__}"
+            )
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in names}
         for key in ("predicted", "measured", "series", "checks"):
