@@ -305,6 +305,17 @@ def test_context_validates_and_merges_settings():
     assert not ctx.pool_started  # the pool is started only when a claim asks for it
 
 
+def test_context_refuses_cuda_without_cuda(monkeypatch):
+    # fail fast with one clear error, not one 'error' result per claim after starting workers
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TheorylabError, match="CUDA is not available"):
+        ClaimContext(device="cuda")
+    with pytest.raises(TheorylabError, match="CUDA is not available"):
+        ClaimContext(backend="nccl", device="cuda")
+
+
 def test_run_claims_verdicts_files_and_resume(tmp_path, toys):
     ctx = ClaimContext(world_size=2)
     names = ["toy_pass", "toy_fail", "toy_error"]

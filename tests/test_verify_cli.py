@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from theorylab.cli import main
 from verify.claims import CLAIMS, Claim, stats
@@ -85,6 +86,9 @@ def test_list(toys, capsys):
 def test_bad_flags_exit_2(tmp_path, capsys):
     assert _verify(tmp_path, "--world-size", "1") == 2
     assert _verify(tmp_path, "--backend", "nccl") == 2  # nccl needs --device cuda
+    if not torch.cuda.is_available():
+        assert _verify(tmp_path, "--device", "cuda") == 2  # fails before any claim runs
+        assert not list(tmp_path.rglob("*.json"))
     with pytest.raises(SystemExit):
         _verify(tmp_path, "--quick", "--full")
 

@@ -188,7 +188,8 @@ class ClaimContext:
     backend : {'gloo', 'nccl'}
         torch.distributed backend of the distributed executor.
     device : {'cpu', 'cuda'}
-        Device of the tensors (``'cuda'`` with ``'nccl'`` or ``'gloo'``).
+        Device of the tensors (``'cuda'`` with ``'nccl'`` or ``'gloo'``; needs CUDA, checked
+        here so a run without it fails at once rather than once per claim).
     world_size : int >= 2
         Number of processes of the distributed executor; claims measured distributed use
         ``n = world_size`` nodes (one per rank).
@@ -222,6 +223,14 @@ class ClaimContext:
             raise TheorylabError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if backend == "nccl" and device != "cuda":
             raise TheorylabError("backend 'nccl' needs device 'cuda'; use --device cuda or gloo")
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise TheorylabError(
+                    "device 'cuda' was requested but CUDA is not available on this machine; "
+                    "use --device cpu (with --backend gloo)"
+                )
         self.budget = budget
         self.backend = backend
         self.device = device
