@@ -201,6 +201,9 @@ def test_dsgd_nonconvex_forms_are_big_o():
         )
     with pytest.raises(TheorylabError):
         dsgd(gamma=0.01, L=1.0, sigma2=1.0, zeta2=4.0, rho=0.9, n=8)
+    # a misspelt source was ignored on the strongly convex path (which has one derived bound)
+    with pytest.raises(TheorylabError, match="source"):
+        dsgd(gamma=0.01, L=1.0, mu=0.5, sigma2=1.0, zeta2=4.0, rho=0.9, n=8, source="nobody")
 
 
 @pytest.mark.parametrize(

@@ -343,6 +343,9 @@ def dsgd(
       ``gamma = 1/(2L + sigma sqrt(T/n))``, for T above a graph-dependent threshold; ``gamma``
       is then ignored.
 
+    ``source`` only selects among the non-convex bounds; the strongly convex bound is the one
+    derived here whatever its (valid) value.
+
     Parameters
     ----------
     gamma : float > 0; L : float > 0; sigma2, zeta2 : float >= 0
@@ -379,6 +382,8 @@ def dsgd(
     Koloskova, Loizou, Boreiri, Jaggi, Stich, ICML 2020, arXiv 2003.10422.
     Lian, Zhang, Zhang, Hsieh, Zhang, Liu, NeurIPS 2017, arXiv 1705.09056.
     """
+    if source not in ("koloskova2020", "lian2017"):
+        raise TheorylabError(f"source must be 'koloskova2020' or 'lian2017', got {source!r}")
     if mu is None:
         return _dsgd_nonconvex(gamma, L, sigma2, zeta2, rho, n, T, delta, source)
     gamma, L, mu, sigma2, zeta2, rho, n, form = _check_sc(gamma, L, mu, sigma2, zeta2, rho, n, form)
