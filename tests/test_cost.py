@@ -112,3 +112,16 @@ def test_calibrate_bad_input_and_clipping():
         fit = calibrate_alpha_beta([(1e6, 1e-3), (2e6, 2.5e-3)])  # intercept -5e-4 < 0
     assert fit.alpha == 0.0 and fit.beta > 0
     assert any(issubclass(w.category, TheorylabWarning) for w in caught)
+
+
+@pytest.mark.parametrize(
+    "L, mu, match",
+    [(0.0, 0.0, "L must be > 0"), (-1.0, 1.0, "L must be > 0"), (1.0, -1.0, "mu must be > 0"),
+     (float("nan"), 0.1, "L must be finite"), (1.0, 2.0, "mu <= L")],
+)  # fmt: skip
+def test_iterations_to_accuracy_validates_L_and_mu(L, mu, match):
+    # L + mu = 0 used to reach 2 / (L + mu) and raise ZeroDivisionError (a CLI traceback)
+    with pytest.raises(TheorylabError, match=match):
+        iterations_to_accuracy(
+            0.5, 8, target=1e-2, L=L, mu=mu, sigma2=0.0, zeta2=0.0, avg_error0=1.0
+        )

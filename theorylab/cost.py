@@ -159,6 +159,12 @@ def iterations_to_accuracy(
     ``target``. Returns ``(T, gamma)``; ``(inf, None)`` when no step reaches ``target`` within
     ``max_steps``.
 
+    Raises
+    ------
+    TheorylabError
+        ``target``, ``L`` or ``mu`` not a finite positive number, ``mu > L``, or an invalid
+        argument of :func:`theorylab.rates.dsgd`.
+
     Example
     -------
     >>> T, g = iterations_to_accuracy(0.5, 8, target=1e-2, L=1.0, mu=0.5, sigma2=0.0, zeta2=0.0,
@@ -170,6 +176,12 @@ def iterations_to_accuracy(
 
     target = check_positive("target", target)
     max_steps = check_int("max_steps", max_steps, minimum=1)
+    L = check_positive("L", L)
+    mu = check_positive("mu", mu)
+    if mu > L:
+        raise TheorylabError(
+            f"need mu <= L (strong convexity below smoothness), got mu={mu} > L={L}"
+        )
     if gamma is not None:
         gammas = [check_positive("gamma", gamma)]
     else:
