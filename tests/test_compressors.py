@@ -407,3 +407,15 @@ def test_powersgd_warm_start_not_shared_with_a_new_generator_reusing_an_id():
     cold = PowerSGD(rank=1).compress(x, _gen(3))
     for _ in range(5):  # CPython reuses the freed generator's address for the next one
         assert torch.equal(C.compress(x, _gen(3)), cold)
+
+
+def test_powersgd_with_warm_start_memory_pickles():
+    import pickle
+
+    x = torch.randn(3, 16, generator=_gen(0))
+    C = PowerSGD(rank=1)
+    g = _gen(1)
+    C.compress(x)  # memory of the default generator
+    C.compress(x, g)  # and of a live generator (a weak reference: not picklable as such)
+    C2 = pickle.loads(pickle.dumps(C))
+    assert len(C2._memory) == 1 and next(iter(C2._memory.values()))[0] is None

@@ -60,6 +60,7 @@ NeurIPS 2019, arXiv:1905.13727. Beznosikov et al., On biased compression, arXiv:
 from __future__ import annotations
 
 import abc
+import copy
 import itertools
 import math
 import weakref
@@ -1099,6 +1100,21 @@ class PowerSGD(Compressor):
     def reset(self) -> None:
         """Forget the warm-start memory."""
         self._memory.clear()
+
+    def __getstate__(self):
+        # pickling (e.g. to a spawned worker) keeps only the memory of the default generator:
+        # the others are keyed by generators that do not exist in the receiving process
+        state = self.__dict__.copy()
+        state["_memory"] = {k: v for k, v in self._memory.items() if v[0] is None}
+        return state
+
+    def __deepcopy__(self, memo):
+        # a deep copy keeps the whole memory (same generators, same process)
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            setattr(new, name, copy.deepcopy(value, memo))
+        return new
 
     @staticmethod
     def view(d: int) -> tuple[int, int]:
