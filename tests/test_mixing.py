@@ -157,3 +157,9 @@ def test_rule_errors():
         M.uniform_weights(T.star(5))
     with pytest.raises(TheorylabError, match="disconnected"):
         M.metropolis_weights(nx.Graph([(0, 1), (2, 3)]))
+
+
+def test_check_mixing_rule_unknown_name():
+    # an unknown rule name is bad input (TheorylabError naming it), not a KeyError
+    with pytest.raises(TheorylabError, match="'metropolis2'.*metropolis"):
+        check_mixing_rule("metropolis2", nx.cycle_graph(5))

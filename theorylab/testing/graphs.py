@@ -110,15 +110,18 @@ def check_mixing_rule(rule, G, *, atol=1e-10) -> float:
     ``rule`` is a name in :data:`theorylab.mixing.WEIGHT_RULES` or a callable ``rule(G) -> W``.
     Checks (deterministic, no false failures): W is a symmetric doubly stochastic matrix supported
     on G's edges and self-loops; rho = ||W - 11^T/n||_2 <= 1 + atol for rules with nonnegative W;
-    rho < 1 whenever :func:`rule_guarantees_rho_below_one` says so (for a callable: whenever G is
-    not bipartite and the smallest self weight is positive, the Metropolis-type guarantee).
+    rho < 1 whenever :func:`rule_guarantees_rho_below_one` says so (for a callable: whenever W >= 0
+    and every self weight is positive, the Metropolis-type guarantee: then -1 is not an
+    eigenvalue, and the support is connected).
 
     Raises
     ------
     TheorylabError
-        Naming the failed property.
+        An unknown rule name, or naming the failed property.
     """
     name = rule if isinstance(rule, str) else getattr(rule, "__name__", "rule")
+    if isinstance(rule, str) and rule not in WEIGHT_RULES:
+        raise TheorylabError(f"unknown rule {rule!r}; choose from {sorted(WEIGHT_RULES)}")
     fn = WEIGHT_RULES[rule] if isinstance(rule, str) else rule
     W = fn(G)
     W = check_mixing_matrix(W, G, doubly_stochastic=True, symmetric=True, atol=atol)
