@@ -379,6 +379,21 @@ def test_non_result_json_is_skipped_not_fatal(tmp_path, toys):
     assert load_result(path).verdict == "pass"
 
 
+def test_compressor_constants_monte_carlo_interval_can_fail(monkeypatch):
+    # the Hoeffding range of a rand-k draw is its per-draw maximum: unscaled rand-k's draws lie
+    # in [0, 1], so its interval must be narrower than that (it was +-58: a check that cannot
+    # fail); scaled rand-k's interval must be a fraction of omega, not +-omega
+    claim = CLAIMS["compressor_constants"]
+    cfg = {"d": 64, "compressors": ["rand-k", "rand-k-unscaled"], "samples": 20000,
+           "random_inputs": 1, "kit_samples": 200}  # fmt: skip
+    monkeypatch.setattr(claim, "config", lambda budget: cfg)
+    checks = {c["name"]: c for c in claim.run(ClaimContext(world_size=2)).checks}
+    lo, hi = checks["rand-k-unscaled"]["interval"]
+    assert checks["rand-k-unscaled"]["passed"] and hi - lo < 0.1
+    lo, hi = checks["rand-k"]["interval"]
+    assert checks["rand-k"]["passed"] and hi - lo < 0.5 * checks["rand-k"]["predicted"]
+
+
 def test_save_result_is_atomic(tmp_path, monkeypatch):
     r = ClaimResult(claim="c", kind="exact", verdict="pass", config={"a": 1}, measured=1.0)
     path = save_result(r, tmp_path)

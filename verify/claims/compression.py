@@ -95,6 +95,22 @@ def _worst_case(spec: str, C, d: int) -> torch.Tensor:
     return torch.randn(d, generator=torch.Generator().manual_seed(d), dtype=torch.float64)
 
 
+def _ratio_max(C, x: torch.Tensor, d: int) -> float:
+    """Largest value of one draw of ``||C(x) - x||^2 / ||x||^2`` (the range for Hoeffding).
+
+    Rand-k keeps a set ``S`` of ``k`` coordinates scaled by ``s`` (``s = d/k`` unbiased, ``1``
+    unscaled) and drops the rest, so one draw is ``1 + ((s - 1)^2 - 1) sum_S x_i^2 / ||x||^2``:
+    at most ``1`` unscaled, at most ``1 + ((d/k - 1)^2 - 1)`` times the top-``k`` share of
+    ``||x||^2`` scaled. Other Monte Carlo compressors (PowerSGD: a projection) stay below ``1``.
+    """
+    if not hasattr(C, "k_of"):
+        return 1.0
+    k = C.k_of(d)
+    s2 = (d / k - 1) ** 2 if C.unbiased else 0.0
+    top = float(torch.topk(x**2, k).values.sum() / (x**2).sum())
+    return max(1.0, 1.0 + (s2 - 1.0) * top)
+
+
 def _exact_ratio(C, x: torch.Tensor) -> float | None:
     if not hasattr(C, "coordinate_law"):
         return None
@@ -115,6 +131,9 @@ class CompressorConstants(Claim):
     name = "compressor_constants"
     kind = "exact"
     issue = ISSUE
+    #: 2: the Hoeffding range of rand-k is the per-draw maximum at the input (it was
+    #: (d/k - 1)^2 for rand-k-unscaled too, whose draws lie in [0, 1]: an interval of +-58)
+    version = 2
     description = (
         "each compressor's E||C(x)-x||^2/||x||^2 equals its declared omega or 1-delta at its "
         "worst-case x (where declared tight) and stays below it on random x (conformance kit)"
@@ -163,7 +182,7 @@ class CompressorConstants(Claim):
                 X = x.expand(N, d).contiguous()
                 Y = (C.compress(X, torch.Generator().manual_seed(seeds["compress"])) - x) ** 2
                 Y = Y.sum(1) / n2
-                ymax = max((d / C.k_of(d) - 1) ** 2, 1.0) if hasattr(C, "k_of") else 1.0
+                ymax = _ratio_max(C, x, d)
                 ratio = float(Y.mean())
                 half = ymax * math.sqrt(math.log(2 / alpha) / (2 * N))
                 how = f"Monte Carlo, N={N}"
