@@ -102,3 +102,13 @@ def test_missing_edgelist_file_is_a_clean_error(capsys, tmp_path):
     assert "missing.txt" in err and "Traceback" not in err
     assert main(["weights", "path", "--n", "4", "--save", str(tmp_path / "no" / "W.npy")]) == 2
     assert "W.npy" in capsys.readouterr().err
+
+
+def test_weights_save_reports_the_file_written(capsys, tmp_path):
+    # np.save appends .npy to a name without it; the report must name the real file
+    import numpy as np
+
+    target = tmp_path / "W"
+    assert main(["weights", "path", "--n", "4", "--no-sdp", "--save", str(target), "--json"]) == 0
+    saved = json.loads(capsys.readouterr().out)["saved"]["fdla"]
+    assert saved == str(target) + ".npy" and np.load(saved).shape == (4, 4)

@@ -57,6 +57,11 @@ def _graph(args):
     return G, f"{args.family} (n = {G.number_of_nodes()})"
 
 
+def _npy_path(path: str) -> str:
+    """The file ``numpy.save`` writes for ``path`` (it appends ``.npy`` when missing)."""
+    return path if path.endswith(".npy") else path + ".npy"
+
+
 def run(args) -> int:
     import numpy as np
 
@@ -66,11 +71,11 @@ def run(args) -> int:
     rows = compare_weight_rules(G, eps=args.eps, sdp=not args.no_sdp, solver=args.solver)
     saved = {}
     if args.save:
-        np.save(args.save, optimal_weights(G, solver=args.solver).W)
-        saved["fdla"] = args.save
+        saved["fdla"] = _npy_path(args.save)
+        np.save(saved["fdla"], optimal_weights(G, solver=args.solver).W)
     if args.save_nonnegative:
-        np.save(args.save_nonnegative, fmmc_weights(G, solver=args.solver).W)
-        saved["fmmc"] = args.save_nonnegative
+        saved["fmmc"] = _npy_path(args.save_nonnegative)
+        np.save(saved["fmmc"], fmmc_weights(G, solver=args.solver).W)
     header = (
         f"{what}: m = {G.number_of_edges()} edges; rho = ||W - 11^T/n||_2, gap = 1 - rho, "
         f"iterations = gossip rounds to shrink the consensus error by {args.eps:g}\n"
