@@ -198,10 +198,11 @@ def measure_alpha_beta(
 
     For each ``b`` in ``sizes``: ``warmup`` untimed then ``repeats`` timed round trips
     (rank 0 ``isend`` -> rank 1 ``irecv``, rank 1 ``isend`` -> rank 0 ``irecv``, every wait bounded
-    by ``timeout_s``); one-way time ``t_b = median(round trip) / 2``. Then ordinary least squares
-    ``t_b ~ alpha + beta b`` (:func:`theorylab.cost.calibrate_alpha_beta`). Finally the validation
-    point: the median of ``repeats`` rounds of ``DistributedCommunicator.mix`` on a ring of
-    ``world_size`` nodes with ``ring_bytes``-byte messages (float64), against
+    by ``timeout_s``); one-way time ``t_b = statistic(round trips) / 2`` (median or min). Then
+    ordinary least squares ``t_b ~ alpha + beta b`` (:func:`theorylab.cost.calibrate_alpha_beta`).
+    Finally the validation point: the ``statistic`` of ``repeats`` rounds of
+    ``DistributedCommunicator.mix`` on a ring of ``world_size`` nodes with ``ring_bytes``-byte
+    messages (float64), against
     ``round_time(degree, CommModel(alpha, beta, ring_bytes, compute_s=0))``.
 
     This is a measurement (a fit of a model to timings), not a bound.
@@ -221,7 +222,8 @@ def measure_alpha_beta(
     pool : verify.runtime.WorkerPool or None
         A running pool of ``world_size`` ranks to reuse; ``None`` starts (and closes) one.
     warmup : int >= 0, default 3
-        Untimed trials before each size.
+        Untimed trials first (each trial visits every size once, in a shuffled order; the
+        ``mix`` validation rounds likewise).
     ring_bytes : int >= 8, default 1 MiB
         Bytes of one ``mix`` message (rounded down to whole float64 values).
     timeout_s : float > 0, default 30
