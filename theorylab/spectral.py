@@ -325,6 +325,8 @@ def extreme_eigenvalues(W, method="auto", tol=1e-10) -> Spectrum:
     ----------
     W : (n, n) array or scipy.sparse matrix, rows summing to 1
     method : 'auto' (dense for n <= 2000), 'dense' or 'sparse'
+        'sparse' runs dense for n < 10 (too few Lanczos vectors for ARPACK);
+        ``Spectrum.method`` names the route taken.
     tol : float
         ARPACK relative residual tolerance on the sparse route (0 = machine precision). On the
         plain Lanczos route the eigenvalue error is at most the residual, <= tol * |lambda|.
