@@ -411,6 +411,23 @@ def test_save_result_is_atomic(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == [path.name]  # and no temporary file remains
 
 
+def test_save_figure_leaves_the_matplotlib_backend_alone(tmp_path):
+    # figures are drawn on a bare Figure (no pyplot): saving one must not switch the process's
+    # backend (a notebook calling run_claims keeps its own)
+    import matplotlib
+
+    from verify.report import save_figure
+
+    old = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        r = ClaimResult(claim="c", kind="exact", verdict="pass", series={"y": [1.0, 2.0]})
+        assert save_figure(r, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(old)
+
+
 def test_config_hash_is_canonical():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})

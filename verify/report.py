@@ -159,10 +159,7 @@ def _error_result(claim: Claim, exc: BaseException) -> ClaimResult:
 
 def save_figure(result: ClaimResult, path: str | os.PathLike) -> Path:
     """Draw ``result`` with its claim's ``plot`` (or the generic plot) into a PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: the process's backend is left alone
 
     claim = CLAIMS.get(result.claim)
     fig = Figure(figsize=(10, 4), layout="constrained")
