@@ -289,3 +289,24 @@ def test_unknown_solver_name_is_bad_input(G):
     # also on the complete graph, whose closed form would otherwise skip the solver
     with pytest.raises(TheorylabError, match="'foo'.*barrier"):
         optimal_weights(G, solver="foo")
+
+
+@pytest.mark.parametrize("dense_max_n", [400, 0])
+def test_subgradient_complete_graph_is_closed_form(dense_max_n):
+    # W = 11^T/n is optimal (rho = 0); the sparse route used to fail on it (W - J = 0 gives
+    # ARPACK "starting vector is zero") and the dense one ran to max_iter
+    for nonneg in (False, True):
+        res = subgradient_weights(
+            nx.complete_graph(12), nonnegative=nonneg, dense_max_n=dense_max_n
+        )
+        assert res.rho < 1e-12 and res.status == "converged" and res.iterations == 0
+        assert np.allclose(res.W, 1 / 12)
+
+
+def test_subgradient_sparse_route_small_n_matches_dense():
+    # dense_max_n below n on tiny graphs: ARPACK needs n >= 10; eigh runs there (as in
+    # theorylab.spectral), giving the same iterates as the dense route
+    for G in (nx.cycle_graph(4), nx.path_graph(5), nx.star_graph(6)):
+        sparse = subgradient_weights(G, dense_max_n=0, max_iter=40)
+        dense = subgradient_weights(G, max_iter=40)
+        assert sparse.rho == pytest.approx(dense.rho, abs=1e-12)

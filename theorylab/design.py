@@ -709,7 +709,8 @@ def subgradient_weights(
     patience : int >= 10
         See ``rtol``.
     dense_max_n : int
-        Largest n that uses dense eigendecompositions.
+        Largest n that uses dense eigendecompositions (n < 10 always does). A complete graph
+        returns ``W = 11^T/n`` (rho = 0, optimal) without iterating.
     time_limit_s : float, optional
         Wall-clock cap; status ``"max_iter"`` when hit.
     level_patience : int >= 1, optional
@@ -748,6 +749,14 @@ def subgradient_weights(
     level_patience = check_int("level_patience", level_patience, minimum=1)
     nodes, edges = _graph_edges(G)
     n, m = len(nodes), len(edges)
+    kind = "FMMC" if nonnegative else "FDLA"
+    if m == n * (n - 1) // 2:
+        # Complete graph: W = J is feasible (and nonnegative) with rho = 0, the global optimum.
+        return _finish(
+            nodes, edges, np.full(m, 1.0 / n), nonnegative=nonnegative, status="converged",
+            message=f"{kind}: complete graph, W = 11^T/n is optimal (rho = 0)",
+            solver="subgradient", t0=t0, iterations=0, objective=None, lower=None,
+        )  # fmt: skip
     N = _node_incidence(n, edges)
     if w0 is None:
         w = _metropolis_edge_weights(n, edges)
@@ -757,7 +766,8 @@ def subgradient_weights(
             raise TheorylabError(f"w0 must have shape ({m},) (one weight per edge), got {w.shape}")
         if nonnegative:
             w = _project_fmmc(w, N)
-    spectrum = _Spectrum(n, edges, dense=n <= dense_max_n)
+    # ARPACK needs a few Lanczos vectors: small graphs always take eigh (as theorylab.spectral)
+    spectrum = _Spectrum(n, edges, dense=n <= max(dense_max_n, 9))
     e_i, e_j = edges[:, 0], edges[:, 1]
     lam2, u, lamn, v = spectrum(w)
     f = max(lam2, -lamn)
@@ -804,7 +814,6 @@ def subgradient_weights(
             break
         if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
             break
-    kind = "FMMC" if nonnegative else "FDLA"
     message = (
         f"{kind} subgradient: {'stopped' if status == 'converged' else 'cap reached'} after "
         f"{k} iterations (no gain of rtol = {rtol:g} of the gap in {patience} steps)"
