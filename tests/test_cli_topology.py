@@ -112,3 +112,17 @@ def test_weights_save_reports_the_file_written(capsys, tmp_path):
     assert main(["weights", "path", "--n", "4", "--no-sdp", "--save", str(target), "--json"]) == 0
     saved = json.loads(capsys.readouterr().out)["saved"]["fdla"]
     assert saved == str(target) + ".npy" and np.load(saved).shape == (4, 4)
+
+
+def test_closed_pipe_is_quiet():
+    # `theorylab topology ... | head -1`: no traceback and no error line when the reader quits
+    import subprocess
+    import sys
+
+    code = "import sys; from theorylab.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "topology", "ring", "--n", "4", "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the first write raises BrokenPipeError
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert err == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main", "COMMANDS"]
@@ -58,6 +59,10 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # the reader closed the pipe (`theorylab ... | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
     except (ValueError, TypeError, OSError) as exc:  # bad input, or a file that cannot be read
         print(f"theorylab {args.command}: error: {exc}", file=sys.stderr)
         return 2
