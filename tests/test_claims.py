@@ -353,6 +353,22 @@ def test_run_claims_verdicts_files_and_resume(tmp_path, toys):
     assert "FAIL" in table and "ERROR" in table and "toy_error: RuntimeError" in table
 
 
+def test_run_of_all_claims_reports_a_claim_module_that_failed_to_import(
+    tmp_path, toys, monkeypatch
+):
+    # running "all claims" must not pass while a claim module silently failed to import
+    import verify.claims
+
+    monkeypatch.setattr("verify.report.CLAIMS", {"toy_pass": CLAIMS["toy_pass"]})
+    monkeypatch.setitem(verify.claims.IMPORT_ERRORS, "broken", "ImportError: no module x")
+    results = run_claims(None, ClaimContext(world_size=2), tmp_path, figures=False)
+    assert [r.verdict for r in results] == ["error", "pass"]
+    assert "verify.claims.broken" in results[0].detail and "no module x" in results[0].detail
+    assert len(list(tmp_path.glob("*.json"))) == 1  # only real claims are saved
+    named = run_claims(["toy_pass"], ClaimContext(world_size=2), tmp_path, figures=False)
+    assert [r.verdict for r in named] == ["pass"]  # an explicit list is not affected
+
+
 def test_killed_run_keeps_finished_results(tmp_path, toys):
     ctx = ClaimContext(world_size=2)
     with pytest.raises(KeyboardInterrupt):

@@ -223,11 +223,27 @@ def run_claims(
     Returns
     -------
     list of ClaimResult
-        In the order run; a claim that raised has verdict ``'error'``.
+        In the order run; a claim that raised has verdict ``'error'``. When all claims are run,
+        each claim module that failed to import (:data:`verify.claims.IMPORT_ERRORS`) comes
+        first as an unsaved ``'error'`` result.
     """
     claims = _resolve(names)
     results_dir = Path(results_dir)
     results: list[ClaimResult] = []
+    if not names:  # "all claims": a module that failed to import is an error, not a silent gap
+        from verify.claims import IMPORT_ERRORS
+
+        for module, err in IMPORT_ERRORS.items():
+            broken = ClaimResult(
+                claim=f"{module} (module)",
+                kind="",
+                verdict="error",
+                detail=f"claim module verify.claims.{module} failed to import: {err}",
+                traceback=err,
+            )
+            results.append(broken)
+            if on_result is not None:
+                on_result(broken, False)
     software = None
     for i, claim in enumerate(claims):
         if progress is not None:
