@@ -170,11 +170,25 @@ def test_shape_rule():
     assert "n: slope -1.050" in out.detail
 
 
+def test_diverged_measurement_is_a_failed_prediction_not_an_error():
+    # a run that diverges where the theory predicts convergence fails the rule (no raise),
+    # naming the first checkpoint where a replica is NaN or inf
+    x = np.ones((5, 4))
+    x[2, 2], x[0, 3] = np.nan, np.inf
+    for out in (stats.exact_rule(np.ones(4), x), stats.bound_rule(np.full(4, 2.0), x)):
+        assert not out.passed
+        assert "measured curve diverged at checkpoint 2" in out.detail
+        assert "1/5 replicas" in out.detail
+    out = stats.shape_rule([1.0, 2.0, 4.0], [1.0, np.nan, 0.25], -1.0, tol=0.1)
+    assert not out.passed and "diverged at sweep point 1" in out.detail
+    with pytest.raises(TheorylabError, match="NaN or inf"):
+        stats.mean_ci([[np.nan]])  # the plain statistic still refuses non-finite input
+
+
 @pytest.mark.parametrize(
     "call",
     [
         lambda: stats.exact_rule([1.0, 2.0], np.ones((3, 3))),
-        lambda: stats.exact_rule([1.0], [[np.nan]]),
         lambda: stats.bound_rule([1.0], np.ones((2, 2))),
         lambda: stats.loglog_fit([1.0, -2.0, 3.0], [1.0, 2.0, 3.0]),
         lambda: stats.loglog_fit([1.0], [1.0]),
@@ -214,7 +228,9 @@ class _Toy(Claim):
         rng = np.random.default_rng(cfg["seed"])
         truth = np.array([1.0, 0.5, 0.25, 0.125])
         x = rng.normal(truth, 0.01, size=(cfg["R"], cfg["m"]))
-        pred = truth if self.behaviour == "pass" else 2 * truth
+        if self.behaviour == "diverge":
+            x[:, 2:] = np.inf  # the run blew up from checkpoint 2 on
+        pred = 2 * truth if self.behaviour == "fail" else truth
         out = stats.exact_rule(pred, x)
         return self.make_result(
             {"curve": out},
@@ -228,7 +244,7 @@ class _Toy(Claim):
 def toys(monkeypatch):
     """Register toy claims (removed again after the test)."""
     made = {}
-    for behaviour in ("pass", "fail", "error", "interrupt"):
+    for behaviour in ("pass", "fail", "error", "interrupt", "diverge"):
         cls = type(f"Toy_{behaviour}", (_Toy,), {"name": f"toy_{behaviour}", "calls": 0})
         monkeypatch.setitem(CLAIMS, cls.name, cls(behaviour))
         made[behaviour] = cls
@@ -351,6 +367,13 @@ def test_run_claims_verdicts_files_and_resume(tmp_path, toys):
         "claim", "kind", "predicted", "measured", "interval", "verdict", "wall_s"
     ]  # fmt: skip
     assert "FAIL" in table and "ERROR" in table and "toy_error: RuntimeError" in table
+
+
+def test_diverging_claim_is_a_fail_verdict_not_an_error(tmp_path, toys):
+    (result,) = run_claims(["toy_diverge"], ClaimContext(world_size=2), tmp_path, figures=False)
+    assert result.verdict == "fail"
+    assert "measured curve diverged at checkpoint 2" in result.detail
+    assert result.traceback is None
 
 
 def test_run_of_all_claims_reports_a_claim_module_that_failed_to_import(

@@ -20,6 +20,10 @@ A measurement is ``R`` independent seeded replicas of a curve checked at ``m`` c
 All intervals are Student-t intervals of a mean of i.i.d. replicas; for the skewed (chi-square
 like) squared errors they are accurate once ``R`` is a few tens (central limit theorem).
 A measurement with ``R = 1`` is treated as deterministic: its interval has zero width.
+
+A measurement holding NaN or inf (a run that diverged) makes every rule *fail* (not raise):
+where the theory predicts convergence, divergence is a failed prediction; the detail names the
+first checkpoint (or sweep point) where the measured curve diverged.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class RuleOutcome:
     curves: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _as_samples(samples) -> np.ndarray:
+def _as_samples(samples, *, allow_nonfinite: bool = False) -> np.ndarray:
     x = np.asarray(samples, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
@@ -81,11 +85,38 @@ def _as_samples(samples) -> np.ndarray:
             f"samples must have shape (R, m) with R >= 1 replicas and m >= 1 checkpoints, "
             f"got shape {np.shape(samples)}"
         )
-    if not np.all(np.isfinite(x)):
+    if not np.all(np.isfinite(x)) and not allow_nonfinite:
         raise TheorylabError(
             "samples contain NaN or inf: the run diverged or failed; check the step size gamma"
         )
     return x
+
+
+def _diverged(x: np.ndarray, reference, where: str = "checkpoint") -> RuleOutcome | None:
+    """A failing outcome if the measurement ``x`` (shape ``(R, m)``) holds NaN or inf, else None.
+
+    A run that diverges where the theory predicts convergence is a failed prediction, not an
+    error of the harness: the outcome names the first checkpoint with a non-finite replica.
+    """
+    bad = ~np.all(np.isfinite(x), axis=0)
+    if not np.any(bad):
+        return None
+    k = int(np.argmax(bad))
+    ref = np.asarray(reference, dtype=float).reshape(-1)
+    count = int(np.sum(~np.isfinite(x[:, k])))
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = x.mean(axis=0)
+    return RuleOutcome(
+        passed=False,
+        predicted=float(ref[k]) if ref.shape[0] > k else float("nan"),
+        measured=float("nan"),
+        interval=(float("nan"), float("nan")),
+        detail=(
+            f"measured curve diverged at {where} {k} ({count}/{x.shape[0]} replicas NaN or "
+            f"inf; non-finite at {int(np.sum(bad))}/{x.shape[1]} checkpoints)"
+        ),
+        curves={"predicted": ref.tolist(), "mean": mean.tolist()},
+    )
 
 
 def bonferroni_level(level: float, m: int) -> float:
@@ -190,13 +221,16 @@ def exact_rule(
     >>> exact_rule([1.0, 2.0], rng.normal([1.0, 2.0], 0.1, size=(50, 2))).passed
     True
     """
-    x = _as_samples(samples)
+    x = _as_samples(samples, allow_nonfinite=True)
     pred = np.asarray(predicted, dtype=float).reshape(-1)
     if pred.shape[0] != x.shape[1]:
         raise TheorylabError(
             f"predicted has {pred.shape[0]} checkpoints but samples have {x.shape[1]}; "
             "record the prediction at the same steps as the measurement"
         )
+    diverged = _diverged(x, pred)
+    if diverged is not None:
+        return diverged
     m = x.shape[1]
     ci = mean_ci(x, bonferroni_level(level, m) if m > 1 else level)
     tol = atol + rtol * np.abs(pred)
@@ -261,10 +295,13 @@ def bound_rule(bound, samples, *, level: float = 0.99) -> RuleOutcome:
     >>> out.passed, round(out.predicted / out.measured, 1)
     (True, 3.0)
     """
-    x = _as_samples(samples)
+    x = _as_samples(samples, allow_nonfinite=True)
     b = np.asarray(bound, dtype=float).reshape(-1)
     if b.shape[0] != x.shape[1]:
         raise TheorylabError(f"bound has {b.shape[0]} checkpoints but samples have {x.shape[1]}")
+    diverged = _diverged(x, b)
+    if diverged is not None:
+        return diverged
     m = x.shape[1]
     ci = mean_ci(x, bonferroni_level(level, m) if m > 1 else level, sided="upper")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -398,6 +435,10 @@ def shape_rule(
     """
     if not tol > 0:
         raise TheorylabError(f"tol must be > 0, got {tol}")
+    y_arr = np.asarray(y, dtype=float).reshape(-1)
+    diverged = _diverged(y_arr[None, :], np.full(y_arr.shape, np.nan), "sweep point")
+    if diverged is not None:
+        return diverged
     fit = loglog_fit(x, y, level=level)
     pred = np.atleast_1d(np.asarray(predicted_slopes, dtype=float))
     if pred.shape[0] != fit.slopes.shape[0]:
