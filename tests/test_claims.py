@@ -9,6 +9,7 @@ from __future__ import annotations
 import doctest
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -240,6 +241,18 @@ class _Toy(Claim):
         )
 
 
+def _computes_forever(rank, world_size):
+    time.sleep(60)  # pure computation: no communication timeout can see it
+
+
+class _HangingToy(_Toy):
+    name = "toy_hang"
+
+    def run(self, ctx):
+        ctx.run_on_ranks(_computes_forever)
+        raise AssertionError("unreachable: the run timeout must stop the ranks")
+
+
 @pytest.fixture
 def toys(monkeypatch):
     """Register toy claims (removed again after the test)."""
@@ -374,6 +387,18 @@ def test_diverging_claim_is_a_fail_verdict_not_an_error(tmp_path, toys):
     assert result.verdict == "fail"
     assert "measured curve diverged at checkpoint 2" in result.detail
     assert result.traceback is None
+
+
+def test_claim_stuck_in_computation_is_stopped_by_the_run_timeout(tmp_path, monkeypatch):
+    monkeypatch.setitem(CLAIMS, "toy_hang", _HangingToy())
+    with pytest.raises(TheorylabError, match="run_timeout_s"):
+        ClaimContext(run_timeout_s=0)
+    start = time.monotonic()
+    with ClaimContext(world_size=2, run_timeout_s=1.0) as ctx:
+        (result,) = run_claims(["toy_hang"], ctx, tmp_path, figures=False)
+    assert time.monotonic() - start < 10
+    assert result.verdict == "error"
+    assert "did not finish within 1.0 s" in result.detail
 
 
 def test_run_of_all_claims_reports_a_claim_module_that_failed_to_import(

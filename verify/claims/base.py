@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import math
 import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -199,6 +200,12 @@ class ClaimContext:
         Replicas per node (overrides each claim's budget default when given).
     progress : callable(str) or None
         Called with short status messages by long claims (:meth:`progress`).
+    run_timeout_s : float > 0 or None
+        Wall-clock limit (seconds) on each call to the worker pool (:meth:`run_on_ranks`,
+        :meth:`run_distributed`): a rank stuck in pure computation (which the communication
+        timeouts cannot see) is terminated after it and the claim becomes an ``'error'``.
+        Default 600; ``None`` waits forever. Not part of a claim's configuration (it does not
+        change a result that finishes).
 
     The :attr:`pool` of worker processes is started on first use and shared by all claims;
     :meth:`close` (or leaving a ``with`` block) stops it.
@@ -214,6 +221,7 @@ class ClaimContext:
         seed: int = 0,
         replicas: int | None = None,
         progress: Callable[[str], None] | None = None,
+        run_timeout_s: float | None = 600.0,
     ):
         if budget not in BUDGETS:
             raise TheorylabError(f"budget must be one of {BUDGETS}, got {budget!r}")
@@ -237,6 +245,15 @@ class ClaimContext:
         self.world_size = check_int("world_size", world_size, minimum=2)
         self.seed = check_int("seed", seed, minimum=0)
         self.replicas = None if replicas is None else check_int("replicas", replicas, minimum=2)
+        if run_timeout_s is not None and not (
+            isinstance(run_timeout_s, (int, float)) and math.isfinite(run_timeout_s)
+            and run_timeout_s > 0
+        ):  # fmt: skip
+            raise TheorylabError(
+                f"run_timeout_s must be a finite number of seconds > 0 or None, got "
+                f"{run_timeout_s!r}"
+            )
+        self.run_timeout_s = None if run_timeout_s is None else float(run_timeout_s)
         self._progress = progress
         self._pool = None
 
@@ -281,6 +298,17 @@ class ClaimContext:
 
         return functools.partial(QuadraticOracle, problem, device=self.device)
 
+    def run_on_ranks(self, fn, *args, **kwargs) -> list:
+        """``fn(rank, world_size, *args, **kwargs)`` on every rank of the shared pool, results by
+        rank, bounded by :attr:`run_timeout_s`.
+
+        Raises
+        ------
+        verify.runtime.DistributedError
+            If a rank raises, dies, or the call takes longer than ``run_timeout_s``.
+        """
+        return self.pool.run(fn, *args, run_timeout_s=self.run_timeout_s, **kwargs)
+
     def run_distributed(
         self,
         algorithm,
@@ -296,11 +324,12 @@ class ClaimContext:
         """Run ``algorithm`` on the shared pool (one node per rank; ``n`` must be ``world_size``).
 
         Arguments as :func:`verify.run.run_simulated`; returns the combined
-        :class:`verify.run.Trajectory` (:meth:`~verify.run.Trajectory.from_ranks`).
+        :class:`verify.run.Trajectory` (:meth:`~verify.run.Trajectory.from_ranks`). Bounded by
+        :attr:`run_timeout_s` (see :meth:`run_on_ranks`).
         """
         from verify.run import Trajectory, run_distributed
 
-        per_rank = self.pool.run(
+        per_rank = self.run_on_ranks(
             run_distributed, algorithm, oracle, schedule, x0, steps, seed, record,
             replicas=replicas, device=self.device,
         )  # fmt: skip

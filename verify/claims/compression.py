@@ -353,7 +353,7 @@ class EFVirtualIterate(Claim):
         checks, sent = {}, 0
         for spec in cfg["compressors"]:
             ctx.progress(f"EF-SGD with {spec} on {cfg['world_size']} ranks")
-            per_rank = ctx.pool.run(
+            per_rank = ctx.run_on_ranks(
                 _ef_identity_rank, problem, spec, cfg["gamma"], cfg["steps"], cfg["replicas"],
                 seeds["noise"], ctx.device,
             )  # fmt: skip
