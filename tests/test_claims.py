@@ -171,6 +171,21 @@ def test_shape_rule():
     assert "n: slope -1.050" in out.detail
 
 
+def test_claim_seeds_of_distinct_seeds_and_runs_never_collide():
+    from verify.claims.common import claim_seeds, derive_seed
+
+    seen = {}
+    for seed in range(6):
+        seeds = claim_seeds(ClaimContext(world_size=2, seed=seed), "compress")
+        assert seeds == claim_seeds(ClaimContext(world_size=2, seed=seed), "compress")
+        for name, value in seeds.items():
+            for run in range(6):  # the per-run seeds of a sweep (run i of --seed s)
+                seen.setdefault(derive_seed(value, run), []).append((seed, name, run))
+            seen.setdefault(value, []).append((seed, name))
+    assert all(len(v) == 1 for v in seen.values())  # with seed + i, (s, 1) met (s + 1, 0)
+    assert all(0 <= v < 2**63 for v in seen)
+
+
 def test_diverged_measurement_is_a_failed_prediction_not_an_error():
     # a run that diverges where the theory predicts convergence fails the rule (no raise),
     # naming the first checkpoint where a replica is NaN or inf

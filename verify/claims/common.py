@@ -18,6 +18,7 @@ __all__ = [
     "QUADRATIC",
     "split_level",
     "claim_seeds",
+    "derive_seed",
     "checkpoints",
     "quadratic_problem",
     "start_point",
@@ -41,12 +42,39 @@ def split_level(checks: int) -> float:
     return 1.0 - ALPHA / checks
 
 
+def derive_seed(seed: int, *key: int) -> int:
+    """A 63-bit seed for the stream ``key`` of ``seed``, from numpy's SeedSequence.
+
+    ``SeedSequence(seed, spawn_key=key)`` hashes the pair, so distinct ``(seed, key)`` give
+    independent seeds (unlike ``seed + i``, where run ``i + 1`` of ``seed`` reuses run ``i`` of
+    ``seed + 1``). The result is a valid seed for numpy Generators, torch Generators and
+    :func:`verify.seeding.node_seed`.
+
+    Parameters
+    ----------
+    seed : int >= 0
+    *key : int >= 0
+        The path of the stream below ``seed`` (e.g. the index of a run in a sweep).
+
+    Example
+    -------
+    >>> derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(1, 0)
+    True
+    """
+    key = tuple(int(k) for k in key)
+    state = np.random.SeedSequence(int(seed), spawn_key=key).generate_state(2, np.uint32)
+    return ((int(state[0]) << 32) | int(state[1])) >> 1
+
+
 def claim_seeds(ctx: ClaimContext, *extra: str) -> dict[str, int]:
     """Seeds of a claim, all derived from ``ctx.seed``: ``problem``, ``noise``, ``x0``, then
-    one more per name in ``extra`` (``ctx.seed + 3``, ``+ 4``, ...), in that order."""
+    one more per name in ``extra``, in that order; the ``j``-th is
+    ``derive_seed(ctx.seed, j)``, so no seed of ``--seed s`` equals one of ``--seed s'``
+    (``s' != s``). A sweep derives one seed per run from these with :func:`derive_seed`
+    (e.g. ``derive_seed(seeds["noise"], i)`` for run ``i``)."""
     base = int(ctx.seed)
     names = ("problem", "noise", "x0", *extra)
-    return {name: base + i for i, name in enumerate(names)}
+    return {name: derive_seed(base, j) for j, name in enumerate(names)}
 
 
 def checkpoints(steps: int, count: int) -> list[int]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
-from verify.claims.common import ALPHA, claim_seeds, split_level
+from verify.claims.common import ALPHA, claim_seeds, derive_seed, split_level
 from verify.claims.stats import RuleOutcome, exact_rule, shape_rule
 
 __all__ = [
@@ -132,8 +132,9 @@ class CompressorConstants(Claim):
     kind = "exact"
     issue = ISSUE
     #: 2: the Hoeffding range of rand-k is the per-draw maximum at the input (it was
-    #: (d/k - 1)^2 for rand-k-unscaled too, whose draws lie in [0, 1]: an interval of +-58)
-    version = 2
+    #: (d/k - 1)^2 for rand-k-unscaled too, whose draws lie in [0, 1]: an interval of +-58);
+    #: 3: seeds derived with SeedSequence (verify.claims.common.derive_seed)
+    version = 3
     description = (
         "each compressor's E||C(x)-x||^2/||x||^2 equals its declared omega or 1-delta at its "
         "worst-case x (where declared tight) and stays below it on random x (conformance kit)"
@@ -196,8 +197,9 @@ class CompressorConstants(Claim):
                     xr = xr * (torch.rand(d, generator=g) < 0.2)  # sparse inputs too
                 try:
                     check_compressor(
-                        C, xr, seed=seeds["compress"] + r, samples=cfg["kit_samples"], alpha=alpha
-                    )
+                        C, xr, seed=derive_seed(seeds["compress"], r),
+                        samples=cfg["kit_samples"], alpha=alpha,
+                    )  # fmt: skip
                 except CompressorCheckError as exc:
                     kit_ok, kit_note = False, f"; kit: {exc}"
                     break
@@ -230,6 +232,7 @@ class CompressedPSGDFloor(Claim):
         "compressed PSGD with scaled rand-k on a homogeneous quadratic: mean error curve inside "
         "its CI around the exact recursion for each k; the floor grows with 1 + omega = d/k"
     )
+    version = 2  # seeds derived with SeedSequence
 
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
@@ -261,8 +264,8 @@ class CompressedPSGDFloor(Claim):
             ctx.progress(f"compressed PSGD, rand-k k={k}")
             traj = ctx.run_simulated(
                 CompressedPSGD(cfg["gamma"], f"rand-k:k={k}"), ctx.oracle(problem),
-                [np.full((n, n), 1.0 / n)], x0, steps, seed=seeds["noise"] + k, record=record,
-                replicas=cfg["replicas"],
+                [np.full((n, n), 1.0 / n)], x0, steps, seed=derive_seed(seeds["noise"], k),
+                record=record, replicas=cfg["replicas"],
             )  # fmt: skip
             pred = compressed_psgd_randk_exact(
                 hessian_diagonal=problem.hessian_diagonal[0], gamma=cfg["gamma"],
@@ -334,6 +337,7 @@ class EFVirtualIterate(Claim):
         "EF-SGD on the distributed runtime: x~ = x - mean_j e_j obeys x~+ = x~ - gamma "
         "mean_j g_j(x) at every step (relative error <= 1e-12), for any compressor"
     )
+    version = 2  # seeds derived with SeedSequence
 
     def config(self, budget: str) -> dict[str, Any]:
         return {
@@ -381,6 +385,7 @@ class ChocoConsensusRate(Claim):
         "CHOCO-Gossip with top-k on a ring: the fitted per-round rate -log r of the consensus "
         "error grows as delta^1 when the consensus step scales like the theory's (gamma_c ∝ delta)"
     )
+    version = 2  # seeds derived with SeedSequence
 
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
@@ -450,6 +455,7 @@ class CompressedBytes(Claim):
         ("ef21", {"gamma": 0.3, "compressor": "top-k:k=3"}),
         ("choco_sgd", {"gamma": 0.05, "consensus_step": 0.3, "compressor": "terngrad"}),
     )
+    version = 2  # seeds derived with SeedSequence
 
     def config(self, budget: str) -> dict[str, Any]:
         return {
