@@ -186,6 +186,31 @@ def test_claim_seeds_of_distinct_seeds_and_runs_never_collide():
     assert all(0 <= v < 2**63 for v in seen)
 
 
+def test_optimal_weights_ratio_check_coverage_and_independence_from_the_curves():
+    from verify.claims.design import _ratio_check
+
+    # coverage: paired, correlated chi-square(8)-like replicas (a consensus distance sums several
+    # squared Gaussian terms) with known ratio of means 1.5; the 99% Fieller interval must cover
+    # it in about 99% of 400 seeded trials. Binomial: P(covered < 388 | p = 0.99) = 2.5e-4 (the
+    # false-failure probability; deterministic with these seeds)
+    covered = 0
+    for t in range(400):
+        rng = np.random.default_rng(t)
+        b = rng.chisquare(8, 128) / 8 + 0.5
+        a = 1.5 * b + 0.3 * (rng.chisquare(8, 128) / 8 - 1.0)
+        covered += _ratio_check(a, b, 1.5, 0.99).passed
+    assert covered >= 388
+    # a ratio the two per-curve CIs cannot see: a = b exactly, so each curve's mean lies well
+    # inside its own interval around 1.01 m resp. m / 1.01, but the measured ratio is 1 +- 0
+    b = np.random.default_rng(0).standard_normal(128) ** 2
+    m = b.mean()
+    assert stats.exact_rule([1.01 * m], b[:, None]).passed
+    assert stats.exact_rule([m / 1.01], b[:, None]).passed
+    out = _ratio_check(b, b, 1.01**2, 0.99)
+    assert not out.passed and out.measured == pytest.approx(1.0)
+    assert not _ratio_check(np.r_[b[:-1], np.nan], b, 1.0201, 0.99).passed
+
+
 def test_diverged_measurement_is_a_failed_prediction_not_an_error():
     # a run that diverges where the theory predicts convergence fails the rule (no raise),
     # naming the first checkpoint where a replica is NaN or inf
