@@ -441,6 +441,24 @@ def test_claim_stuck_in_computation_is_stopped_by_the_run_timeout(tmp_path, monk
     assert "did not finish within 1.0 s" in result.detail
 
 
+def test_diverging_choco_run_is_a_fail_verdict(tmp_path, monkeypatch):
+    # a real claim whose measured consensus blows up (the simulator is replaced by a diverging
+    # curve): the rate fit must not raise, the claim fails naming the checkpoint
+    from types import SimpleNamespace
+
+    def diverging(self, algorithm, oracle, schedule, x0, steps, *, seed, record=None, **kw):
+        cons = np.exp(0.5 * np.asarray(record, float))[:, None]
+        cons[len(record) // 2 :] = np.inf
+        return SimpleNamespace(consensus=cons, steps=list(record), bytes_sent=0)
+
+    monkeypatch.setattr(ClaimContext, "run_simulated", diverging)
+    (result,) = run_claims(
+        ["choco_consensus_rate"], ClaimContext(world_size=2), tmp_path, figures=False
+    )
+    assert result.verdict == "fail"
+    assert "measured curve diverged at checkpoint" in result.detail
+
+
 def test_run_of_all_claims_reports_a_claim_module_that_failed_to_import(
     tmp_path, toys, monkeypatch
 ):

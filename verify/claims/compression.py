@@ -422,6 +422,23 @@ class ChocoConsensusRate(Claim):
             t = np.array(traj.steps)
             # the linear regime: past the transient, above float64 round-off
             sel = (t >= cfg["fit_from"]) & (cons < 1e-1 * cons[0]) & (cons > 1e-20 * cons[0])
+            if not np.all(np.isfinite(cons)) or np.count_nonzero(sel) < 2:
+                # the theory predicts linear convergence: divergence is a failed prediction
+                bad = int(np.argmax(~np.isfinite(cons))) if not np.all(np.isfinite(cons)) else None
+                why = (
+                    f"measured curve diverged at checkpoint {bad}"
+                    if bad is not None
+                    else "the consensus distance never decayed into the linear regime "
+                    f"(below 0.1 Xi_0 after step {cfg['fit_from']})"
+                )
+                out = RuleOutcome(
+                    passed=False,
+                    predicted=1.0,
+                    measured=math.nan,
+                    interval=(math.nan, math.nan),
+                    detail=f"top-{k}: {why}",
+                )
+                return self.make_result({"rate_order": out}, seeds=list(seeds.values()))
             slope = float(np.polyfit(t[sel], np.log(cons[sel]), 1)[0])
             deltas.append(delta)
             rates.append(-slope)
