@@ -87,8 +87,17 @@ class Communicator(abc.ABC):
 
     # -- algorithm traffic (counted) -------------------------------------------------------
     @abc.abstractmethod
-    def mean(self, x: torch.Tensor) -> torch.Tensor:
-        """Global average: every local row becomes ``(1/n) sum_j x_j`` (all-reduce)."""
+    def mean(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """Global average: every local row becomes ``(1/n) sum_j x_j`` (all-reduce).
+
+        With ``inplace=False`` (default) ``x`` is left untouched and a new tensor is returned.
+        With ``inplace=True`` the caller donates ``x``: the communicator may overwrite it and
+        return ``x`` itself (both executors do for a contiguous ``x``), so the caller must not
+        read ``x`` afterwards except through the returned tensor, and must not pass a tensor
+        aliased elsewhere (a view of, or a tensor kept by, someone else). The values and
+        ``bytes_sent`` are the same either way; ``inplace=True`` saves one allocation and copy
+        of ``x`` per call.
+        """
 
     @abc.abstractmethod
     def mix(self, x: torch.Tensor, k: int) -> torch.Tensor:

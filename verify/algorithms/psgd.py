@@ -65,5 +65,7 @@ class PSGD(Algorithm):
 
     def step(self, state: PSGDState, ctx: Context, k: int) -> PSGDState:
         # 1. local stochastic gradient step   2. exact average (all-reduce)
+        # y is a fresh tensor owned by this step, so it is donated to the all-reduce (no copy);
+        # state.x is not modified (callers may keep earlier states)
         y = torch.add(state.x, ctx.grad(state.x), alpha=-self.gamma)
-        return PSGDState(x=ctx.comm.mean(y))
+        return PSGDState(x=ctx.comm.mean(y, inplace=True))

@@ -274,9 +274,11 @@ class DistributedCommunicator(Communicator):
         self.bytes_sent += len(plan.out_nodes) * own.numel() * own.element_size()
         return self._combine(plan, own, others).unsqueeze(0)
 
-    def mean(self, x: torch.Tensor) -> torch.Tensor:
+    def mean(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         self._check(x, "mean")
-        y = x.clone()
+        # inplace: the caller donated x (see Communicator.mean), all-reduce straight into it;
+        # a non-contiguous x cannot be all-reduced in place, so it is copied either way
+        y = x if inplace and x.is_contiguous() else x.clone(memory_format=torch.contiguous_format)
         t = time.perf_counter()
         self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "mean")
         self.comm_s += time.perf_counter() - t

@@ -274,10 +274,13 @@ class SimulatedCommunicator(Communicator):
         self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
         return y
 
-    def mean(self, x: torch.Tensor) -> torch.Tensor:
+    def mean(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         self._check(x, "mean")
         t = time.perf_counter()
-        y = (x.sum(dim=0) / self.n).expand_as(x).clone()
+        avg = (x.sum(dim=0) / self.n).expand_as(x)
+        # inplace: the caller donated x (see Communicator.mean); the same values are written into
+        # it (a non-contiguous x may overlap itself, so it gets a fresh tensor as without inplace)
+        y = x.copy_(avg) if inplace and x.is_contiguous() else avg.clone()
         self._sync()
         self.comm_s += time.perf_counter() - t
         self.bytes_sent += self.n * allreduce_bytes(self.n, self._node_bytes(x))
