@@ -1,11 +1,11 @@
 """Time and accuracy of rho = ||W - 11^T/n||_2 on large sparse Metropolis mixing matrices.
 
 Compares theorylab's sparse method (60-step Lanczos probe, then shift-invert around +-1 with a
-SuperLU factorisation, or plain Lanczos for expanders) against plain ARPACK ``eigsh`` on the
-deflated operator ``P W P`` (which='LM', no shift-invert), LOBPCG with the constraint Y = 1,
-and dense ``eigvalsh`` (n <= 1e4). The reference rho is the closed form where one exists (ring,
-torus, exponential: circulant spectra), else dense. A plain method that exceeded ``--cap``
-seconds at one size is skipped ('>cap') at the larger sizes.
+SuperLU factorisation, or, for expanders, the same plain Lanczos run continued to convergence)
+against plain ARPACK ``eigsh`` on the deflated operator ``P W P`` (which='LM', no shift-invert),
+LOBPCG with the constraint Y = 1, and dense ``eigvalsh`` (n <= 1e4). The reference rho is the
+closed form where one exists (ring, torus, exponential: circulant spectra), else dense. A plain
+method that exceeded ``--cap`` seconds at one size is skipped ('>cap') at the larger sizes.
 
 Usage: python benchmarks/spectral.py [--quick] [--cap SECONDS] [--dense-max N] [--families ...]
 """

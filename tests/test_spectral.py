@@ -96,6 +96,25 @@ def test_dense_and_sparse_agree(G):
         assert s.lambda_n >= d.lambda_n - 1e-12 and -s.lambda_n < s.lambda2
 
 
+def test_sparse_plain_lanczos_both_ends():
+    # max-degree (non-lazy) on a random 3-regular graph: W = A/3, lambda_2 ~ -lambda_n ~ 2 sqrt(2)/3
+    # (Kesten-McKay edges), gaps ~0.06 at both ends: both come from the plain Lanczos route, and
+    # rho depends on both (Gershgorin cannot exclude lambda_n), so both must match dense.
+    W = M.mixing_matrix(T.random_regular(1200, 3, seed=5), "max-degree", sparse=True)
+    d = S.extreme_eigenvalues(W, method="dense")
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method == "sparse-lanczos" and s.lambda_n_exact
+    assert abs(s.lambda2 - d.lambda2) < 1e-9 and abs(s.lambda_n - d.lambda_n) < 1e-9
+    assert abs(s.rho - d.rho) < 1e-9
+
+
+def test_sparse_lanczos_breakdown_complete_graph():
+    # W = J: P W P = 0, the Krylov space is invariant after one step (exact answer 0)
+    W = sp.csr_array(np.full((40, 40), 1 / 40))
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method == "sparse-lanczos" and abs(s.rho) < 1e-12 and abs(s.lambda_n) < 1e-12
+
+
 def test_sparse_ring_gap_relative_accuracy():
     n = 20000
     s = S.extreme_eigenvalues(M.mixing_matrix(T.ring(n)), method="sparse")

@@ -19,11 +19,13 @@ n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
   (symmetric mode, minimum-degree ordering), the ones vector is projected out, and the top
   Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
   with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
-  are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, use plain
-  implicitly restarted Lanczos (ARPACK) on the deflated operator instead. ``lambda_n`` uses
-  the same two routes around -1 or the Gershgorin bound; when the Gershgorin bound proves
-  ``-lambda_n < lambda_2`` (so rho does not depend on it) and no cheap route converges, the
-  reported lambda_n is the Lanczos Ritz value (an upper bound) and ``lambda_n_exact`` is False.
+  are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, continue the
+  same plain Lanczos run (no restarts, no reorthogonalisation: one sparse matvec and a few O(n)
+  passes per step, against ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is
+  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound, or from
+  the same Lanczos run; when the Gershgorin bound proves ``-lambda_n < lambda_2`` (so rho does
+  not depend on it) the Lanczos run gets only 60 more steps, and if it has not converged the
+  reported lambda_n is the Ritz value (an upper bound) and ``lambda_n_exact`` is False.
 * non-symmetric W: ``svds`` on the LinearOperator ``W - J`` (one matvec and one transposed
   matvec per Lanczos step; the step count grows like 1/sqrt(singular-value gap), so tiny gaps
   are slow).
@@ -32,6 +34,8 @@ References
 ----------
 Xiao, Boyd, "Fast linear iterations for distributed averaging", 2004 (rho, Thm 1).
 Lehoucq, Sorensen, Yang, ARPACK Users' Guide, SIAM 1998 (shift-invert mode).
+Paige, "Accuracy and effectiveness of the Lanczos algorithm for the symmetric eigenproblem",
+Linear Algebra Appl. 34, 1980 (plain Lanczos without reorthogonalisation).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ _METHODS = ("auto", "dense", "sparse")
 _DELTA = 1e-12  # shift distance of shift-invert: well below the gaps of interest (>= ~1e-11)
 _PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU fill-in is ruinous)
 _PROBE_STEPS = 60
+_LANCZOS_MAX_STEPS = 20000  # plain Lanczos steps before falling back to shift-invert
 
 
 @dataclass(frozen=True)
@@ -151,26 +156,75 @@ def _dense_spectrum(W, symmetric: bool) -> Spectrum:
 
 
 # ---------------------------------------------------------------------------- sparse helpers
-def _lanczos_probe(matvec, v0, m):
-    """(theta_min, theta_max): extreme Ritz values after m plain Lanczos steps (no restarts)."""
-    # inner products without BLAS: threaded level-1 BLAS is slow on small shared machines
-    q = v0 / math.sqrt(float(np.square(v0).sum()))
-    q_prev = np.zeros_like(q)
-    alpha, beta = [], []
-    b = 0.0
-    for _ in range(m):
-        w = matvec(q) - b * q_prev
-        a = float(np.multiply(q, w).sum())
-        w -= a * q
-        alpha.append(a)
-        b = math.sqrt(float(np.square(w).sum()))
-        if b < 1e-12:
-            break
-        beta.append(b)
-        q_prev, q = q, w / b
-    k = len(alpha)
-    theta = scipy.linalg.eigvalsh_tridiagonal(np.array(alpha), np.array(beta[: k - 1]))
-    return float(theta[0]), float(theta[-1])
+class _Lanczos:
+    """Plain Lanczos (no reorthogonalisation, no restarts) on a symmetric operator.
+
+    Only the tridiagonal T_m (alpha, beta) and two vectors are kept: O(n) memory and, per step,
+    one matvec plus a few O(n) passes (no O(n * ncv) reorthogonalisation as in ARPACK). Loss of
+    orthogonality only adds spurious copies of converged Ritz values; the extreme Ritz values
+    stay inside the spectrum (Paige 1980), so the top Ritz value is a lower bound on the top
+    eigenvalue and the bottom one an upper bound on the bottom eigenvalue. The residual of the
+    Ritz pair (theta, y) is ``beta_m |s_m|`` (s the eigenvector of T_m), and some eigenvalue
+    lies within it of theta.
+    """
+
+    def __init__(self, matvec, v0):
+        self.matvec = matvec
+        self.q = v0 / math.sqrt(float(np.square(v0).sum()))
+        self.q_prev = np.zeros_like(self.q)
+        self.alpha: list[float] = []
+        self.beta: list[float] = []  # beta[k] couples step k and k + 1; beta[-1] is the residual
+        self.breakdown = False
+
+    def extend(self, m: int) -> None:
+        """Run m more steps (fewer on breakdown: the Krylov space is then invariant)."""
+        # inner products without BLAS: threaded level-1 BLAS is slow on small shared machines
+        q, q_prev = self.q, self.q_prev
+        b = self.beta[-1] if self.beta else 0.0
+        for _ in range(m):
+            if self.breakdown:
+                break
+            w = self.matvec(q)
+            if b:
+                w -= b * q_prev
+            a = float(np.multiply(q, w).sum())
+            w -= a * q
+            b = math.sqrt(float(np.square(w).sum()))
+            self.alpha.append(a)
+            self.beta.append(b)
+            if b < 1e-12:
+                self.breakdown = True
+                break
+            q_prev, q = q, w / b
+        self.q, self.q_prev = q, q_prev
+
+    @property
+    def steps(self) -> int:
+        return len(self.alpha)
+
+    def ritz(self, top: bool) -> tuple[float, float]:
+        """(theta, residual bound) of the top (or bottom) Ritz pair of T_m."""
+        m = self.steps
+        i = m - 1 if top else 0
+        theta, S = scipy.linalg.eigh_tridiagonal(
+            np.array(self.alpha), np.array(self.beta[: m - 1]), select="i", select_range=(i, i)
+        )
+        residual = 0.0 if self.breakdown else abs(self.beta[-1] * float(S[-1, 0]))
+        return float(theta[0]), residual
+
+    def converge(self, top: bool, tol: float, max_steps: int, check_every: int = 10):
+        """Extend until the Ritz pair's residual is <= tol * |theta| (ARPACK's criterion, with
+        ARPACK's floor eps^(2/3) on |theta|) or max_steps; returns (theta, residual, converged).
+        """
+        eps = np.finfo(np.float64).eps
+        tol = max(tol, eps)
+        while True:
+            theta, residual = self.ritz(top)
+            if residual <= tol * max(abs(theta), eps ** (2 / 3)):
+                return theta, residual, True
+            if self.steps >= max_steps:
+                return theta, residual, False
+            self.extend(min(check_every, max_steps - self.steps))
 
 
 def _splu_spd(M):
@@ -182,21 +236,6 @@ def _splu_spd(M):
         )
     except RuntimeError:
         return spla.splu(M)
-
-
-def _top_ritz(op_matvec, n, v0, tol, maxiter, ncv=20):
-    op = spla.LinearOperator((n, n), matvec=op_matvec, dtype=np.float64)
-    vals = spla.eigsh(
-        op,
-        k=1,
-        which="LA",
-        tol=tol,
-        maxiter=maxiter,
-        ncv=min(n - 1, ncv),
-        v0=v0,
-        return_eigenvectors=False,
-    )
-    return float(vals[0])
 
 
 def _gap_shift_invert(M, n, deflate, tol, v0):
@@ -215,8 +254,17 @@ def _gap_shift_invert(M, n, deflate, tol, v0):
         def matvec(x):
             return lu.solve(np.asarray(x, dtype=np.float64).ravel())
 
-    theta = _top_ritz(matvec, n, v0, tol, maxiter=300)
-    return 1.0 / theta - _DELTA, lu.L.nnz + lu.U.nnz
+    # the eigenvalues of the shift-inverted operator near the pole are well separated: a few
+    # plain Lanczos steps converge (no restarts, no reorthogonalisation needed)
+    lanczos = _Lanczos(matvec, v0)
+    lanczos.extend(min(n - 1, 6))
+    theta, _, converged = lanczos.converge(True, tol, min(n - 1, 300), check_every=2)
+    if not converged:
+        raise SolverError(
+            f"shift-invert Lanczos did not converge in {lanczos.steps} steps; "
+            "retry with method='dense' (O(n^3))"
+        )
+    return 1.0 / theta - _DELTA, lu.nnz
 
 
 def _sparse_symmetric(W, tol) -> Spectrum:
@@ -225,22 +273,24 @@ def _sparse_symmetric(W, tol) -> Spectrum:
     eye = sp.eye_array(n, format="csr")
     v0 = _v0(n)
 
-    def pwp(x):
-        return _proj(W @ _proj(x))
+    def pwp(x):  # P W P on 1^perp (the Lanczos vectors are orthogonal to 1 up to rounding)
+        w = W @ x
+        w -= w.mean()
+        return w
 
-    th_lo, th_hi = _lanczos_probe(pwp, v0, min(n - 1, _PROBE_STEPS))
+    lanczos = _Lanczos(pwp, v0)
+    lanczos.extend(min(n - 1, _PROBE_STEPS))
+    th_lo, th_hi = lanczos.ritz(top=False)[0], lanczos.ritz(top=True)[0]
     routes = []
 
     # ---- lambda_2 (top of the spectrum on 1^perp), as the gap 1 - lambda_2
     fill = None
     gap2 = None
     if th_hi < 1 - _PLAIN_GAP or th_hi > 1:
-        try:
-            lam2 = _top_ritz(lambda x: pwp(x) - 3.0 * np.mean(x), n, v0, tol, maxiter=5000)
+        lam2, _, converged = lanczos.converge(True, tol, max(_LANCZOS_MAX_STEPS, n // 10))
+        if converged:
             gap2 = 1.0 - lam2
             routes.append("lanczos")
-        except spla.ArpackNoConvergence:
-            gap2 = None
     if gap2 is None:
         gap2, fill = _gap_shift_invert(((1 + _DELTA) * eye - W).tocsc(), n, True, tol, v0)
         lam2 = 1.0 - gap2
@@ -265,10 +315,20 @@ def _sparse_symmetric(W, tol) -> Spectrum:
             lamn = sigma + _DELTA + d
             routes.append("shift-invert")
         else:
-            budget = 5000 if need_exact else 3  # restarts; rho does not depend on it otherwise
-            lamn = -_top_ritz(lambda x: -pwp(x) - 3.0 * np.mean(x), n, v0, tol, maxiter=budget)
-            routes.append("lanczos")
-    except (spla.ArpackNoConvergence, RuntimeError) as exc:
+            # rho does not depend on lambda_n unless need_exact: then only a few more steps
+            budget = max(_LANCZOS_MAX_STEPS, n // 10) if need_exact else 2 * _PROBE_STEPS
+            lamn, _, converged = lanczos.converge(False, tol, max(budget, lanczos.steps))
+            if converged:
+                routes.append("lanczos")
+            elif need_exact:
+                raise SolverError(
+                    f"lambda_n did not converge in {lanczos.steps} Lanczos steps; "
+                    "retry with method='dense' (O(n^3))"
+                )
+            else:  # Ritz value: an upper bound; rho does not depend on it
+                exact = False
+                routes.append("ritz-bound")
+    except (RuntimeError, SolverError) as exc:  # SuperLU or shift-invert failure
         if need_exact:
             raise SolverError(
                 f"lambda_n did not converge ({exc}); retry with method='dense' (O(n^3))"
