@@ -419,3 +419,23 @@ def test_powersgd_with_warm_start_memory_pickles():
     C.compress(x, g)  # and of a live generator (a weak reference: not picklable as such)
     C2 = pickle.loads(pickle.dumps(C))
     assert len(C2._memory) == 1 and next(iter(C2._memory.values()))[0] is None
+
+
+def test_powersgd_warm_start_without_weakref_support(monkeypatch):
+    # torch 2.11's CUDA generators cannot be weakly referenced (seen on an H200): the warm-start
+    # memory must then hold the generator strongly and behave the same.
+    import theorylab.compressors as compressors_module
+
+    def no_weakref(obj):
+        raise TypeError(f"cannot create weak reference to {type(obj).__name__!r} object")
+
+    monkeypatch.setattr(compressors_module.weakref, "ref", no_weakref)
+    x = torch.randn(2, 30, generator=torch.Generator().manual_seed(1))
+    runs = []
+    for _ in range(2):
+        C = get_compressor("powersgd:rank=1")
+        g = torch.Generator().manual_seed(0)
+        runs.append([C.compress(x, g) for _ in range(3)])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)  # same seed, same warm-started sequence
+    assert not torch.equal(runs[0][0], runs[0][1])  # the warm start changed the second call

@@ -1063,6 +1063,19 @@ class ScaledSign(Sign):
 # low rank
 
 
+def _generator_ref(generator):
+    """A reference to ``generator`` for keying PowerSGD's warm-start memory.
+
+    A weak reference where torch supports one (torch >= 2.13 on CPU); otherwise (older torch,
+    e.g. 2.11's CUDA generators) a strong one, which keeps the generator alive for as long as the
+    memory entry exists, so its ``id`` can never be reused by another generator either way.
+    """
+    try:
+        return weakref.ref(generator)
+    except TypeError:
+        return lambda: generator
+
+
 class PowerSGD(Compressor):
     """Rank-``r`` compression by one step of power iteration (Vogels et al. 2019), per vector.
 
@@ -1161,7 +1174,7 @@ class PowerSGD(Compressor):
                 k for k, (ref, _) in self._memory.items() if ref is not None and ref() is None
             ]:
                 del self._memory[k]  # entries of generators that no longer exist
-            ref = weakref.ref(generator) if generator is not None else None
+            ref = _generator_ref(generator) if generator is not None else None
             self._memory[key] = (ref, Q_new)
         return P_hat, Q_new * scale
 
