@@ -55,7 +55,7 @@ def test_python_block_runs_as_written(index, tmp_path):
     proc = subprocess.run(
         cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
     )
-    assert proc.returncode == 0, f"README block {index} failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"block {index}:\n{code}\n{proc.stdout}\n{proc.stderr}"
     assert not list(tmp_path.glob("*.json")) or "--out" in code
 
 
