@@ -243,11 +243,14 @@ def crossing_iteration(
     factor: float = 1.1,
     T_max: int = 10**15,
 ) -> float:
-    """First integer T >= 1 with ``error(T) <= factor * reference(T)`` (inf if none <= T_max).
+    """First T >= 1 from which on ``error(T') <= factor * reference(T')`` for every T' >= T.
 
-    Assumes the ratio ``error/reference`` is non-increasing in T (true for every rate of this
-    module against PSGD: each network term decays faster than the noise term); exponential
-    search then bisection, O(log T) evaluations. ``factor`` > 1.
+    The ratio ``error/reference`` of these rates tends to 1 but need not be monotone (at small
+    T the 1/T terms can dominate both curves, then the network's T^{-2/3} term takes over), so
+    the *last* crossing is returned: both functions are evaluated on the geometric grid
+    ``ceil(2^{j/8})`` up to ``T_max``, the last grid point where the condition fails and the
+    next one bracket the crossing, and bisection inside the bracket (where the ratio is taken
+    to be monotone) gives the integer. inf when the condition fails at ``T_max``. ``factor`` > 1.
 
     Example
     -------
@@ -262,13 +265,16 @@ def crossing_iteration(
     def ok(T: int) -> bool:
         return error(T) <= factor * reference(T)
 
-    if ok(1):
+    grid = sorted({min(T_max, math.ceil(2 ** (j / 8))) for j in range(8 * T_max.bit_length() + 1)})
+    if grid[-1] != T_max:
+        grid.append(T_max)
+    flags = [ok(T) for T in grid]
+    if not flags[-1]:
+        return math.inf
+    bad = [i for i, f in enumerate(flags) if not f]
+    if not bad:
         return 1
-    lo, hi = 1, 2
-    while not ok(hi):
-        if hi >= T_max:
-            return math.inf
-        lo, hi = hi, min(2 * hi, T_max)
+    lo, hi = grid[bad[-1]], grid[bad[-1] + 1]
     while hi - lo > 1:  # invariant: not ok(lo), ok(hi)
         mid = (lo + hi) // 2
         if ok(mid):
