@@ -245,3 +245,16 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(theorylab.rates.lazy)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_sc_steady_state_is_the_limit_and_above_exact():
+    from theorylab.exact import steady_state_dsgd
+
+    p = heterogeneous_quadratic(5, 2, L=1.0, mu=0.4, zeta2=2.0, sigma2=1.0, seed=4)
+    for tau, gamma in ((1, 0.3), (3, 0.1), (6, 0.02)):
+        kw = dict(gamma=gamma, L=p.L, mu=p.mu, sigma2=p.sigma2, zeta2=p.zeta2_star, n=5, tau=tau)
+        ss = local_sgd(**kw)
+        T = tau * math.ceil(60 / (gamma * p.mu) / tau)
+        assert ss.total == pytest.approx(local_sgd(T=T, **kw).total, rel=1e-9)
+        exact = steady_state_dsgd(p, _schedule(5, tau), gamma)  # at phase 0 = after averaging
+        assert ss.total >= exact["avg_error"] and ss.extra["consensus"] == 0.0

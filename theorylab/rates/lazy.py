@@ -322,20 +322,37 @@ def local_sgd_bound_curve(
 
 
 def _sc_value(gamma, L, mu, sigma2, zeta2, n, tau, T, e0):
-    """Bound at step T, or the limit at communication rounds (T None)."""
+    """Bound at step T, or its limit at communication rounds (T None).
+
+    The round map ``Phi: e_s -> e_{s+tau}`` of the recursion is increasing and concave (each
+    step is ``(c sqrt(e) + gamma L sqrt(Xi))^2 + const`` with Xi affine in the earlier e's, and
+    the geometric mean of affine maps is concave), and ``Phi(0) >= 0``; so ``Phi(e) = e`` has at
+    most one positive root, the limit from every start. It is found by bracketing and bisection
+    (inf when ``Phi(e) > e`` up to 1e300, i.e. the bound diverges).
+    """
     if T is not None:
         e, xi = _sc_recursion(gamma, L, mu, sigma2, zeta2, n, tau, T, e0)
         return float(e[-1] + xi[-1]), float(e[-1]), float(xi[-1])
-    prev, e0_ = math.inf, e0
-    for _ in range(100_000):  # iterate the round map from x* (steady state does not depend on e0)
-        e, xi = _sc_recursion(gamma, L, mu, sigma2, zeta2, n, tau, tau * 64, e0_)
-        val = float(e[-1])
-        if not math.isfinite(val):
+
+    def phi(v: float) -> float:
+        return float(_sc_recursion(gamma, L, mu, sigma2, zeta2, n, tau, tau, v)[0][-1])
+
+    lo, hi = 0.0, max(phi(0.0), 1e-300)
+    if hi <= 1e-300:
+        return 0.0, 0.0, 0.0
+    while phi(hi) > hi:
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e300:
             return math.inf, math.inf, 0.0
-        if abs(val - prev) <= 1e-13 * max(val, 1e-300):
-            return val, val, 0.0
-        prev, e0_ = val, val
-    return math.inf, math.inf, 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if phi(mid) > mid:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * hi:
+            break
+    return hi, hi, 0.0
 
 
 def _local_sgd_sc(gamma, L, mu, sigma2, zeta2, n, tau, T, e0, params) -> Rate:

@@ -15,10 +15,12 @@ Conventions: ``rho = ||W - 11^T/n||_2``, spectral gap ``1 - rho``, Koloskova's `
 gradient disagreement, which the big-O forms drop (``terms['heterogeneity'] = 0``).
 
 How sure: all rates here are big-O (``big_o=True``), constants set to 1.
-Gradient tracking: the form of Koloskova, Lin & Stich (2021) as recalled in rates.md §4a (the
-strongly convex first two terms are quoted verbatim in Di et al. 2024 [ABSTRACT]); ``c`` is
-their constant set by the negative eigenvalues of W (``c >= p``; a constant, default 1, for a
-lazy W >= 0) whose exact definition could not be confirmed here. Exact diffusion, strongly
+Gradient tracking: the form of Koloskova, Lin & Stich (2021) as recalled in rates.md §4a; its
+p- and c-dependence (``1/(p c)`` noiseless, ``1/(sqrt(p) c)`` on the stochastic eps^{-3/2} term)
+was checked against the paper's abstract, which defines ``c >= p`` only as "related to the
+negative eigenvalues of the connectivity matrix (a constant in most practical applications)";
+its exact definition could not be confirmed here, so ``c`` is an input (default 1, e.g. a lazy
+W >= 0). Exact diffusion, strongly
 convex: Yuan, Alghunaim & Huang (2023) [RECALLED], who absorb L and mu; they are placed here as
 in Koloskova et al.'s DSGD form (``1/(mu n T)`` and ``L/(mu^2 T^2)``). Exact diffusion,
 non-convex: the form is **reconstructed** to reproduce the stated transient O(n^3/(1-rho)^2)
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from theorylab.errors import TheorylabError, check_int, check_positive
 from theorylab.rates._rate import Rate, warn_step_size
 from theorylab.rates.decentralized import dsgd
+from theorylab.rates.symbols import p_from_rho
 
 __all__ = [
     "gradient_tracking",
@@ -114,7 +117,7 @@ def gradient_tracking(
     """
     L, sigma2, n, rho, T, mu, delta, r0_sq = _inputs(L, sigma2, n, rho, T, mu, delta, r0_sq)
     c = check_positive("c", c)
-    p = 1.0 - rho**2
+    p = p_from_rho(rho)
     if c > 1:
         raise TheorylabError(f"c (gradient tracking's constant) must be in (0, 1], got {c}")
     cond = "gamma <= p c/(c_0 L), numerical c_0 >= 1 unconfirmed"
@@ -286,7 +289,7 @@ def crossing_iteration(
 
 def _dsgd_sc_tuned(L, mu, sigma2, zeta2, n, rho, T, r0_sq):
     """Koloskova et al. (2020) Thm 2 (tau = 1) strongly convex, inverted; big-O, constants 1."""
-    p = 1.0 - rho**2
+    p = p_from_rho(rho)
     return (
         sigma2 / (mu * n * T)
         + L * (sigma2 / p + zeta2 / p**2) / (mu**2 * T**2)
