@@ -258,3 +258,23 @@ def test_sc_steady_state_is_the_limit_and_above_exact():
         assert ss.total == pytest.approx(local_sgd(T=T, **kw).total, rel=1e-9)
         exact = steady_state_dsgd(p, _schedule(5, tau), gamma)  # at phase 0 = after averaging
         assert ss.total >= exact["avg_error"] and ss.extra["consensus"] == 0.0
+
+
+def test_exact_curve_tau1_is_psgd_and_best_period_on_it():
+    from theorylab.exact import exact_psgd
+    from theorylab.rates.lazy import local_sgd_exact_curve
+
+    p = heterogeneous_quadratic(6, 3, L=1.0, mu=0.3, zeta2=5.0, sigma2=0.5, seed=2)
+    x0 = p.x_star + 2.0
+    curve = local_sgd_exact_curve(p, gamma=0.1, x0=x0, steps=300)
+    assert np.allclose(curve(1), exact_psgd(p, 0.1, 300, x0).error, rtol=1e-10, atol=1e-14)
+    # an expensive round favours a longer period than a cheap one
+    cheap = CommModel(alpha=1e-6, beta=0.0, nbytes=0, compute_s=1e-3)
+    dear = CommModel(alpha=1e-1, beta=0.0, nbytes=0, compute_s=1e-3)
+    target = 2.0 * float(curve(1)[-1])
+    taus = [1, 2, 4, 8]
+    t_cheap = best_period(curve, taus, target=target, n=6, model=cheap).tau
+    t_dear = best_period(curve, taus, target=target, n=6, model=dear).tau
+    assert t_dear > t_cheap
+    with pytest.raises(TheorylabError, match="metric"):
+        local_sgd_exact_curve(p, gamma=0.1, x0=x0, steps=3, metric="loss")
