@@ -278,3 +278,10 @@ def test_exact_curve_tau1_is_psgd_and_best_period_on_it():
     assert t_dear > t_cheap
     with pytest.raises(TheorylabError, match="metric"):
         local_sgd_exact_curve(p, gamma=0.1, x0=x0, steps=3, metric="loss")
+
+
+def test_K_errors_name_K():
+    with pytest.raises(TheorylabError, match="K .*0"):
+        fedavg(L=1.0, mu=0.1, sigma2=1.0, G2=1.0, n=10, S=5, K=0, R=10)
+    with pytest.raises(TheorylabError, match="K .*-1"):
+        scaffold(L=1.0, mu=0.1, sigma2=1.0, n=10, S=5, K=-1, R=10, eta_l=1e-4)

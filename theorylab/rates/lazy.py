@@ -63,11 +63,11 @@ _SCAF = "Karimireddy, Kale, Mohri, Reddi, Stich, Suresh, ICML 2020, arXiv 1910.0
 _DERIVED = "derived here (proof in theorylab.rates.lazy.{}); cf. " + _KOL
 
 
-def _check_tau(tau) -> int:
+def _check_tau(tau, name: str = "tau") -> int:
     if isinstance(tau, bool) or not isinstance(tau, (int, np.integer)):
-        raise TypeError(f"tau (local steps per round) must be an integer, got {tau!r}")
+        raise TypeError(f"{name} (local steps per round) must be an integer, got {tau!r}")
     if tau < 1:
-        raise TheorylabError(f"tau (local steps per communication) must be >= 1, got {tau}")
+        raise TheorylabError(f"{name} (local steps per communication) must be >= 1, got {tau}")
     return int(tau)
 
 
@@ -488,7 +488,7 @@ def minibatch_vs_local(
     zeta2 = check_positive("zeta2", zeta2, allow_zero=True)
     B2 = check_positive("r0_sq", r0_sq, allow_zero=True)
     M = check_int("M", M, minimum=1)
-    K = _check_tau(K)
+    K = _check_tau(K, "K")
     R = check_int("R", R, minimum=1)
     noise = math.sqrt(sigma2 * B2 / (M * K * R))
     src = f"{_WPS} (rates.md §2b; constants NOT confirmed, set to 1)"
@@ -589,7 +589,7 @@ def fedavg(
     B2 = check_positive("B2", B2, allow_zero=True)
     n = check_int("n", n, minimum=1)
     S = _check_S(S, n)
-    K = _check_tau(K)
+    K = _check_tau(K, "K")
     R = check_int("R", R, minimum=1)
     eta_g = check_positive("eta_g", eta_g)
     cond = "eta_l eta_g K L <= 1/c, numerical c >= 1 unconfirmed"
@@ -678,7 +678,7 @@ def scaffold(
     sigma2 = check_positive("sigma2", sigma2, allow_zero=True)
     n = check_int("n", n, minimum=1)
     S = _check_S(S, n)
-    K = _check_tau(K)
+    K = _check_tau(K, "K")
     R = check_int("R", R, minimum=1)
     eta_l = check_positive("eta_l", eta_l)
     eta_g = check_positive("eta_g", eta_g)
