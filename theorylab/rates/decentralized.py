@@ -527,8 +527,10 @@ def transient_iterations(
     sigma2: float = 1.0,
     zeta2: float = 0.0,
     delta: float = 1.0,
+    algorithm: str = "dsgd",
+    c: float = 1.0,
 ) -> Rate:
-    r"""Iterations before DSGD reaches linear speed-up (matches PSGD), up to constants.
+    r"""Iterations before DSGD (or GT / ED) reaches linear speed-up (matches PSGD), up to constants.
 
     Equating the leading centralized term of Koloskova'20 (rates.md §3b) with each network term,
     ``p = 1 - rho^2`` (``rho = ||W - 11^T/n||_2``, spectral gap 1 - rho):
@@ -544,12 +546,30 @@ def transient_iterations(
     Paschalidis 2022; Alghunaim & Yuan 2022). PSGD's transient is 0 by definition. These are
     **big-O** (``big_o=True``): check exponents by regression, not values.
 
+    ``algorithm='gradient_tracking'`` (Koloskova, Lin, Stich 2021; ``c`` their constant, set by
+    the negative eigenvalues of W, ``c = 1`` for lazy W) and ``'exact_diffusion'`` (Yuan et al.
+    2023; Alghunaim & Yuan 2022) have no zeta2 term, so ``heterogeneous`` is ignored; equating
+    the same terms of :func:`theorylab.rates.tracking.gradient_tracking` /
+    :func:`~theorylab.rates.tracking.exact_diffusion`:
+
+    ==================  ===================================  ======================================
+    regime              gradient tracking                    exact diffusion / D^2
+    ==================  ===================================  ======================================
+    strongly convex     n L / (mu p c^2)                     n L rho^2 / (mu (1 - rho))
+    non-convex          n^3 L delta / (sigma2 p^2 c^4)       n^3 L delta rho^4/(sigma2 (1 - rho)^2)
+    ==================  ===================================  ======================================
+
+    i.e. O(n/(1-rho)) and O(n^3/(1-rho)^2) for both (constant c). The numerical crossing
+    point of the full expressions is :func:`theorylab.rates.tracking.transient_crossing`.
+
     Parameters
     ----------
     n : int >= 1; rho : float in [0, 1)
     regime : 'strongly_convex' | 'nonconvex'
     heterogeneous : bool, use the zeta2 term (needs zeta2 > 0) or the iid one
     L, mu (strongly convex), sigma2 > 0, zeta2, delta (non-convex) : floats
+    algorithm : 'dsgd' | 'gradient_tracking' | 'exact_diffusion'
+    c : float in (0, 1], gradient tracking's constant (Koloskova, Lin, Stich 2021)
 
     Returns
     -------
@@ -573,6 +593,12 @@ def transient_iterations(
     sigma2 = check_positive("sigma2", sigma2)
     zeta2 = check_positive("zeta2", zeta2, allow_zero=True)
     p = 1.0 - rho**2
+    if algorithm not in ("dsgd", "gradient_tracking", "exact_diffusion"):
+        raise TheorylabError(
+            f"algorithm must be 'dsgd', 'gradient_tracking' or 'exact_diffusion', got {algorithm!r}"
+        )
+    if algorithm != "dsgd":
+        return _transient_corrected(algorithm, n, rho, p, regime, L, mu, sigma2, delta, c)
     if heterogeneous and zeta2 == 0:
         raise TheorylabError("heterogeneous=True needs zeta2 > 0; use heterogeneous=False")
     if regime == "strongly_convex":
@@ -601,6 +627,48 @@ def transient_iterations(
         assumptions=("constant factors dropped", "p = 1 - rho^2"),
         big_o=True,
         extra={"scaling": scaling, "p": p, "n": n, "rho": rho},
+    )
+
+
+def _transient_corrected(algorithm, n, rho, p, regime, L, mu, sigma2, delta, c) -> Rate:
+    """Transient of gradient tracking / exact diffusion (see :func:`transient_iterations`)."""
+    c = check_positive("c", c)
+    if c > 1:
+        raise TheorylabError(f"c (gradient tracking's constant) must be in (0, 1], got {c}")
+    gap = 1.0 - rho
+    if regime == "strongly_convex":
+        if mu is None:
+            raise TheorylabError("regime='strongly_convex' needs mu")
+        mu = check_positive("mu", mu)
+        if algorithm == "gradient_tracking":
+            value, scaling = n * L / (mu * p * c**2), "n/(1-rho)"
+        else:
+            value, scaling = n * L * rho**2 / (mu * gap), "n/(1-rho)"
+    elif regime == "nonconvex":
+        delta = check_positive("delta", delta)
+        if algorithm == "gradient_tracking":
+            value = n**3 * L * delta / (sigma2 * p**2 * c**4)
+        else:
+            value = n**3 * L * delta * rho**4 / (sigma2 * gap**2)
+        scaling = "n^3/(1-rho)^2"
+    else:
+        raise TheorylabError(f"regime must be 'strongly_convex' or 'nonconvex', got {regime!r}")
+    source = (
+        "Koloskova, Lin, Stich, NeurIPS 2021, arXiv 2202.03836 (rates.md §4a, derived from the "
+        "RECALLED rate; constants unconfirmed)"
+        if algorithm == "gradient_tracking"
+        else "Yuan, Alghunaim, Huang, JMLR 2023, arXiv 2105.08023 (strongly convex); Alghunaim & "
+        "Yuan, IEEE TSP 2022, arXiv 2110.09993 (non-convex); rates.md §4b, RECALLED"
+    )
+    return Rate(
+        name=f"{algorithm}/transient/{regime}",
+        quantity=f"iterations until {algorithm} matches PSGD (linear speed-up)",
+        terms={"transient_iterations": value},
+        kind="upper",
+        source=source,
+        assumptions=("constant factors dropped", "p = 1 - rho^2", "no zeta2 dependence"),
+        big_o=True,
+        extra={"scaling": scaling, "p": p, "n": n, "rho": rho, "c": c},
     )
 
 
