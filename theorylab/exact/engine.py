@@ -320,8 +320,8 @@ def _stepped_cov(system, idx, rec, curves):
     N, p = system.size, system.period
     m = system.m0[idx].copy()
     P = np.zeros((idx.size, N, N)) if system.S0 is None else system.S0[idx].copy()
-    Ms = system.M[:, idx]
-    Mts = np.swapaxes(Ms, 2, 3)
+    Ms = np.ascontiguousarray(system.M[:, idx])
+    Mts = np.ascontiguousarray(np.swapaxes(Ms, 2, 3))
     cs = system.c[:, idx]
     Qs = [system.Q_of(t, idx) for t in range(p)]
     j = 0
@@ -348,8 +348,8 @@ def _stepped_raw(system, idx, rec, curves):
     if system.period != 1:
         raise TheorylabError("multiplicative noise is supported for static systems only")
     N, mult = system.size, system.mult
-    T, v = system.M[0, idx], system.c[0, idx]
-    Tt = np.swapaxes(T, 1, 2)
+    T, v = np.ascontiguousarray(system.M[0, idx]), system.c[0, idx]
+    Tt = np.ascontiguousarray(np.swapaxes(T, 1, 2))
     noise = system.Q_of(0, idx)
     F = mult.F
     m = system.m0[idx].copy()
