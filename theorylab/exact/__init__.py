@@ -65,9 +65,14 @@ ones; a schedule passes lists ``[M_0, ..., M_{p-1}]`` (and ``c``, ``Q``) and no 
 declaration comes from the paper's equations, never from the ``verify`` implementation, so a
 claim compares two independent things.
 
-Families: :mod:`~theorylab.exact.gossip`, :mod:`~theorylab.exact.psgd`,
+Families (one module each): :mod:`~theorylab.exact.gossip`, :mod:`~theorylab.exact.psgd`,
 :mod:`~theorylab.exact.dsgd`, :mod:`~theorylab.exact.compressed` (compressed PSGD, EF-SGD,
-EF21); every public function returns an :class:`ExactPrediction`.
+EF21), :mod:`~theorylab.exact.tracking` (gradient tracking ATC/CTA, exact diffusion / D^2),
+:mod:`~theorylab.exact.local` (local SGD / FedAvg with partial participation and server step,
+SCAFFOLD), :mod:`~theorylab.exact.delay` (fixed-delay SGD and its stability limit). A family on
+the nodes' stacked iterates can build its blocks with :func:`theorylab.exact._nodes.node_blocks`
+(per coordinate when the Hessians share an eigenbasis, else one ``n d`` block) and
+``declare_nodes``. Every public function returns an :class:`ExactPrediction`.
 
 Example
 -------
@@ -85,10 +90,13 @@ optimization", IEEE TSP 2020, arXiv 1903.10956; shared/references/rates.md §1, 
 """
 
 from theorylab.exact._common import ExactPrediction, _Acc  # noqa: F401  (_Acc: tests)
+from theorylab.exact.delay import delayed_sgd_stability_limit, exact_delayed_sgd
 from theorylab.exact.dsgd import exact_dsgd, steady_state_dsgd
 from theorylab.exact.engine import EngineResult, LinearSystem, Multiplicative, solve
 from theorylab.exact.gossip import exact_gossip
+from theorylab.exact.local import exact_local_sgd, exact_scaffold
 from theorylab.exact.psgd import exact_psgd
+from theorylab.exact.tracking import exact_diffusion, exact_gradient_tracking
 
 __all__ = [
     "ExactPrediction",
@@ -96,6 +104,12 @@ __all__ = [
     "exact_psgd",
     "exact_gossip",
     "steady_state_dsgd",
+    "exact_gradient_tracking",
+    "exact_diffusion",
+    "exact_local_sgd",
+    "exact_scaffold",
+    "exact_delayed_sgd",
+    "delayed_sgd_stability_limit",
     "LinearSystem",
     "Multiplicative",
     "EngineResult",

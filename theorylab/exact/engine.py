@@ -45,8 +45,10 @@ _ONE = 1e-9  # |lam - 1| < _ONE counts as an eigenvalue 1 (candidate conserved d
 class Multiplicative:
     r"""Multiplicative noise ``F diag(delta) p``, ``p = P z + u + sqrt(sigma2) xi``.
 
-    ``delta`` independent across entries and steps, mean 0, variance ``kappa``;
-    ``xi ~ N(0, I_n)``. Shapes: ``F (N, n)`` (shared), ``P (B, n, N)``, ``u (B, n)``. The
+    ``delta`` independent across entries and steps, mean 0, variance ``kappa`` (or, with ``K``
+    given, any covariance ``Cov(delta) = K (n, n)``, e.g. client sampling; the term is then
+    ``F (K o E[p p^T]) F^T``); ``xi ~ N(0, I_n)``. Shapes: ``F (N, n)`` (shared),
+    ``P (B, n, N)``, ``u (B, n)``. The
     additive parts of ``p`` (``E[...]`` of the compressed input) must already be in the
     declaration's ``M``, ``c`` and ``Q``: this term adds only
     ``kappa F diag(pi) F^T``, ``pi = diag(P Z P^T) + 2 (P m) o u + u^2 + sigma2``.
@@ -57,6 +59,22 @@ class Multiplicative:
     u: np.ndarray
     sigma2: float
     kappa: float
+    K: np.ndarray | None = None
+
+    def term(self, idx, m, Z):
+        """The added second moment for blocks idx, given the mean m and raw second moment Z."""
+        P, u, F = self.P[idx], self.u[idx], self.F
+        if self.K is None:
+            if self.kappa == 0.0:
+                return 0.0
+            Pm = (P @ m[:, :, None])[:, :, 0]
+            pi = np.sum((P @ Z) * P, axis=2) + 2.0 * Pm * u + u * u + self.sigma2
+            return self.kappa * ((F[None] * pi[:, None, :]) @ F.T)
+        Pm = (P @ m[:, :, None])[:, :, 0]
+        E = P @ Z @ np.swapaxes(P, 1, 2)
+        E += Pm[:, :, None] * u[:, None, :] + u[:, :, None] * Pm[:, None, :]
+        E += u[:, :, None] * u[:, None, :] + self.sigma2 * np.eye(u.shape[1])
+        return F[None] @ (self.K[None] * E) @ F.T
 
 
 @dataclass
@@ -78,7 +96,7 @@ class LinearSystem:
     outputs: dict
     S0: np.ndarray | None = None
     symmetrizer: np.ndarray | None = None
-    mult: Multiplicative | None = None
+    mult: Multiplicative | list | None = None
 
     @classmethod
     def declare(
@@ -90,7 +108,7 @@ class LinearSystem:
         outputs: dict,
         S0=None,
         symmetrizer=None,
-        mult: Multiplicative | None = None,
+        mult=None,
     ) -> LinearSystem:
         """Normalise shapes. A list/tuple for ``M`` (and then for ``c`` and ``Q``) is a periodic
         schedule of phases; a 2-d ``M`` is one block, a 3-d one a stack of blocks."""
@@ -122,7 +140,17 @@ class LinearSystem:
             S0 = np.broadcast_to(np.asarray(S0, dtype=np.float64), (B, N, N)).copy()
         if symmetrizer is not None:
             symmetrizer = np.broadcast_to(np.asarray(symmetrizer, dtype=np.float64), (B, N))
+        if isinstance(mult, (list, tuple)):
+            if len(mult) != len(Ms):
+                raise TheorylabError("mult must be one term per phase (None where there is none)")
+            mult = list(mult) if any(x is not None for x in mult) else None
         return cls(Marr, carr, Qn, m0, dict(outputs), S0, symmetrizer, mult)
+
+    def mult_of(self, t: int):
+        """The multiplicative term of phase t (or None)."""
+        if isinstance(self.mult, list):
+            return self.mult[t]
+        return self.mult
 
     @property
     def blocks(self) -> int:
@@ -345,13 +373,11 @@ def _mult_pi(mult, idx, m, Z):
 
 def _stepped_raw(system, idx, rec, curves):
     """Mean and raw second moment Z = E[z z^T] stepped exactly, with a multiplicative term."""
-    if system.period != 1:
-        raise TheorylabError("multiplicative noise is supported for static systems only")
-    N, mult = system.size, system.mult
-    T, v = np.ascontiguousarray(system.M[0, idx]), system.c[0, idx]
-    Tt = np.ascontiguousarray(np.swapaxes(T, 1, 2))
-    noise = system.Q_of(0, idx)
-    F = mult.F
+    N, p = system.size, system.period
+    Ms = np.ascontiguousarray(system.M[:, idx])
+    Mts = np.ascontiguousarray(np.swapaxes(Ms, 2, 3))
+    cs = system.c[:, idx]
+    Qs = [system.Q_of(t, idx) for t in range(p)]
     m = system.m0[idx].copy()
     Z = m[:, :, None] * m[:, None, :]
     if system.S0 is not None:
@@ -364,15 +390,20 @@ def _stepped_raw(system, idx, rec, curves):
             j += 1
             if j == rec.size:
                 break
-        pi = _mult_pi(mult, idx, m, Z)
-        Tm = (T @ m[:, :, None])[:, :, 0]
-        Z_next = T @ Z @ Tt
-        Z_next += Tm[:, :, None] * v[:, None, :]
-        Z_next += v[:, :, None] * Tm[:, None, :]
-        Z_next += v[:, :, None] * v[:, None, :] + noise
-        if mult.kappa != 0.0:
-            Z_next += mult.kappa * ((F[None] * pi[:, None, :]) @ F.T)
-        m, Z = Tm + v, 0.5 * (Z_next + np.swapaxes(Z_next, 1, 2))
+        m, Z = _raw_step(system, k % p, idx, Ms, Mts, cs, Qs, m, Z)
+
+
+def _raw_step(system, t, idx, Ms, Mts, cs, Qs, m, Z):
+    T, v = Ms[t], cs[t]
+    Tm = (T @ m[:, :, None])[:, :, 0]
+    Z_next = T @ Z @ Mts[t]
+    Z_next += Tm[:, :, None] * v[:, None, :]
+    Z_next += v[:, :, None] * Tm[:, None, :]
+    Z_next += v[:, :, None] * v[:, None, :] + Qs[t]
+    mult = system.mult_of(t)
+    if mult is not None:
+        Z_next = Z_next + mult.term(idx, m, Z)
+    return Tm + v, 0.5 * (Z_next + np.swapaxes(Z_next, 1, 2))
 
 
 # ---- steady state ----------------------------------------------------------------------------
@@ -392,7 +423,9 @@ def _inf(system):
 def _steady_block(system, b) -> dict:
     """Steady-state outputs of one block (cyclostationary at phase 0)."""
     if system.mult is not None:
-        return _steady_mult(system, b)
+        if isinstance(system.mult, Multiplicative) and system.mult.K is None:
+            return _steady_mult(system, b)
+        return _steady_moment_map(system, b)
     N = system.size
     Bp, up, Qp = _period_map(system, b)
     lam = np.linalg.eigvals(Bp)
@@ -447,6 +480,67 @@ def conserved_steady_state(Bp, up, Qp, z0, tol: float = 1e-10):
     Qs = Vs.T @ Pi @ Qp @ Pi.T @ Vs
     Y = solve_discrete_lyapunov(Bs, 0.5 * (Qs + Qs.T))
     return Pi1 @ z0 + Vs @ y, Vs @ Y @ Vs.T
+
+
+def _steady_moment_map(system, b, max_size: int = 48) -> dict:
+    """Steady state of a periodic system with multiplicative terms: the period's affine map on
+    ``(m, vec Z)`` (built column by column from the exact step), its fixed point (conserved
+    directions kept, as in :func:`conserved_steady_state`)."""
+    N, p = system.size, system.period
+    if N > max_size:
+        raise TheorylabError(
+            f"the steady state of a periodic system with multiplicative noise is solved on the "
+            f"(N + N^2)-dimensional moment map; N = {N} > {max_size} is too large"
+        )
+    idx = np.array([b])
+    Ms = np.ascontiguousarray(system.M[:, idx])
+    Mts = np.ascontiguousarray(np.swapaxes(Ms, 2, 3))
+    cs = system.c[:, idx]
+    Qs = [system.Q_of(t, idx) for t in range(p)]
+    D = N + N * N
+
+    def period(x, affine=True):
+        m, Z = x[None, :N], x[N:].reshape(1, N, N)
+        for t in range(p):
+            if affine:
+                m, Z = _raw_step(system, t, idx, Ms, Mts, cs, Qs, m, Z)
+            else:
+                m, Z = _raw_step_linear(system, t, idx, Ms, Mts, m, Z)
+        return np.concatenate([m[0], Z[0].ravel()])
+
+    b0 = period(np.zeros(D))
+    A = np.column_stack([period(e, affine=False) for e in np.eye(D)])
+    x0 = np.concatenate([system.m0[b], (np.outer(system.m0[b], system.m0[b])).ravel()])
+    if system.S0 is not None:
+        x0[N:] += system.S0[b].ravel()
+    lam = np.linalg.eigvals(A)
+    if np.max(np.abs(lam)) < 1.0 - _UNIT:
+        x = np.linalg.solve(np.eye(D) - A, b0)
+    else:
+        sol = conserved_steady_state(A, b0, np.zeros((D, D)), x0)
+        if sol is None:
+            return _inf(system)
+        x = sol[0]
+    Z = x[N:].reshape(1, N, N)
+    return {k: _output(C, N, None, Z) for k, C in system.outputs.items()}
+
+
+def _raw_step_linear(system, t, idx, Ms, Mts, m, Z):
+    """The linear part of one raw-moment step (drift, noise and constant terms dropped)."""
+    T = Ms[t]
+    Z_next = T @ Z @ Mts[t]
+    mult = system.mult_of(t)
+    if mult is not None:
+        zero = Multiplicative(mult.F, mult.P, np.zeros_like(mult.u), 0.0, mult.kappa, mult.K)
+        Z_next = Z_next + zero.term(idx, m, Z)
+        # cross terms with the drift u of p (linear in m)
+        if np.any(mult.u != 0.0):
+            lin = mult.term(idx, m, Z) - mult.term(idx, np.zeros_like(m), Z)
+            Z_next = Z_next + lin
+    v = system.c[t, idx]
+    Tm = (T @ m[:, :, None])[:, :, 0]
+    Z_next = Z_next + Tm[:, :, None] * v[:, None, :] + v[:, :, None] * Tm[:, None, :]
+    return Tm, Z_next
 
 
 def _steady_mult(system, b) -> dict:
