@@ -271,3 +271,49 @@ def test_delayed_sgd_steady_state_across_the_limit():
         warnings.simplefilter("ignore", TheorylabWarning)
         above = exact_delayed_sgd(p, 1.01 * g_max, 3, 10, np.zeros(2))
     assert np.isinf(above.steady_state["error"])
+
+
+# ---- push-sum --------------------------------------------------------------------------------
+def directed_ring_push(n):
+    """Column-stochastic: node j keeps 1/2 and pushes 1/2 to j+1; node 0 also to 2."""
+    P = np.zeros((n, n))
+    for j in range(n):
+        P[j, j] += 0.5
+        P[(j + 1) % n, j] += 0.5
+    P[:, 0] = 0.0
+    P[0, 0], P[1, 0], P[2, 0] = 1 / 3, 1 / 3, 1 / 3
+    return P
+
+
+def test_push_sum_matches_monte_carlo(problem):
+    from theorylab.exact.pushsum import exact_push_sum_sgd
+
+    P = directed_ring_push(4)
+    x0 = np.random.default_rng(3).standard_normal((4, 2))
+    rec = [0, 1, 4, 12, 30]
+    rng = np.random.default_rng(13)
+    R = 4000
+    X = np.broadcast_to(x0, (R, 4, 2)).copy()
+    w = np.ones(4)
+    mc = []
+    for k in range(31):
+        Z = X / w[None, :, None]
+        if k in rec:
+            mc.append(metrics(problem, Z))
+        X = np.einsum("ij,rjd->rid", P, X - 0.1 * grads(problem, Z, rng))
+        w = P @ w
+    check_mc(mc, exact_push_sum_sgd(problem, P, 0.1, 30, x0, record=rec).error, rec)
+
+
+def test_push_sum_with_doubly_stochastic_is_dsgd_and_steady_state_is_limit():
+    from theorylab.exact.pushsum import exact_push_sum_sgd
+
+    p = heterogeneous_quadratic(5, 3, L=1.0, mu=0.3, zeta2=1.0, sigma2=0.6, seed=4)
+    x0 = np.ones((5, 3))
+    a = exact_push_sum_sgd(p, ring(5), 0.2, 40, x0)
+    b = exact_dsgd(p, ring(5), 0.2, 40, x0, form="atc")
+    assert np.allclose(a.error, b.error, rtol=1e-12)
+    assert a.steady_state["error"] == pytest.approx(b.steady_state["error"], rel=1e-10)
+    P = directed_ring_push(5)
+    c = exact_push_sum_sgd(p, P, 0.2, 3000, x0, record=[0, 3000])
+    assert c.error[-1] == pytest.approx(c.steady_state["error"], rel=1e-9)

@@ -69,7 +69,9 @@ Families (one module each): :mod:`~theorylab.exact.gossip`, :mod:`~theorylab.exa
 :mod:`~theorylab.exact.dsgd`, :mod:`~theorylab.exact.compressed` (compressed PSGD, EF-SGD,
 EF21), :mod:`~theorylab.exact.tracking` (gradient tracking ATC/CTA, exact diffusion / D^2),
 :mod:`~theorylab.exact.local` (local SGD / FedAvg with partial participation and server step,
-SCAFFOLD), :mod:`~theorylab.exact.delay` (fixed-delay SGD and its stability limit). A family on
+SCAFFOLD), :mod:`~theorylab.exact.delay` (fixed-delay SGD and its stability limit),
+:mod:`~theorylab.exact.pushsum` (stochastic gradient push on directed graphs: exact because the
+push-sum weights are deterministic, so the ratio is a known time-varying linear map). A family on
 the nodes' stacked iterates can build its blocks with :func:`theorylab.exact._nodes.node_blocks`
 (per coordinate when the Hessians share an eigenbasis, else one ``n d`` block) and
 ``declare_nodes``. Every public function returns an :class:`ExactPrediction`.
@@ -96,6 +98,7 @@ from theorylab.exact.engine import EngineResult, LinearSystem, Multiplicative, s
 from theorylab.exact.gossip import exact_gossip
 from theorylab.exact.local import exact_local_sgd, exact_scaffold
 from theorylab.exact.psgd import exact_psgd
+from theorylab.exact.pushsum import exact_push_sum_sgd
 from theorylab.exact.tracking import exact_diffusion, exact_gradient_tracking
 
 __all__ = [
@@ -110,6 +113,7 @@ __all__ = [
     "exact_scaffold",
     "exact_delayed_sgd",
     "delayed_sgd_stability_limit",
+    "exact_push_sum_sgd",
     "LinearSystem",
     "Multiplicative",
     "EngineResult",
