@@ -296,6 +296,7 @@ def _spectral_block(system, b, rec, curves, ss) -> bool:
         m_inf[cons] = mh0[cons]
         Lt[:, cons] = 0.0
     denom = None if qdiag is not None else 1.0 - np.outer(lam_s, lam_s)
+    TT = None if ortho else T.T @ T  # Gram of the eigenbasis, shared by scalar selectors
     for name, C in system.outputs.items():
         scalar, C = _sel(C, N)
         if scalar and ortho:  # everything diagonal in the orthonormal eigenbasis
@@ -312,7 +313,7 @@ def _spectral_block(system, b, rec, curves, ss) -> bool:
         else:
             CT = C * T if scalar else C @ T
             if scalar:
-                G = (C * C) * (T.T @ T)
+                G = (C * C) * TT
                 mean = np.sum((Mt @ G) * Mt, axis=1)
                 mean_ss = float(m_inf @ G @ m_inf)
             else:
@@ -323,7 +324,7 @@ def _spectral_block(system, b, rec, curves, ss) -> bool:
                 R = qdiag * np.sum(CT * CT, axis=0) / (1.0 - lam_s**2)
                 cov, cov_ss = R.sum() - (Lt * Lt) @ R, float(R.sum())
             else:
-                G = (C * C) * (T.T @ T) if scalar else CT.T @ CT
+                G = (C * C) * TT if scalar else CT.T @ CT
                 R = Qhat * G / denom
                 cov = R.sum() - np.sum((Lt @ R) * Lt, axis=1)
                 cov_ss = float(np.sum(R))
