@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from theorylab.commands._output import to_jsonable
+from theorylab.output import to_jsonable
 from theorylab.errors import TheorylabError, check_int
 
 from .stats import RuleOutcome
