@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import torch
@@ -39,9 +40,19 @@ __all__ = ["main", "resolve_task", "to_jsonable"]
 _MOVED = ("ring_mix_check", "quadratic_setup", "quadratic_run")
 
 
+def _moved(name: str):
+    warnings.warn(
+        f"verify.runtime.entry.{name} moved to verify.tasks.{name} (the executor imports no "
+        "algorithm); use --task verify.tasks:" + name,
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(importlib.import_module("verify.tasks"), name)
+
+
 def __getattr__(name: str):
     if name in _MOVED:  # `from verify.runtime.entry import quadratic_setup` (old import path)
-        return getattr(importlib.import_module("verify.tasks"), name)
+        return _moved(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -51,8 +62,9 @@ def resolve_task(spec: str):
     if not sep or not module_name or not attr:
         raise TheorylabError(f"--task must look like 'package.module:function', got {spec!r}")
     if module_name == __name__ and attr in _MOVED:
-        module_name = "verify.tasks"
-    fn = getattr(importlib.import_module(module_name), attr, None)
+        fn = _moved(attr)
+    else:
+        fn = getattr(importlib.import_module(module_name), attr, None)
     if not callable(fn):
         raise TheorylabError(f"{spec!r} does not name a callable in module {module_name!r}")
     return fn
