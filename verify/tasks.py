@@ -27,10 +27,12 @@ TOPOLOGIES = ("ring", "one_peer_exp")
 
 
 def _schedule(topology: str, n: int) -> list:
-    """Ring, Metropolis weights (1/3; 1/2 on the single edge at n = 2), or one-peer exponential."""
+    """Ring, Metropolis weights (1/3; 1/2 at n = 2; [1] at n = 1), or one-peer exponential."""
     from theorylab import mixing
     from theorylab import topology as T
 
+    if n == 1:  # a single rank (e.g. a smoke test of torchrun): W = [1]
+        return [np.ones((1, 1))]
     if topology == "ring":
         G = T.ring(n) if n >= 3 else T.complete(n)
         return [mixing.mixing_matrix(G, "metropolis", sparse=False)]

@@ -43,7 +43,7 @@ _MOVED = ("ring_mix_check", "quadratic_setup", "quadratic_run")
 def _moved(name: str):
     warnings.warn(
         f"verify.runtime.entry.{name} moved to verify.tasks.{name} (the executor imports no "
-        "algorithm); use --task verify.tasks:" + name,
+        f"algorithm); import verify.tasks.{name}, or pass --task verify.tasks:{name}",
         DeprecationWarning,
         stacklevel=3,
     )
