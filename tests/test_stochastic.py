@@ -183,3 +183,12 @@ def test_check_world_size():
     assert stochastic.check_world_size(W, 5) is W
     with pytest.raises(TheorylabError, match="n = 5 nodes but the process group has world_size"):
         stochastic.check_world_size(topology.static(W), 4)
+
+
+def test_examples_run():
+    import doctest
+
+    from theorylab import output
+
+    for module in (stochastic, output, mixing):
+        assert doctest.testmod(module, raise_on_error=True).attempted > 0
