@@ -209,12 +209,18 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
         "def run(args):\n    print('toy', args.x)\n    return 0\n"
         "def register(registry):\n    registry.add_command('toy', __name__)\n"
         "    registry.add_calibrator('toy', lambda: None)\n"
+        "def broken(registry):\n    raise RuntimeError('boom')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    ep = EntryPoint(name="toy", value="toy_plugin:register", group=commands.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(commands, "entry_points", lambda group: [ep])
+    group = commands.ENTRY_POINT_GROUP
+    eps = [
+        EntryPoint(name="toy", value="toy_plugin:register", group=group),
+        EntryPoint(name="broken", value="toy_plugin:broken", group=group),
+    ]
+    monkeypatch.setattr(commands, "entry_points", lambda group: eps)
     reg = commands.Registry(commands.BUILTIN)
     reg.load_plugins()
+    assert "RuntimeError: boom" in reg.errors["broken"]  # recorded, the others still load
     assert reg.commands["toy"] == "toy_plugin" and "verify" in reg.commands  # + the fallback
     assert reg.load_command("toy").HELP == "a toy command"
     with pytest.raises(ValueError, match="already provided"):

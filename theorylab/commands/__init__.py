@@ -103,7 +103,10 @@ class Registry:
             except (ImportError, AttributeError) as exc:
                 self.errors[label] = f"{spec}: {exc}"
                 continue
-            register(self)
+            try:
+                register(self)
+            except Exception as exc:  # a broken plugin must not hide the theory commands
+                self.errors[label] = f"{spec}: register failed: {type(exc).__name__}: {exc}"
         return self
 
     def load_command(self, name: str) -> ModuleType:
