@@ -339,7 +339,7 @@ def result_rows(results: Iterable[ClaimResult]) -> list[dict[str, Any]]:
 
 def format_results(results: Sequence[ClaimResult], *, details: bool = True) -> str:
     """The table of results, followed by one detail line per claim."""
-    from theorylab.commands._output import format_table
+    from theorylab.output import format_table
 
     text = format_table(result_rows(results), TABLE_COLUMNS)
     if details:

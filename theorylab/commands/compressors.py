@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from theorylab.commands._output import emit, format_table
+from theorylab.output import emit, format_table
 
 HELP = "list the compressors: class U(omega)/B(delta), the constant at d, exact bits on the wire"
 

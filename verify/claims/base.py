@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from theorylab.commands._output import to_jsonable
 from theorylab.errors import TheorylabError, check_int
+from theorylab.output import to_jsonable
 
 from .stats import RuleOutcome
 

@@ -1,5 +1,10 @@
 """``theorylab verify``: run the claims (theory vs measurement), print the table, save results.
 
+This module is verify's plugin for the ``theorylab`` command: :func:`register` (named by the
+``theorylab.commands`` entry point in pyproject.toml, or found by import from a checkout) adds
+the ``verify`` subcommand and the ping-pong alpha-beta calibrator that
+``theorylab design --calibrate`` uses. theorylab never imports verify; verify plugs into it.
+
 Examples
 --------
 ``theorylab verify`` (quick budget, gloo on CPU, 4 workers), ``theorylab verify --list``,
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import sys
 import time
+
+__all__ = ["HELP", "add_arguments", "run", "register", "calibrate_ping_pong", "main"]
 
 HELP = "run the claims that check theory against real runs; print the table, save results"
 
@@ -69,8 +76,41 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
 
+def register(registry) -> None:
+    """Plug verify into the ``theorylab`` command (see :mod:`theorylab.commands`)."""
+    registry.add_command("verify", __name__)
+    registry.add_calibrator("gloo-ping-pong", calibrate_ping_pong)
+
+
+def calibrate_ping_pong():
+    """alpha and beta of this machine: ping-pong between 2 gloo ranks on CPU.
+
+    Returns the :class:`verify.calibrate.Calibration` of
+    :func:`verify.calibrate.measure_alpha_beta` (``world_size=2, backend='gloo', device='cpu'``).
+    """
+    from verify.calibrate import measure_alpha_beta
+
+    return measure_alpha_beta(world_size=2, backend="gloo", device="cpu")
+
+
+def _select(names):
+    """The named claims (all when none), unknown names failing before any process starts."""
+    from theorylab.errors import TheorylabError
+    from verify.claims import CLAIMS
+
+    if not names:
+        return list(CLAIMS.values())
+    unknown = [n for n in names if n not in CLAIMS]
+    if unknown:
+        raise TheorylabError(
+            f"unknown claim(s) {unknown}; known claims: {sorted(CLAIMS)} "
+            "(see `theorylab verify --list`)"
+        )
+    return [CLAIMS[n] for n in dict.fromkeys(names)]
+
+
 def _list(as_json: bool) -> int:
-    from theorylab.commands._output import emit, format_table
+    from theorylab.output import emit, format_table
     from verify.claims import CLAIMS, IMPORT_ERRORS
 
     rows = [
@@ -88,11 +128,11 @@ def run(args) -> int:
     if args.list:
         return _list(args.json)
 
-    from theorylab.commands._output import emit
+    from theorylab.output import emit
     from verify.claims import ClaimContext
-    from verify.report import ProgressLine, _resolve, format_results, run_claims
+    from verify.report import ProgressLine, format_results, run_claims
 
-    claims = _resolve(args.claims)  # unknown names fail before any process starts
+    claims = _select(args.claims)  # unknown names fail before any process starts
     progress = ProgressLine(len(claims), enabled=not args.quiet)
     t0 = time.perf_counter()
     with ClaimContext(
@@ -131,3 +171,11 @@ def run(args) -> int:
         if r.verdict == "error" and not args.json:
             print(f"\n{r.claim} raised:\n{r.traceback}", file=sys.stderr)
     return 0 if n_pass == len(results) else 1
+
+
+def main(argv=None) -> int:
+    """``python -m verify [ARGS]`` = ``theorylab verify [ARGS]``."""
+    from theorylab.cli import main as theorylab_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return theorylab_main(["verify", *argv])
