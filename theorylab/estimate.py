@@ -157,6 +157,7 @@ def hessian_norm(
     *,
     tol: float = 1e-6,
     max_iter: int = 1000,
+    min_iter: int = 200,
     confidence: float = 0.99,
     hvp_error: float = 0.0,
     seed: int = 0,
@@ -166,7 +167,7 @@ def hessian_norm(
 
     The math: ``v_0 ~ N(0, I_d)`` normalised, ``v_{k+1} = H v_k / ||H v_k||``; the estimate is
     ``s_k = ||H v_k||`` (``<= ||H||_2`` always, so the lower end is deterministic). Stopping
-    rule: ``|s_k - s_{k-1}| <= tol s_k`` or ``k = max_iter``.
+    rule: ``|s_k - s_{k-1}| <= tol s_k`` once ``k >= min_iter``, or ``k = max_iter``.
 
     Upper end (derived here; holds for any symmetric ``H`` and any ``k``, with probability
     ``>= confidence`` over ``v_0``): write ``v_0 = sum_i c_i u_i`` in the eigenbasis,
@@ -178,13 +179,16 @@ def hessian_norm(
     ``c_1^2 >= (delta/2)^2 pi/2`` (the N(0,1) density is at most ``1/sqrt(2 pi)``), so
     ``lambda_1 <= s_k sqrt(min_eps (1 + (1 - eps)^k C)/(1 - eps))``. Both ends are widened by
     ``hvp_error`` (a bound on ``||Hv_computed - Hv||`` for unit ``v``, e.g. the
-    :func:`fd_hvp` error).
+    :func:`fd_hvp` error). The relative width of the upper end falls like
+    ``log(d / delta^2) / (2k)``: ``sqrt(F) = 1.15, 1.07, 1.03`` at ``k = 100, 200, 500`` for
+    ``d = 1000``, ``delta = 10^-3``, whence ``min_iter`` (iterations made even after
+    convergence, to tighten the upper end).
 
     Parameters
     ----------
     hvp : callable ``(x, v) -> H(x) v`` on float64 vectors (d,)
     x : array_like, shape (d,)
-    tol : float > 0; max_iter : int >= 1
+    tol : float > 0; max_iter : int >= 1; min_iter : int >= 0 (capped at ``max_iter - 1``)
     confidence : float in (0, 1)
     hvp_error : float >= 0
     seed : int, seeds ``v_0``
@@ -207,6 +211,7 @@ def hessian_norm(
     d = x.size
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    min_iter = min(check_int("min_iter", min_iter, minimum=0), max_iter - 1)
     confidence = check_probability("confidence", confidence)
     if confidence >= 1:
         raise TheorylabError(f"confidence must be < 1 for a random start, got {confidence}")
@@ -222,8 +227,8 @@ def hessian_norm(
         if not math.isfinite(s) or s == 0.0:
             converged = s == 0.0
             break
-        if s_prev is not None and abs(s - s_prev) <= tol * s:
-            converged = True
+        converged = s_prev is not None and abs(s - s_prev) <= tol * s
+        if converged and powers >= min_iter:
             break
         s_prev = s
         v = w / s
@@ -271,6 +276,7 @@ def estimate_L(
     confidence: float = 0.99,
     tol: float = 1e-6,
     max_iter: int = 1000,
+    min_iter: int = 200,
     hvp_error: float = 0.0,
     seed: int = 0,
 ) -> Estimate:
@@ -285,7 +291,7 @@ def estimate_L(
     ----------
     hvps : callable or sequence of callables ``(x, v) -> nabla^2 f_i(x) v``
     points : array_like, shape (d,) or (P, d)
-    confidence, tol, max_iter, hvp_error, seed : as in :func:`hessian_norm`
+    confidence, tol, max_iter, min_iter, hvp_error, seed : as in :func:`hessian_norm`
 
     Returns
     -------
@@ -300,7 +306,14 @@ def estimate_L(
     level = 1.0 - (1.0 - confidence) / K
     ests = [
         hessian_norm(
-            h, p, tol=tol, max_iter=max_iter, confidence=level, hvp_error=hvp_error, seed=seed + j
+            h,
+            p,
+            tol=tol,
+            max_iter=max_iter,
+            min_iter=min_iter,
+            confidence=level,
+            hvp_error=hvp_error,
+            seed=seed + j,
         )
         for j, (h, p) in enumerate((h, p) for h in hvps for p in pts)
     ]
@@ -314,6 +327,7 @@ def smallest_eigenvalue(
     shift: float,
     tol: float = 1e-8,
     max_iter: int = 5000,
+    min_iter: int = 200,
     confidence: float = 0.99,
     hvp_error: float = 0.0,
     seed: int = 0,
@@ -333,7 +347,7 @@ def smallest_eigenvalue(
     hvp : callable ``(x, v) -> H(x) v``
     x : array_like (d,)
     shift : float, at least ``lambda_max(H)`` (e.g. the upper end of :func:`hessian_norm`)
-    tol, max_iter, confidence, hvp_error, seed : as in :func:`hessian_norm`
+    tol, max_iter, min_iter, confidence, hvp_error, seed : as in :func:`hessian_norm`
 
     Returns
     -------
@@ -359,6 +373,7 @@ def smallest_eigenvalue(
         x,
         tol=tol,
         max_iter=max_iter,
+        min_iter=min_iter,
         confidence=confidence,
         hvp_error=hvp_error,
         seed=seed,
