@@ -121,3 +121,11 @@ def test_digits_ships_with_sklearn():
     assert set(np.unique(data.labels)) == set(range(10))
     parts = split(data, 16, alpha=0.1, seed=0)
     _check_partition(parts, 1797, 16)
+
+
+def test_doctest_examples_run():
+    import doctest
+
+    import theorylab.data
+
+    assert doctest.testmod(theorylab.data, raise_on_error=True).attempted > 0

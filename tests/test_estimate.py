@@ -208,3 +208,11 @@ def test_bad_input():
         nonconvex_rates(L=1.0, sigma2=1.0, delta=1.0, gamma=0.1, n=2, T=5, rho=0.5)
     nan = hessian_norm(lambda x, v: np.full(2, np.nan), np.zeros(2))
     assert np.isnan(nan.value)
+
+
+def test_doctest_examples_run():
+    import doctest
+
+    import theorylab.estimate
+
+    assert doctest.testmod(theorylab.estimate, raise_on_error=True).attempted > 0

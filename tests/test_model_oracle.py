@@ -341,3 +341,23 @@ def test_cuda_matches_cpu(data):
     assert np.all(np.isfinite(traj.consensus))
     again = run_simulated(DSGD(0.1), mb, _ring3(), x.cuda(), 5, seed=0, device="cuda")
     np.testing.assert_array_equal(traj.consensus, again.consensus)
+
+
+def test_doctest_examples_run():
+    import doctest
+
+    import verify.model_oracle
+
+    assert doctest.testmod(verify.model_oracle, raise_on_error=True).attempted > 0
+
+
+def test_oracle_pickles_for_the_ranks(oracle):
+    import pickle
+
+    other = pickle.loads(pickle.dumps(oracle))
+    x = _x0(oracle, N_NODES, 2)
+    nodes = torch.arange(N_NODES)
+    torch.testing.assert_close(
+        other.grad(x, nodes, node_generators(1, "noise", range(N_NODES))),
+        oracle.grad(x, nodes, node_generators(1, "noise", range(N_NODES))),
+    )
