@@ -361,3 +361,30 @@ def test_oracle_pickles_for_the_ranks(oracle):
         other.grad(x, nodes, node_generators(1, "noise", range(N_NODES))),
         oracle.grad(x, nodes, node_generators(1, "noise", range(N_NODES))),
     )
+
+
+def test_estimate_constants_into_nonconvex_rates(oracle):
+    from theorylab.estimate import nonconvex_rates
+    from verify.model_oracle import estimate_constants
+
+    c = estimate_constants(
+        oracle,
+        oracle.x0,
+        oracle.x0,
+        num_samples=200,
+        groups=10,
+        delta_steps=20,
+        L_min_iter=20,
+        L_max_iter=60,
+    )
+    assert set(c) == {"L", "sigma2", "zeta2", "delta"}
+    assert 0 < c["L"].lower <= c["L"].upper and c["sigma2"].lower <= c["sigma2"].upper
+    m = oracle.measure(oracle.x0.expand(oracle.n, 1, oracle.d).contiguous())
+    assert c["zeta2"].value == pytest.approx(float(m["zeta2_avg"][0]), rel=1e-10)
+    # f* <= f(x_run) and f* >= 0: delta's bracket
+    f0 = float(oracle.objective(oracle.x0)[0])
+    assert 0 <= c["delta"].lower <= c["delta"].upper == pytest.approx(f0)
+    rates = nonconvex_rates(**c, gamma=0.5 / c["L"].upper, n=oracle.n, T=1000, rho=0.5)
+    assert rates["psgd"].extra["confidence"] == pytest.approx(0.99)
+    assert rates["dsgd"].extra["estimates"]["L"]["upper"] == c["L"].upper
+    assert rates["psgd"].total > 0 and math.isfinite(rates["dsgd"].total)

@@ -34,12 +34,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, grad_and_value, jvp, vmap
+from torch.func import functional_call, grad, jacrev, jvp, vmap
 
+from theorylab import estimate
 from theorylab.data import Dataset, split
 from theorylab.errors import TheorylabError, check_int
+from verify.seeding import node_generators
 
-__all__ = ["ModelOracle", "model_oracle", "mlp", "LOSSES"]
+__all__ = ["ModelOracle", "model_oracle", "mlp", "estimate_constants", "LOSSES"]
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -231,6 +233,10 @@ class ModelOracle:
         self.offsets = torch.as_tensor(
             np.concatenate([[0], np.cumsum(self.sizes)[:-1]]), dtype=torch.int64, device=self.device
         )
+        self._sizes_t = torch.as_tensor(self.sizes, dtype=dtype, device=self.device)
+        self._node_of_sample = torch.repeat_interleave(
+            torch.arange(self.n, device=self.device), self._sizes_t.to(torch.int64)
+        )
         self.x_star = None
 
     # ---- the functional model ----------------------------------------------------------------
@@ -311,13 +317,19 @@ class ModelOracle:
         (values, grads): shapes ``(n, ...)`` and ``(n, ..., d)``.
         """
         P, lead = self._points(x)
-        fn = vmap(grad_and_value(self._loss), in_dims=(0, None, None))
-        values, grads = [], []
-        for i in range(self.n):
-            g, v = fn(P, *self._node_data(i))
-            values.append(v.reshape(lead))
-            grads.append(g.reshape(*lead, self.d))
-        return torch.stack(values), torch.stack(grads)
+        # one forward pass over all N samples per point, the n node gradients by reverse mode
+        # (jacrev: n vector-Jacobian products, batched), all points at once (vmap)
+        grads, values = vmap(jacrev(self._node_losses, has_aux=True))(P)  # (P, n, d), (P, n)
+        return values.T.reshape(self.n, *lead), grads.transpose(0, 1).reshape(self.n, *lead, self.d)
+
+    def _node_losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(f_1(x), ..., f_n(x))`` twice (value and aux): per-sample losses (the loss of a
+        batch of one), averaged over each node's samples."""
+        out = functional_call(self.model, (self.unflatten(x), self.buffers), (self.X,))
+        per = vmap(self.loss)(out.unsqueeze(1), self.y.unsqueeze(1))  # (N,)
+        f = torch.zeros(self.n, dtype=per.dtype, device=per.device)
+        f = f.index_add(0, self._node_of_sample, per) / self._sizes_t
+        return f, f
 
     def objective(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """``f(x) = (1/n) sum_i f_i(x)`` and ``grad f(x)``: shapes ``(...)`` and ``(..., d)``."""
@@ -383,7 +395,7 @@ class ModelOracle:
         other = copy.copy(self)
         other.model = copy.deepcopy(self.model).to(device)
         other.buffers = {k: v for k, v in other.model.named_buffers()}
-        for key in ("X", "y", "offsets", "x0"):
+        for key in ("X", "y", "offsets", "x0", "_sizes_t", "_node_of_sample"):
             setattr(other, key, getattr(self, key).to(device))
         other.device = device
         return other
@@ -427,3 +439,87 @@ def model_oracle(
     return ModelOracle(
         model, loss, dataset.features, dataset.labels, parts, batch_size, dtype=dtype, device=device
     )
+
+
+def estimate_constants(
+    oracle: ModelOracle,
+    points,
+    x0=None,
+    *,
+    confidence: float = 0.99,
+    num_samples: int = 1000,
+    groups: int = 20,
+    delta_steps: int = 200,
+    L_min_iter: int = 100,
+    L_max_iter: int = 500,
+    seed: int = 0,
+) -> dict[str, estimate.Estimate]:
+    """``L``, ``sigma2``, ``zeta2`` and ``delta = f(x0) - f*`` of a :class:`ModelOracle`.
+
+    Through :mod:`theorylab.estimate` on the oracle's exact Hessian-vector products (per node),
+    full local gradients and minibatch gradients (the noise the algorithms see):
+
+    * ``L``: :func:`theorylab.estimate.estimate_L` over the nodes and ``points``;
+    * ``sigma2``: :func:`theorylab.estimate.estimate_sigma2` (node average, max over points),
+      drawn from the ``"data"`` stream of ``seed`` (not the runs' ``"noise"`` stream);
+    * ``zeta2``: :func:`theorylab.estimate.estimate_zeta2` (max over points);
+    * ``delta`` (only with ``x0``): :func:`theorylab.estimate.estimate_delta` by full-batch
+      gradient descent with step ``1 / L.upper`` and the lower bound ``f >= 0`` (both named
+      losses are non-negative; a custom loss must be too).
+
+    The confidence is split equally between ``L`` and ``sigma2`` (a union bound), so all
+    intervals hold together with probability ``>= confidence``. The sup-over-x constants of
+    the theorems are estimated on the given points only (a lower estimate of a sup).
+
+    Parameters
+    ----------
+    oracle : ModelOracle
+    points : torch.Tensor or array, shape (d,) or (P, d)
+    x0 : torch.Tensor or array (d,), optional
+    confidence : float in (0, 1)
+    num_samples, groups : see :func:`theorylab.estimate.estimate_sigma2`
+    delta_steps : int, gradient steps of the ``f*`` run
+    L_min_iter, L_max_iter : power iterations (see :func:`theorylab.estimate.hessian_norm`)
+    seed : int
+
+    Returns
+    -------
+    dict name -> :class:`theorylab.estimate.Estimate`
+    """
+    if not isinstance(oracle, ModelOracle):
+        raise TypeError(f"oracle must be a ModelOracle, got {type(oracle).__name__}")
+    dt, dev = oracle.dtype, oracle.device
+    pts = np.atleast_2d(torch.as_tensor(points).detach().cpu().numpy().astype(np.float64))
+
+    def t(z):
+        return torch.as_tensor(np.asarray(z), dtype=dt, device=dev)
+
+    def np_(z):
+        return z.detach().cpu().double().numpy()
+
+    half = 1.0 - (1.0 - confidence) / 2.0
+    hvps = [(lambda z, v, i=i: np_(oracle.hvp(t(z), t(v), node=i))) for i in range(oracle.n)]
+    out = {
+        "L": estimate.estimate_L(
+            hvps, pts, confidence=half, min_iter=L_min_iter, max_iter=L_max_iter, seed=seed
+        )
+    }
+    gens = node_generators(seed, "data", range(oracle.n), dev)
+
+    def sample(z, k):
+        return np.stack([np_(oracle.sample_grads(t(z), i, k, gens[i])) for i in range(oracle.n)])
+
+    out["sigma2"] = estimate.estimate_sigma2(
+        sample, pts, num_samples=num_samples, groups=groups, confidence=half
+    )
+    out["zeta2"] = estimate.estimate_zeta2(lambda z: np_(oracle.local_objectives(t(z))[1]), pts)
+    if x0 is not None:
+        out["delta"] = estimate.estimate_delta(
+            lambda z: float(oracle.objective(t(z))[0]),
+            torch.as_tensor(x0).detach().cpu().numpy(),
+            grad=lambda z: np_(oracle.objective(t(z))[1]),
+            L=out["L"].upper,
+            steps=delta_steps,
+            f_lower=0.0,
+        )
+    return out
