@@ -114,7 +114,8 @@ class ModelOracle:
         Its parameters (all floating point) define ``d`` and the flat layout; a private copy
         is cast to ``dtype`` and moved to ``device``. Buffers are passed unchanged (a model
         that updates buffers in its forward, e.g. BatchNorm in training mode, is not
-        supported: put it in ``eval()`` mode).
+        supported: put it in ``eval()`` mode; likewise dropout, whose randomness would not
+        come from the nodes' generators).
     loss : str or callable
         ``"cross_entropy"``, ``"half_mse"`` or ``loss(output, target) -> scalar`` (a mean over
         the batch; module-level, so it pickles to the ranks).
