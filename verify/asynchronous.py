@@ -486,6 +486,8 @@ def _setup(
     worker_timeout_s,
     save_path,
 ):
+    if callable(oracle) and not hasattr(oracle, "grad"):
+        oracle = oracle()  # a zero-argument factory (e.g. ClaimContext.oracle(problem))
     n = check_int("oracle.n", oracle.n, minimum=1)
     d = check_int("oracle.d", oracle.d, minimum=1)
     n_updates = check_int("n_updates", n_updates, minimum=1)
@@ -553,7 +555,7 @@ def _setup(
         None if save_path is None else os.fspath(save_path),
         config,
     )
-    return setup, x0.contiguous()
+    return setup, x0.contiguous(), oracle
 
 
 def run_async_simulated(
@@ -612,7 +614,7 @@ def run_async_simulated(
     """
     from verify.runtime.simulated import SimulatedCommunicator
 
-    setup, x0 = _setup(
+    setup, x0, oracle = _setup(
         oracle,
         x0,
         n_updates,
@@ -694,7 +696,7 @@ def run_async_distributed(
     """
     from verify.runtime.distributed import DistributedCommunicator
 
-    setup, x0 = _setup(
+    setup, x0, oracle = _setup(
         oracle,
         x0,
         n_updates,
