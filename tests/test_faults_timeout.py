@@ -219,7 +219,7 @@ def test_pool_progress_callback():
         assert p.run(_sum_ranks) == [1.0, 1.0]
     assert messages[0] == "starting 2 gloo workers"
     assert any("2/2 up" in m for m in messages)
-    assert messages[-1].startswith("2 gloo workers ready (")
+    assert messages[-1].startswith("2 gloo workers ready after ")
     with pytest.raises(TypeError, match="progress must be callable"):
         WorkerPool(2, progress="yes")
 

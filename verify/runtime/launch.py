@@ -285,8 +285,10 @@ class WorkerPool:
     grace_s : float, default 2
         After a rank fails, how long the others may take to finish before they are terminated.
     progress : callable(str) or None
-        Called with start-up progress (``'starting 16 gloo workers: 5/16 up (12.3 s)'``, at most
-        about once a second, and ``'16 gloo workers ready (41.0 s)'``); ``None``: silent.
+        Called with start-up progress: ``'starting 16 gloo workers'``, then
+        ``'starting 16 gloo workers: 5/16 up'`` as ranks finish importing (at most about once a
+        second, and every 5 s while nothing changes), then ``'16 gloo workers ready after
+        41.0 s'``; ``None``: silent.
 
     Raises
     ------
@@ -417,23 +419,24 @@ class WorkerPool:
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
-        self._await_ready("start-up", self.start_timeout_s)
+        self._await_ready("start-up", self.start_timeout_s, heartbeat=True)
         elapsed = time.monotonic() - self._started_at
-        self._show(f"{self.world_size} {self.backend} workers ready ({elapsed:.1f} s)")
+        self._show(f"{self.world_size} {self.backend} workers ready after {elapsed:.1f} s")
 
-    def _rank_up(self) -> None:
-        """A rank finished its imports: show start-up progress (at most about once a second)."""
-        self._up += 1
+    def _start_progress(self, rank_up: bool) -> None:
+        """Show start-up progress: when a rank is up (at most ~1/s), else every 5 s."""
+        self._up += rank_up
         now = time.monotonic()
-        if self._up == self.world_size or now - self._shown_at >= 1.0:
+        due = 1.0 if rank_up else 5.0
+        if (rank_up and self._up == self.world_size) or now - self._shown_at >= due:
             self._shown_at = now
             self._show(
                 f"starting {self.world_size} {self.backend} workers: {self._up}/"
-                f"{self.world_size} up ({now - self._started_at:.1f} s)"
+                f"{self.world_size} up"
             )
 
-    def _await_ready(self, what: str, limit_s: float) -> None:
-        replies = self._collect(limit_s, grace_s=0.0, what=what)
+    def _await_ready(self, what: str, limit_s: float, heartbeat: bool = False) -> None:
+        replies = self._collect(limit_s, grace_s=0.0, what=what, heartbeat=heartbeat)
         errors = [r for r in replies.values() if r[0] != "ready"]
         if errors or len(replies) < self.world_size:
             error = self._error(replies, what, limit_s)  # before terminating: it reads states
@@ -496,8 +499,13 @@ class WorkerPool:
         proc.join(1.0)  # reap it, so the exit code (or the killing signal) is known
         return ("died", rank, proc.exitcode)
 
-    def _collect(self, limit_s: float | None, grace_s: float, what: str) -> dict[int, tuple]:
-        """Replies by rank until all answered, a failure plus ``grace_s``, or ``limit_s``."""
+    def _collect(
+        self, limit_s: float | None, grace_s: float, what: str, heartbeat: bool = False
+    ) -> dict[int, tuple]:
+        """Replies by rank until all answered, a failure plus ``grace_s``, or ``limit_s``.
+
+        ``heartbeat``: start-up, show progress while waiting (see :meth:`_start_progress`).
+        """
         replies: dict[int, tuple] = {}
         start = time.monotonic()
         deadline = None if limit_s is None else start + limit_s
@@ -509,7 +517,11 @@ class WorkerPool:
                 break
             waiting = [c for c, r in by_conn.items() if r not in replies]
             waiting += [s for s, r in by_sentinel.items() if r not in replies]
-            ready = _wait_any(waiting, None if deadline is None else deadline - now)
+            wait_s = None if deadline is None else deadline - now
+            if heartbeat:
+                wait_s = 1.0 if wait_s is None else min(wait_s, 1.0)
+                self._start_progress(rank_up=False)
+            ready = _wait_any(waiting, wait_s)
             for obj in ready:
                 if obj in by_conn:
                     rank = by_conn[obj]
@@ -521,7 +533,7 @@ class WorkerPool:
                         replies[rank] = self._died(rank)
                         continue
                     if reply[0] == "up":  # start-up progress, not a reply
-                        self._rank_up()
+                        self._start_progress(rank_up=True)
                         continue
                     replies[rank] = reply
                 else:
