@@ -333,8 +333,10 @@ class ClaimContext:
             left before :attr:`deadline` (the claim's time limit).
         """
         pool = self.pool
+        restart_s = pool.ensure_started()  # after a failure: not the claim's time either
         limit = self.run_timeout_s
         if self.deadline is not None:
+            self.deadline += restart_s
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the claim's time limit was spent before this run on the ranks")

@@ -488,6 +488,18 @@ class WorkerPool:
         """Whether all ranks are running (after a forced stop the next ``run`` restarts them)."""
         return bool(self._procs) and all(p.is_alive() for p in self._procs)
 
+    def ensure_started(self) -> float:
+        """Restart the ranks if a failure stopped them; the seconds it took (0 when running).
+
+        :meth:`run` does this itself; call it first to keep the start-up out of a time budget.
+        """
+        if self.alive:
+            return 0.0
+        t0 = time.monotonic()
+        self._terminate()
+        self._start()
+        return time.monotonic() - t0
+
     @property
     def pids(self) -> list[int]:
         """Process ids of the ranks, by rank (empty after a forced stop, until the next run)."""
@@ -608,9 +620,7 @@ class WorkerPool:
         """
         if run_timeout_s is not None:
             run_timeout_s = check_positive("run_timeout_s", run_timeout_s)
-        if not self.alive:
-            self._terminate()
-            self._start()
+        self.ensure_started()
         task = pickle.dumps(("run", pickle.dumps((fn, args, kwargs))))
         for conn in self._conns:
             conn.send_bytes(task)
