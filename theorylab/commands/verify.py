@@ -86,7 +86,7 @@ def add_arguments(parser) -> None:
         metavar="SECONDS",
         help="time limit of each claim: a claim whose worker processes are still busy after it "
         "(e.g. a frozen worker) becomes an error naming the stuck ranks (default: per claim, "
-        "30 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
+        "120 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
         "workers is not counted)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
