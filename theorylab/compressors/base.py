@@ -13,7 +13,7 @@ import torch
 from theorylab.compressors.wire import bytes_to_floats, floats_to_bytes, packed_bytes
 from theorylab.errors import TheorylabError, check_int
 
-__all__ = ["Compressor", "Identity", "Scaled", "check_vector"]
+__all__ = ["Compressor", "Identity", "Scaled", "check_vector", "amax_abs"]
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -25,6 +25,8 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 def check_vector(x, name: str = "x") -> torch.Tensor:
     """Validate a tensor to compress: floating, at least 1-D, non-empty, all entries finite.
 
+    One reduction over the data (:func:`amax_abs`).
+
     Raises
     ------
     TypeError
@@ -32,6 +34,12 @@ def check_vector(x, name: str = "x") -> torch.Tensor:
     TheorylabError
         ``x`` is 0-D or empty, or has a NaN or infinite entry.
     """
+    amax_abs(_check_kind(x, name), name)
+    return x
+
+
+def _check_kind(x, name: str = "x") -> torch.Tensor:
+    """The type, dtype and shape checks of :func:`check_vector` (no pass over the data)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in _FLOATS:
@@ -48,12 +56,26 @@ def check_vector(x, name: str = "x") -> torch.Tensor:
             f"{name} is empty (shape {tuple(x.shape)}); a compressor needs "
             "at least one coordinate per row"
         )
-    if not bool(torch.isfinite(x).all()):
+    return x
+
+
+def amax_abs(x: torch.Tensor, name: str = "x") -> float:
+    """``max_i |x_i|`` in one pass (``aminmax``: no ``|x|`` temporary, and NaN and inf propagate,
+    so one reduction both validates and measures ``x``).
+
+    Raises
+    ------
+    TheorylabError
+        ``x`` has a NaN or infinite entry.
+    """
+    lo, hi = torch.aminmax(x)
+    m = max(-float(lo), float(hi))
+    if not math.isfinite(m):
         raise TheorylabError(
             f"{name} has NaN or infinite entries; compressors are defined for "
             "finite vectors only (check the gradient for overflow)"
         )
-    return x
+    return m
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -160,10 +182,20 @@ class Compressor(abc.ABC):
         """Whether the declared constant at ``d`` is attained (default: :attr:`tight`)."""
         return self.tight
 
-    def domain(self, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
-        """Range ``(lo, hi)`` of nonzero ``|x_i|`` on which the declarations hold (and, above
-        ``hi``, compress raises). Default: every finite value."""
+    def domain(
+        self, dtype: torch.dtype = torch.float32, d: int | None = None
+    ) -> tuple[float, float]:
+        """Range ``(lo, hi)`` of nonzero ``|x_i|`` (``x`` of ``dtype``, rows of length ``d``) on
+        which the declarations hold and ``C(x)`` and its message are finite; above ``hi``,
+        compress and encode raise. Default: every finite value. ``d=None``: the range for every
+        ``d`` (the intersection)."""
         return (0.0, float(torch.finfo(dtype).max))
+
+    def worst_case_input(self, d: int) -> torch.Tensor:
+        """A float64 ``d``-vector where the declared omega (unbiased) or delta is attained, or
+        approached as closely as the declaration allows (:meth:`tight_at` says whether it is
+        attained). Default: the all-ones vector (every coordinate tied)."""
+        return torch.ones(check_int("d", d, minimum=1), dtype=torch.float64)
 
     @property
     def kind(self) -> str:
@@ -216,12 +248,25 @@ class Compressor(abc.ABC):
     def _unpack(self, buf: torch.Tensor, d: int, dtype: torch.dtype) -> tuple:
         """Inverse of :meth:`_pack`; ``buf`` is ``uint8 (rows, row_bytes)``."""
 
+    def _reconstruct_times(self, parts: tuple, d: int, dtype: torch.dtype, c: float):
+        """``c C(x)`` from the message (:class:`Scaled` uses it; subclasses fold ``c`` into a
+        scalar so that ``C(x)`` itself never has to be representable)."""
+        return self._reconstruct(parts, d, dtype) * c
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Hook for validation that depends on the compressor (k <= d, ranges)."""
         return x
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        x = check_vector(x)
+        m = amax_abs(_check_kind(x))  # one pass validates (NaN/inf) and measures x
+        d = x.shape[-1]
+        hi = self.domain(x.dtype, d)[1]
+        if m > hi:
+            raise TheorylabError(
+                f"{self.spec} at d={d} is declared for |x_i| <= {hi:.6g} in {x.dtype} "
+                f"(above it C(x) or its message overflows); got |x_i| up to {m:.6g}: "
+                "scale x down or use a wider dtype"
+            )
         x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
         return self._prepare(x2)
 
@@ -373,8 +418,11 @@ class Scaled(Compressor):
     def tight_at(self, d):
         return self.inner.tight_at(d)
 
-    def domain(self, dtype=torch.float32):
-        return self.inner.domain(dtype)
+    def domain(self, dtype=torch.float32, d=None):
+        return self.inner.domain(dtype, d)
+
+    def worst_case_input(self, d):
+        return self.inner.worst_case_input(d)
 
     def payload_bits(self, d, dtype=torch.float32):
         return self.inner.payload_bits(d, dtype)
@@ -389,7 +437,7 @@ class Scaled(Compressor):
         return self.inner._quantize(x, generator, dtype)
 
     def _reconstruct(self, parts, d, dtype):
-        return self.inner._reconstruct(parts, d, dtype) / self._factor(d)
+        return self.inner._reconstruct_times(parts, d, dtype, 1.0 / self._factor(d))
 
     def _pack(self, parts, d, dtype):
         return self.inner._pack(parts, d, dtype)

@@ -107,6 +107,24 @@ class PowerSGD(Compressor):
         n, m = self.view(check_int("d", d, minimum=1))
         return self._r(d) / min(n, m)
 
+    def domain(self, dtype=torch.float32, d=None):
+        """``|x_i| <= max / sqrt(d)`` less ``2^-10``: then ``||x|| < max``, which bounds every
+        entry of ``Q'`` and of ``C(x)`` (``|(P_hat Q'^T)_ij| <= ||Q'_j|| <= ||M||_F``)."""
+        fmax = float(torch.finfo(dtype).max) * (1 - 2.0**-10)
+        return (0.0, fmax / math.sqrt(d) if d is not None else 0.0)
+
+    def worst_case_input(self, d):
+        """``M`` with orthonormal rows (a 1 per row in distinct columns; the last, possibly
+        partial, row uses column 0): ``min(n, m) = n`` equal singular values, where the cold-start
+        expectation ``1 - r/n`` is attained."""
+        d = check_int("d", d, minimum=1)
+        n, m = self.view(d)
+        x = torch.zeros(n * m, dtype=torch.float64)
+        for i in range(n - 1):
+            x[i * m + i + 1] = 1.0
+        x[(n - 1) * m] = 1.0
+        return x[:d]
+
     def payload_bits(self, d, dtype=torch.float32):
         n, m = self.view(int(d))
         return (n + m) * self._r(int(d)) * _float_bits(_work_dtype(dtype))
@@ -115,10 +133,6 @@ class PowerSGD(Compressor):
         rows, d = x.shape
         n, m = self.view(d)
         r = self._r(d)
-        # power iteration on M / max|M| (P_hat is scale-free, Q' scales linearly): no overflow
-        scale = _row_amax(x).unsqueeze(2)
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        M = torch.nn.functional.pad(x, (0, n * m - d)).reshape(rows, n, m) / scale
         # keyed by the generator's id, with a weak reference to check it is the same (live)
         # generator: a later generator that reuses a dead one's id must start cold, else the
         # same seed would give different results depending on memory addresses
@@ -129,16 +143,41 @@ class PowerSGD(Compressor):
             Q = entry[1]
         if Q is None:
             Q = _normal((rows, m, r), generator, x.device, x.dtype)
-        P_hat = torch.linalg.qr(M @ Q).Q
-        Q_new = M.transpose(1, 2) @ P_hat
+        # 1. P = M Q without materialising the padded M: the full rows of M are a view of x,
+        #    the last (partial) row is multiplied by the first L rows of Q
+        full = d if n * m == d else (n - 1) * m
+        top, last, L = x[:, :full].reshape(rows, -1, m), x[:, full:].unsqueeze(1), d - full
+        P = top @ Q
+        if L:
+            P = torch.cat([P, last @ Q[:, :L]], 1)
+        norms = torch.linalg.vector_norm(P, dim=1)
+        if bool(((norms > 2.0**-60) & (norms < 2.0**60)).all()):
+            # 2. P_hat = orth(P); 3. Q' = M^T P_hat, again from the view and the partial row
+            P_hat = torch.linalg.qr(P).Q
+            Q_new = top.transpose(1, 2) @ P_hat[:, : top.shape[1]]
+            if L:
+                Q_new[:, :L] += last.transpose(1, 2) @ P_hat[:, top.shape[1] :]
+            sent = Q_new
+        else:
+            # huge, tiny or zero rows: power iteration on M / max|M| (P_hat is scale-free and
+            # Q' scales linearly), on a padded copy; no overflow or underflow
+            scale = _row_amax(x).unsqueeze(2)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            M = torch.nn.functional.pad(x, (0, n * m - d)).reshape(rows, n, m) / scale
+            P_hat = torch.linalg.qr(M @ Q).Q
+            Q_new = M.transpose(1, 2) @ P_hat
+            sent = Q_new * scale
         if self.warm_start:
             for k in [
                 k for k, (ref, _) in self._memory.items() if ref is not None and ref() is None
             ]:
                 del self._memory[k]  # entries of generators that no longer exist
             ref = _generator_ref(generator) if generator is not None else None
-            self._memory[key] = (ref, Q_new)
-        return P_hat, Q_new * scale
+            # the next Q: Q' with unit columns (a column scaling of Q leaves span(M Q), hence
+            # P_hat, unchanged, and keeps M Q finite whatever the scale of x)
+            cn = torch.linalg.vector_norm(Q_new, dim=1, keepdim=True)
+            self._memory[key] = (ref, Q_new / torch.where(cn > 0, cn, torch.ones_like(cn)))
+        return P_hat, sent
 
     def _reconstruct(self, parts, d, dtype):
         P_hat, Q_new = parts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -28,7 +29,7 @@ from theorylab.compressors.wire import (
 )
 from theorylab.errors import TheorylabError, check_int
 
-__all__ = ["Cast", "QSGD", "TernGrad", "Natural", "Sign", "ScaledSign"]
+__all__ = ["Cast", "QSGD", "qsgd_supremum", "TernGrad", "Natural", "Sign", "ScaledSign"]
 
 
 class Cast(Compressor):
@@ -61,21 +62,19 @@ class Cast(Compressor):
         r = self.u / (1 + self.u)
         return 1.0 - r * r
 
-    def domain(self, dtype=torch.float32):
+    def domain(self, dtype=torch.float32, d=None):
         fi = torch.finfo(self.target)
-        return (float(fi.smallest_normal), float(fi.max))
+        return (float(fi.smallest_normal), min(float(fi.max), float(torch.finfo(dtype).max)))
+
+    def worst_case_input(self, d):
+        """``x_i = 1 + u``: exactly halfway between 1 and the next float of the target."""
+        return torch.full((check_int("d", d, minimum=1),), 1.0 + self.u, dtype=torch.float64)
 
     def payload_bits(self, d, dtype=torch.float32):
         return 16 * int(d)
 
     def _quantize(self, x, generator, dtype):
-        y = x.to(self.target)
-        if not bool(torch.isfinite(y).all()):
-            big = float(x.abs().max())
-            raise TheorylabError(
-                f"{self.name} overflow: |x_i| up to {big:.4g} exceeds the largest {self.target} "
-                f"({float(torch.finfo(self.target).max):.6g}); scale x down or use bf16"
-            )
+        y = x.to(self.target)  # finite: |x_i| <= the target's max (domain, checked)
         return (y,)
 
     def _reconstruct(self, parts, d, dtype):
@@ -92,6 +91,111 @@ class Cast(Compressor):
 # quantizers
 
 
+#: largest s for which QSGD's omega at d < 4 s^2 is computed exactly (enumeration cost ~ s^5)
+_QSGD_EXACT_MAX_S = 8
+
+
+def _odd_square_sums(q_max: int, top: int, m_max: int) -> list[int]:
+    """``rows[q]``: bitset (a Python int) of the sums of ``q`` squares ``(2m+1)^2``, ``m <= m_max``,
+    up to ``top``."""
+    mask = (1 << (top + 1)) - 1
+    rows = [1]
+    for _ in range(q_max):
+        cur = 0
+        for m in range(m_max + 1):
+            cur |= rows[-1] << (2 * m + 1) ** 2
+        rows.append(cur & mask)
+    return rows
+
+
+def _square_sums(k_max: int, top: int) -> list[int]:
+    """``rows[k]``: bitset of the sums of at most ``k`` positive squares, up to ``top``."""
+    mask = (1 << (top + 1)) - 1
+    rows = [1]
+    for _ in range(k_max):
+        cur = rows[-1]
+        for j in range(1, math.isqrt(top) + 1):
+            cur |= rows[-1] << j * j
+        rows.append(cur & mask)
+    return rows
+
+
+def _odd_square_split(total: int, q: int, m_max: int) -> list[int]:
+    """``q`` odd numbers ``2m+1`` (``m <= m_max``) whose squares sum to ``total``."""
+    rows = _odd_square_sums(q, total, m_max)
+    out = []
+    for k in range(q, 0, -1):
+        for m in range(m_max, -1, -1):
+            rest = total - (2 * m + 1) ** 2
+            if rest >= 0 and (rows[k - 1] >> rest) & 1:
+                out.append(2 * m + 1)
+                total = rest
+                break
+    return out
+
+
+def _square_split(total: int, k: int) -> list[int]:
+    """At most ``k`` positive integers whose squares sum to ``total``."""
+    rows = _square_sums(k, total)
+    out = []
+    while total:
+        k = next(i for i in range(k + 1) if (rows[i] >> total) & 1)
+        j = next(j for j in range(1, math.isqrt(total) + 1) if (rows[k - 1] >> total - j * j) & 1)
+        out.append(j)
+        total -= j * j
+        k -= 1
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def qsgd_supremum(s: int, d: int) -> tuple[float, tuple[float, ...]]:
+    """``max {sum_i f(r_i) : r in R^d, r >= 0, ||r|| = s}``, ``f(r) = frac(r)(1 - frac(r))``,
+    and a maximiser ``r``, by the finite KKT enumeration of :class:`QSGD`'s docstring.
+
+    QSGD's tight ``omega(d)`` is the maximum divided by ``s^2``. Cost about ``d s^3`` bitset
+    steps (``d < 4 s^2``); exact up to float rounding of the final square roots.
+
+    >>> round(qsgd_supremum(1, 2)[0], 12) == round(2 ** 0.5 - 1, 12)
+    True
+    """
+    s = check_int("s", s, minimum=1)
+    d = check_int("d", d, minimum=1)
+    S2 = s * s
+    top = 9 * S2 + 8  # A < 4S / (2/3)^2 <= 9 s^2 whenever some m_i >= 1
+    reach = [_odd_square_sums(d, top, M) for M in range(s + 1)]
+    jreach = _square_sums(d, S2)
+    best, arg = 0.0, None
+    for q in range(1, d + 1):
+        for J in range(S2):
+            if not (jreach[d - q] >> J) & 1:
+                continue
+            S = S2 - J
+            t = 4 * S
+            for M in range(s + 1):
+                a_lo = math.floor(4 * S * ((2 * M + 1) / (2 * M + 2)) ** 2) + 1
+                a_hi = math.ceil(4 * S * ((2 * M + 1) / (2 * M)) ** 2) - 1 if M else top
+                bits = reach[M][q]
+                cands = []
+                below = bits & ((1 << (min(t, a_hi) + 1)) - 1)
+                if below:
+                    cands.append(below.bit_length() - 1)
+                above = bits >> max(t, a_lo)
+                if above:
+                    cands.append((above & -above).bit_length() - 1 + max(t, a_lo))
+                for A in cands:
+                    F = math.sqrt(S * A) - S - (A - q) / 4
+                    if a_lo <= A <= a_hi and F > best:
+                        best, arg = F, (q, J, M, A)
+    if arg is None:  # d = 1: r = (s), variance 0
+        return 0.0, (float(s),) + (0.0,) * (d - 1)
+    q, J, M, A = arg
+    c = 2 * math.sqrt((S2 - J) / A)
+    r = [c * k / 2 for k in _odd_square_split(A, q, M)] + [
+        float(j) for j in _square_split(J, d - q)
+    ]
+    return best, tuple(r + [0.0] * (d - len(r)))
+
+
 class QSGD(Compressor):
     """QSGD / standard dithering with ``s`` levels and the l2 norm (Alistarh et al. 2017).
 
@@ -99,21 +203,30 @@ class QSGD(Compressor):
     ``l_i = floor(r_i)``, ``xi_i = l_i + 1`` with probability ``r_i - l_i`` and ``l_i`` otherwise
     (independently); sgn(0) = +1.
 
-    Guarantee: U(omega). Exact variance ``E||C(x) - x||^2 = (||x||^2/s^2) sum_i p_i (1 - p_i)``,
-    ``p_i = frac(r_i)``. The **tight** constant (derived here; the literature's
-    ``min(d/s^2, sqrt(d)/s)`` of Lemma 3.1 is not attained) is
+    Guarantee (tight for ``d >= 4 s^2`` and for every ``d`` when ``s <= 8``): U(omega). Exact
+    variance ``E||C(x) - x||^2 = (||x||^2/s^2) sum_i f(r_i)`` with ``f(r) = frac(r)(1 - frac(r))``
+    and ``sum_i r_i^2 = s^2``, so ``omega(d) = max {sum f(r_i) : r >= 0, ||r|| = s} / s^2``
+    (derived here; the literature's ``min(d/s^2, sqrt(d)/s)`` of Lemma 3.1 is not attained):
 
     - ``omega(d) = sqrt(d)/s - 1`` if ``d >= 4 s^2`` -- attained at the all-equal vector.
-      Proof: write ``f(r) = frac(r)(1 - frac(r))``; for any ``lam >= 0``,
+      Proof: for any ``lam >= 0``,
       ``sum f(r_i) <= sum_i [f(r_i) - lam r_i^2] + lam s^2 <= d/(4(1+lam)) + lam s^2`` because
       ``max_r f(r) - lam r^2 = 1/(4(1+lam))`` (on [0,1] it is ``r - (1+lam) r^2``; on
       [m, m+1], m >= 1, it is at most ``1/4 - lam <= 1/(4(1+lam))``). Take
       ``1 + lam = sqrt(d)/(2s)``.
-    - ``omega(d) = d/(4 s^2)`` if ``d < 4 s^2`` (``lam = 0``: ``p(1-p) <= 1/4``), attained iff
-      every ``r_i`` is a half-integer with ``sum r_i^2 = s^2``, i.e. ``4 s^2`` is a sum of ``d``
-      odd squares: for ``d >= 3`` iff ``d = 4 s^2 (mod 8)`` (odd squares are ``8T + 1`` with T
-      triangular; every integer is a sum of three triangular numbers, Gauss). Otherwise it is an
-      upper bound (:meth:`tight_at` says which).
+    - ``d < 4 s^2``: the maximum (attained: ``f`` is continuous on the compact sphere) is found
+      by a finite enumeration of the KKT points (:func:`qsgd_supremum`). A maximiser has some
+      coordinates at integers (``f = 0``; their squares sum to ``J``) and the other ``q`` on open
+      pieces ``(m_i, m_i + 1)``, where stationarity ``1 - 2(r_i - m_i) = 2 lam r_i`` gives
+      ``r_i = c (m_i + 1/2)`` with one ``c = 1/(1 + lam)``. With ``A = sum (2 m_i + 1)^2`` and
+      ``S = s^2 - J`` the sphere fixes ``c = 2 sqrt(S/A)`` and
+      ``sum f(r_i) = sqrt(S A) - S - (A - q)/4``; the point is feasible iff ``c`` lies in every
+      used piece, i.e. ``c in (2M/(2M+1), (2M+2)/(2M+1))`` for ``M = max m_i`` (``c < 2`` if
+      ``M = 0``). The value is concave in ``A`` (peak at ``A = 4S``, ``c = 1``), so for each
+      ``(q, J, M)`` only the achievable ``A`` (sums of ``q`` odd squares, a bitset recursion)
+      nearest to ``4S`` on either side can win. For ``s > 8`` the enumeration is skipped and
+      ``omega(d) = d/(4 s^2)`` (``p(1-p) <= 1/4``) is declared, an upper bound attained only when
+      ``4 s^2`` is a sum of ``d`` odd squares (:meth:`tight_at` says which).
 
     Both are ``<= min(d/s^2, sqrt(d)/s)`` (:meth:`omega_literature`).
 
@@ -128,7 +241,7 @@ class QSGD(Compressor):
 
     name = "qsgd"
     unbiased = True
-    tight = False  # tight for d >= 4 s^2 and some d < 4 s^2: see tight_at
+    tight = False  # tight for d >= 4 s^2, and every d when s <= 8: see tight_at
     stochastic = True
 
     def __init__(self, s: int = 7):
@@ -140,7 +253,11 @@ class QSGD(Compressor):
     def omega(self, d):
         d = check_int("d", d, minimum=1)
         s = self.s
-        return math.sqrt(d) / s - 1.0 if d >= 4 * s * s else d / (4.0 * s * s)
+        if d >= 4 * s * s:
+            return math.sqrt(d) / s - 1.0
+        if s <= _QSGD_EXACT_MAX_S:
+            return qsgd_supremum(s, d)[0] / (s * s)
+        return d / (4.0 * s * s)
 
     def omega_literature(self, d: int) -> float:
         """The published bound ``min(d/s^2, sqrt(d)/s)`` (QSGD Lemma 3.1(ii)); not tight."""
@@ -149,34 +266,37 @@ class QSGD(Compressor):
     def tight_at(self, d):
         d = check_int("d", d, minimum=1)
         N = 4 * self.s * self.s
-        if d >= N:
+        if d >= N or self.s <= _QSGD_EXACT_MAX_S:
             return True
-        if d == 1:  # r_1 = s is an integer: the variance is 0 < 1/(4 s^2)
-            return False
-        if d == 2:  # N = a^2 + b^2 with a, b odd is impossible: a^2 + b^2 = 2 (mod 8), N = 0, 4
+        if d <= 2:  # d = 1: variance 0; d = 2: a^2 + b^2 = 2 (mod 8) for odd a, b, N = 0, 4
             return False
         return (N - d) % 8 == 0
 
     def worst_case(self, d: int) -> torch.Tensor | None:
         """An ``x`` attaining the declared omega at ``d`` (float64), or None if not attained."""
+        d = check_int("d", d, minimum=1)
+        s = self.s
+        if d >= 4 * s * s:
+            return torch.ones(d, dtype=torch.float64)
+        if s <= _QSGD_EXACT_MAX_S:
+            return torch.tensor(qsgd_supremum(s, d)[1], dtype=torch.float64)
         if not self.tight_at(d):
             return None
-        N = 4 * self.s * self.s
-        if d >= N:
-            return torch.ones(d, dtype=torch.float64)
-        # 4 s^2 = sum of d odd squares: greedy on (N - d)/8 as a sum of d triangular numbers
-        T = (N - d) // 8
-        tri = []
-        for _ in range(d):
-            m = int((math.isqrt(8 * T + 1) - 1) // 2)
-            while m * (m + 1) // 2 > T:
-                m -= 1
-            # keep enough room: the rest must be a sum of the remaining triangulars
-            tri.append(m)
-            T -= m * (m + 1) // 2
-        if T != 0:  # greedy fails only for d < 3 (excluded above); fall back to a search
-            return None
-        return torch.tensor([2 * m + 1 for m in tri], dtype=torch.float64)  # r_i = (2m+1)/2
+        # 4 s^2 = sum of d odd squares: r_i = (2 m_i + 1)/2 from a decomposition found by the
+        # same bitset recursion (max piece s)
+        return torch.tensor(_odd_square_split(4 * s * s, d, s), dtype=torch.float64) / 2
+
+    def worst_case_input(self, d: int) -> torch.Tensor:
+        """Where the declared omega is attained (:meth:`worst_case`); where it is only an upper
+        bound (``s > 8``, some ``d < 4 s^2``), the all-equal vector."""
+        x = self.worst_case(d)
+        return torch.ones(d, dtype=torch.float64) if x is None else x
+
+    def domain(self, dtype=torch.float32, d=None):
+        """``|x_i| <= max / sqrt(d)`` (so ``||x||``, which is sent and which ``C(x)`` reaches,
+        is representable in ``dtype``), less a rounding margin of ``2^-10``."""
+        fmax = float(torch.finfo(dtype).max) * (1 - 2.0**-10)
+        return (0.0, fmax / math.sqrt(d) if d is not None else 0.0)
 
     def payload_bits(self, d, dtype=torch.float32):
         return int(d) * uint_width(2 * self.s + 1)
@@ -268,12 +388,18 @@ class TernGrad(Compressor):
     def _quantize(self, x, generator, dtype):
         m = _row_amax(x)
         keep = _uniform(x.shape, generator, x.device, x.dtype) < self._prob(x, m)
-        trit = torch.where(keep, torch.where(x < 0, 0, 2), 1)
+        # the digit sgn(x_i) b_i + 1 in uint8 (no int64 temporaries): 2 kept >= 0, 0 kept < 0
+        trit = (~keep).to(torch.uint8) + 2 * (keep & (x >= 0)).to(torch.uint8)
         return m.reshape(-1), trit
 
     def _reconstruct(self, parts, d, dtype):
+        return self._reconstruct_times(parts, d, dtype, 1.0)
+
+    def _reconstruct_times(self, parts, d, dtype, c):
         m, trit = parts
-        return m.unsqueeze(1) * (trit - 1).to(m.dtype)
+        if trit.dtype != m.dtype:  # from _quantize (uint8 digits); _unpack gives floats
+            trit = trit.to(m.dtype)
+        return (m * c).unsqueeze(1) * (trit - 1)
 
     def _pack(self, parts, d, dtype):
         m, trit = parts
@@ -281,14 +407,16 @@ class TernGrad(Compressor):
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
-        return bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1), unpack_trits(
-            buf[:, nb:], d
-        )
+        wd = _work_dtype(dtype)
+        return bytes_to_floats(buf[:, :nb], wd).reshape(-1), unpack_trits(buf[:, nb:], d, wd)
 
     def coordinate_law(self, x: torch.Tensor):
         x = x.to(torch.float64)
         m = x.abs().amax(dim=-1, keepdim=True)
         return torch.zeros_like(x), _sign_pm(x) * m, self._prob(x, m)
+
+    def worst_case_input(self, d):
+        return self.worst_case(d)
 
     @staticmethod
     def worst_case(d: int) -> torch.Tensor:
@@ -333,8 +461,12 @@ class Natural(Compressor):
         emin, emax = self._exponents(dtype)
         return uint_width(2 * (emax - emin + 1) + 1)
 
-    def domain(self, dtype=torch.float32):
+    def domain(self, dtype=torch.float32, d=None):
         return (0.0, 2.0 ** self._exponents(dtype)[1])
+
+    def worst_case_input(self, d):
+        """``|x_i| = (4/3) 2^a``: the up-probability 1/3 maximises the relative variance."""
+        return torch.full((check_int("d", d, minimum=1),), 4.0 / 3.0, dtype=torch.float64)
 
     def payload_bits(self, d, dtype=torch.float32):
         return int(d) * self._width(dtype)
@@ -342,11 +474,6 @@ class Natural(Compressor):
     def _quantize(self, x, generator, dtype):
         emin, emax = self._exponents(dtype)
         a = x.abs()
-        if bool((a > 2.0**emax).any()):
-            raise TheorylabError(
-                f"natural compression of {dtype} needs |x_i| <= 2^{emax} (the rounded-up power of "
-                f"two must be representable); got {float(a.max()):.4g}: scale x down"
-            )
         mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
         up = _uniform(x.shape, generator, x.device, x.dtype) < (2 * mant - 1)
         expo = e - 1 + up.to(torch.int32)  # int32 throughout (int64 ops are not vectorised)
@@ -425,6 +552,12 @@ class ScaledSign(Sign):
 
     def delta(self, d):
         return 1.0 / check_int("d", d, minimum=1)
+
+    def worst_case_input(self, d):
+        """``e_1``: ``delta(x) = ||x||_1^2 / (d ||x||^2) = 1/d``."""
+        x = torch.zeros(check_int("d", d, minimum=1), dtype=torch.float64)
+        x[0] = 1.0
+        return x
 
     def header_bytes(self, dtype=torch.float32):
         return _work_dtype(dtype).itemsize

@@ -105,6 +105,59 @@ def _container(width: int) -> torch.dtype:
     return torch.int32 if width <= 32 else torch.int64
 
 
+def _group(width: int):
+    """Byte-level layout for ``width`` when ``lcm(width, 8) <= 64``: ``(g, nb, ctype)``, ``g``
+    values in ``nb = lcm/8`` bytes, assembled in an integer of ``ctype`` (int32 when the group
+    fits 32 bits: int64 shifts are not vectorised on CPU), else None (bit planes)."""
+    lcm = width * 8 // _gcd(width, 8)
+    if lcm > 64:
+        return None
+    return lcm // width, lcm // 8, torch.int32 if lcm <= 32 else torch.int64
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _pack_groups(values, n, width, g, nb, ctype):
+    """``g`` values per group OR-ed into one little-endian integer of ``nb`` bytes: the same bit
+    stream as the bit-plane path (value ``i`` at stream bits ``i w .. i w + w - 1``)."""
+    lead = values.shape[:-1]
+    ngroups = -(-n // g)
+    v = values.to(ctype)
+    if ngroups * g != n:
+        v = torch.nn.functional.pad(v, (0, ngroups * g - n))
+    v = v.reshape(*lead, ngroups, g)
+    word = v[..., 0].clone()
+    for j in range(1, g):
+        word |= v[..., j] << (j * width)
+    raw = word.unsqueeze(-1).view(torch.uint8)  # (..., ngroups, itemsize), little endian
+    out = raw[..., :nb].reshape(*lead, ngroups * nb)
+    return out[..., : packed_bytes(n * width)].contiguous()
+
+
+def _unpack_groups(buf, n, width, g, nb, ctype):
+    lead = buf.shape[:-1]
+    ngroups = -(-n // g)
+    size = ctype.itemsize
+    raw = torch.zeros(*lead, ngroups, size, dtype=torch.uint8, device=buf.device)
+    flat = raw[..., :nb].reshape(*lead, ngroups * nb) if nb == size else None
+    have = min(buf.shape[-1], ngroups * nb)
+    if flat is not None:  # contiguous: copy straight in
+        raw.view(*lead, ngroups * nb)[..., :have] = buf[..., :have]
+    else:
+        padded = torch.zeros(*lead, ngroups * nb, dtype=torch.uint8, device=buf.device)
+        padded[..., :have] = buf[..., :have]
+        raw[..., :nb] = padded.reshape(*lead, ngroups, nb)
+    word = raw.view(ctype).squeeze(-1)  # (..., ngroups)
+    mask = (1 << width) - 1
+    parts = [(word >> (j * width)) & mask for j in range(g)]
+    v = torch.stack(parts, -1).reshape(*lead, ngroups * g)[..., :n]
+    return v.to(torch.int64)
+
+
 def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
     """Pack non-negative integers ``< 2**width`` of shape ``(..., n)`` into
     ``uint8 (..., ceil(n * width / 8))``: ``width`` bits each, LSB first, no padding between
@@ -116,6 +169,9 @@ def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
         return torch.zeros(*lead, 0, dtype=torch.uint8, device=values.device)
     if not 0 < width <= 63:
         raise ValueError(f"width must be in [0, 63], got {width}")
+    group = _group(width)
+    if group is not None and width % 8:
+        return _pack_groups(values, n, width, *group)
     v = values.to(_container(width))
     if width % 8 == 0:  # whole bytes: the low width/8 bytes of each (little-endian) integer
         nb = width // 8
@@ -136,6 +192,9 @@ def unpack_uint(buf: torch.Tensor, n: int, width: int) -> torch.Tensor:
     lead = buf.shape[:-1]
     if width == 0:
         return torch.zeros(*lead, n, dtype=torch.int64, device=buf.device)
+    group = _group(width)
+    if group is not None and width % 8:
+        return _unpack_groups(buf, n, width, *group)
     ctype = _container(width)
     if width % 8 == 0:
         nb, size = width // 8, ctype.itemsize
@@ -160,27 +219,41 @@ def unpack_uint(buf: torch.Tensor, n: int, width: int) -> torch.Tensor:
     return v & 0xFFFFFFFF if ctype == torch.int32 else v
 
 
-def _trit_weights(device) -> torch.Tensor:
-    return torch.tensor([1, 3, 9, 27, 81], dtype=torch.int16, device=device)
+_TRIT_TABLES: dict = {}
+
+
+def _trit_table(device, dtype) -> torch.Tensor:
+    """``(243, 5)`` lookup table: row ``b`` holds the base-3 digits of ``b``, least first."""
+    key = (str(device), dtype)
+    if key not in _TRIT_TABLES:
+        b = torch.arange(243)
+        digits = torch.stack([(b // 3**j) % 3 for j in range(_TRITS_PER_BYTE)], 1)
+        _TRIT_TABLES[key] = digits.to(device=device, dtype=dtype)
+    return _TRIT_TABLES[key]
 
 
 def pack_trits(trits: torch.Tensor) -> torch.Tensor:
     """Pack digits in {0, 1, 2} of shape ``(..., n)`` into ``uint8 (..., ceil(n/5))`` (base 3)."""
     n = trits.shape[-1]
     nbytes = -(-n // _TRITS_PER_BYTE)
-    t = trits.to(torch.int16)
+    t = trits.to(torch.uint8)
     pad = nbytes * _TRITS_PER_BYTE - n
     if pad:
         t = torch.nn.functional.pad(t, (0, pad))
     t = t.reshape(*trits.shape[:-1], nbytes, _TRITS_PER_BYTE)
-    return (t * _trit_weights(trits.device)).sum(dim=-1).to(torch.uint8)
+    acc = t[..., 4] * 3  # Horner in uint8: every partial sum is <= 242
+    for j in (3, 2, 1):
+        acc += t[..., j]
+        acc *= 3
+    return acc + t[..., 0]
 
 
-def unpack_trits(buf: torch.Tensor, n: int) -> torch.Tensor:
-    """Inverse of :func:`pack_trits`: returns ``int64 (..., n)`` with digits in {0, 1, 2}."""
-    b = buf.to(torch.int16).unsqueeze(-1)
-    t = torch.div(b, _trit_weights(buf.device), rounding_mode="floor") % 3
-    return t.reshape(*buf.shape[:-1], buf.shape[-1] * _TRITS_PER_BYTE)[..., :n].to(torch.int64)
+def unpack_trits(buf: torch.Tensor, n: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """Inverse of :func:`pack_trits`: digits in {0, 1, 2} as ``dtype (..., n)`` (default int64),
+    by a 243 x 5 lookup table (one gather, no division)."""
+    table = _trit_table(buf.device, dtype)
+    t = table.index_select(0, buf.reshape(-1).to(torch.int32))
+    return t.reshape(*buf.shape[:-1], buf.shape[-1] * _TRITS_PER_BYTE)[..., :n]
 
 
 def floats_to_bytes(x: torch.Tensor) -> torch.Tensor:

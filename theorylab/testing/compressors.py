@@ -95,8 +95,9 @@ def vectors(
     ----------
     min_d, max_d : int, 1 <= min_d <= max_d.
     dtype : torch floating dtype of the result.
-    domain : (lo, hi), optional
-        Nonzero magnitudes are clipped into ``[lo, hi]`` (a compressor's ``domain(dtype)``).
+    domain : (lo, hi), a callable ``d -> (lo, hi)``, or a compressor, optional
+        Nonzero magnitudes are clipped into ``[lo, hi]``; a compressor ``C`` stands for
+        ``C.domain(dtype, d)`` at the drawn ``d`` (its declared domain).
     kinds : subset of the kinds above.
     """
     d = draw(st.integers(min_d, max_d))
@@ -124,7 +125,12 @@ def vectors(
             expo = draw(hnp.arrays(np.float64, d, elements=st.floats(-20.0, 20.0)))
             x = sgn * (0.5 + mags) * 10.0**expo
     if domain is not None:
-        lo, hi = domain
+        if hasattr(domain, "domain"):
+            lo, hi = domain.domain(dtype, d)
+        elif callable(domain):
+            lo, hi = domain(d)
+        else:
+            lo, hi = domain
         a = np.abs(x)
         a = np.where(a > 0, np.clip(a, lo, hi), 0.0)
         x = np.copysign(a, x)
@@ -371,9 +377,20 @@ def check_deterministic(C, x: torch.Tensor, seed: int = 0) -> dict:
 
 
 def check_finite(C, x: torch.Tensor, seed: int = 0) -> dict:
-    """``C(x)`` is finite with ``x``'s shape, dtype and device, also for ``x = 0``
-    (false failure 0)."""
-    for v in (x, torch.zeros_like(x)):
+    """``C(x)`` is finite with ``x``'s shape, dtype and device, also for ``x = 0`` and for ``x``
+    rescaled to the top of the declared domain (``max|x_i| = hi`` of ``C.domain(dtype, d)``,
+    where declared) (false failure 0)."""
+    cases = [x, torch.zeros_like(x)]
+    m = float(x.abs().max())
+    if hasattr(C, "domain") and m > 0:
+        try:
+            hi = C.domain(x.dtype, x.shape[-1])[1]
+        except TypeError:  # an older compressor: domain(dtype) only
+            hi = C.domain(x.dtype)[1]
+        edge = (x.to(torch.float64) * (hi / m)).to(x.dtype)
+        if bool(torch.isfinite(edge).all()) and float(edge.abs().max()) <= hi:
+            cases.append(edge)
+    for v in cases:
         y = copy.deepcopy(C).compress(v, _gen(seed, v.device))
         if y.shape != v.shape or y.dtype != v.dtype or y.device != v.device:
             _fail(C, "shape/dtype/device", v, f"got {tuple(y.shape)} {y.dtype} {y.device}")
