@@ -498,3 +498,82 @@ def test_powersgd_warm_start_without_weakref_support(monkeypatch):
     for a, b in zip(*runs):
         assert torch.equal(a, b)  # same seed, same warm-started sequence
     assert not torch.equal(runs[0][0], runs[0][1])  # the warm start changed the second call
+
+
+def test_cli_k_larger_than_d_is_a_clear_error(capsys):
+    # issue 7 item 13: `compressors --d 10 --spec top-k:k=20` reported d = 2
+    from theorylab.cli import main
+
+    assert main(["compressors", "--d", "10", "--spec", "top-k:k=20"]) == 2
+    err = capsys.readouterr().err
+    assert "k=20 exceeds the dimension d=10" in err and "d=2" not in err
+    assert main(["compressors", "--d", "30", "--spec", "top-k:k=20", "--json"]) == 0
+    import json
+
+    row = json.loads(capsys.readouterr().out)["compressors"][0]
+    assert row["delta"] == pytest.approx(20 / 30) and row["class"] == "B"
+    assert get_compressor("top-k:k=20").kind == "B" and get_compressor("rand-k:k=5").kind == "U"
+
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+@pytest.mark.parametrize("spec", SPECS + ["scaled(rand-k)", "scaled(rand-k:k=1)"])
+def test_output_finite_over_the_declared_domain_in_every_dtype(spec):
+    # issue 7 item 12: inf inside the declared domain (rand-k fp16, scaled(rand-k), scaled QSGD
+    # fp16, PowerSGD near the float max). Inputs are drawn inside C.domain(dtype, d), including
+    # the top edge (check_finite rescales x to max|x_i| = hi); exact check, no false failures.
+    from theorylab.testing.compressors import check_finite
+
+    C = get_compressor(spec)
+
+    @settings(
+        max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(data=st.data(), dtype=st.sampled_from(_DTYPES), seed=st.integers(0, 2**32 - 1))
+    def run(data, dtype, seed):
+        x = data.draw(vectors(min_d=1, max_d=40, dtype=dtype, domain=C))
+        if spec.endswith("k=1") is False and spec.startswith("rand-k:k=") and x.numel() < 1:
+            return
+        check_finite(C, x, seed=seed)
+
+    run()
+
+
+@pytest.mark.parametrize("spec", SPECS + ["scaled(qsgd:s=2)", "powersgd:warm_start=false"])
+def test_worst_case_input_attains_or_bounds_the_declared_constant(spec):
+    # worst_case_input(d) is where the declared constant is attained (tight_at) -- exactly for
+    # compressors with a known law or deterministic ones; the others must stay within it
+    from theorylab.testing.compressors import empirical_ratio
+
+    C = get_compressor(spec)
+    for d in (1, 2, 3, 9, 64):
+        x = C.worst_case_input(d)
+        assert x.shape == (d,) and x.dtype == torch.float64
+        if C.unbiased:
+            bound = C.omega(d)
+        elif C.delta(d) is not None:
+            bound = 1 - C.delta(d)
+        else:
+            continue
+        xs = x.float() if "fp16" not in spec and "bf16" not in spec else x.float()
+        if hasattr(C, "coordinate_law"):
+            lo, hi, p = C.coordinate_law(x)
+            mean = lo + p * (hi - lo)
+            r = float(
+                (((mean - x) ** 2).sum() + ((hi - lo) ** 2 * p * (1 - p)).sum()) / (x**2).sum()
+            )
+        elif not C.stochastic or spec.startswith("rand-k") or "warm_start=false" in spec:
+            if C.stochastic and not spec.startswith("powersgd"):
+                probs, vals = C.outcomes(x) if math.comb(d, C.k_of(d)) <= 20000 else (None, None)
+                if probs is None:
+                    continue
+                r = float((probs * ((vals - x) ** 2).sum(1)).sum() / (x**2).sum())
+            else:
+                r = empirical_ratio(C, xs, samples=4 if C.stochastic else 1)
+        else:
+            continue
+        if C.tight_at(d):
+            assert r == pytest.approx(bound, rel=1e-5, abs=1e-6), (spec, d)
+        else:
+            assert r <= bound + 1e-9

@@ -200,9 +200,17 @@ class Compressor(abc.ABC):
     @property
     def kind(self) -> str:
         """``"U"`` (unbiased), ``"B"`` (contractive), or ``"-"`` (neither is declared)."""
+        return self.kind_at(self._probe_d())
+
+    def kind_at(self, d: int) -> str:
+        """The class at dimension ``d``: ``"U"``, ``"B"`` or ``"-"``."""
         if self.unbiased:
             return "U"
-        return "B" if self.delta(2) is not None else "-"
+        return "B" if self.delta(d) is not None else "-"
+
+    def _probe_d(self) -> int:
+        """A dimension at which the declarations are defined (for :attr:`kind`)."""
+        return 2
 
     # -- sizes ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -334,7 +342,7 @@ class Compressor(abc.ABC):
         b = self.bits(d, dtype)
         return {
             "compressor": self.spec,
-            "class": self.kind,
+            "class": self.kind_at(d),
             "omega": self.omega(d) if self.unbiased else None,
             "delta": self.delta(d),
             "tight": self.tight_at(d),
@@ -420,6 +428,9 @@ class Scaled(Compressor):
 
     def domain(self, dtype=torch.float32, d=None):
         return self.inner.domain(dtype, d)
+
+    def _probe_d(self):
+        return self.inner._probe_d()
 
     def worst_case_input(self, d):
         return self.inner.worst_case_input(d)

@@ -113,6 +113,12 @@ class PowerSGD(Compressor):
         fmax = float(torch.finfo(dtype).max) * (1 - 2.0**-10)
         return (0.0, fmax / math.sqrt(d) if d is not None else 0.0)
 
+    def tight_at(self, d):
+        """Cold start and ``n m = d`` (no padding): the padded entries of ``vec(P_hat Q'^T)`` are
+        dropped, so for ``n m > d`` the error can stay below ``(1 - r/n) ||x||^2``."""
+        n, m = self.view(check_int("d", d, minimum=1))
+        return self.tight and n * m == d
+
     def worst_case_input(self, d):
         """``M`` with orthonormal rows (a 1 per row in distinct columns; the last, possibly
         partial, row uses column 0): ``min(n, m) = n`` equal singular values, where the cold-start

@@ -63,8 +63,15 @@ class Cast(Compressor):
         return 1.0 - r * r
 
     def domain(self, dtype=torch.float32, d=None):
+        """Normal range of the target, up to the largest target value that the input ``dtype``
+        can hold (bf16 of float16 input: 65280; 65504 would round to 65536, an inf in float16)."""
         fi = torch.finfo(self.target)
-        return (float(fi.smallest_normal), min(float(fi.max), float(torch.finfo(dtype).max)))
+        bound = min(float(fi.max), float(torch.finfo(dtype).max))
+        v = float(torch.tensor(bound, dtype=torch.float64).to(self.target))
+        if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
+            mant, e = math.frexp(v)
+            v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+        return (float(fi.smallest_normal), v)
 
     def worst_case_input(self, d):
         """``x_i = 1 + u``: exactly halfway between 1 and the next float of the target."""

@@ -48,6 +48,9 @@ class _KMixin:
             return self.k
         return max(1, math.ceil(self.ratio * d - 1e-9))
 
+    def _probe_d(self):
+        return max(2, self.k or 1)
+
     def _kparams(self):
         return {"k": self.k} if self.k is not None else {"ratio": self.ratio}
 

@@ -135,7 +135,21 @@ def vectors(
         a = np.where(a > 0, np.clip(a, lo, hi), 0.0)
         x = np.copysign(a, x)
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(dtype)
-    return torch.nan_to_num(t, posinf=float(fi.max), neginf=-float(fi.max))
+    t = torch.nan_to_num(t, posinf=float(fi.max), neginf=-float(fi.max))
+    if domain is not None:  # rounding to dtype may have stepped above hi: clip in dtype
+        top = _round_down(hi, dtype)
+        t = torch.where(t.double().abs() > hi, torch.sign(t) * top, t)
+    return t
+
+
+def _round_down(v: float, dtype: torch.dtype) -> float:
+    """The largest value of ``dtype`` that is ``<= v`` (``v`` finite, >= 0)."""
+    fi = torch.finfo(dtype)
+    r = float(torch.tensor(min(v, float(fi.max)), dtype=torch.float64).to(dtype))
+    while r > v:  # rounded up: one ulp down (half an ulp below a power of two)
+        mant, e = math.frexp(r)
+        r -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+    return r
 
 
 # --------------------------------------------------------------------------------------------
