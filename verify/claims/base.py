@@ -448,6 +448,7 @@ class Claim(abc.ABC):
                     "measured": v.measured,
                     "interval": list(v.interval),
                     "detail": v.detail,
+                    "mde": getattr(v, "mde", None),
                 }
                 for k, v in checks.items()
             ],
