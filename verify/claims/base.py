@@ -382,6 +382,10 @@ class Claim(abc.ABC):
         One sentence: what is predicted and how it is measured.
     version : int
         Bump when the measurement changes, so saved results of the old version are not reused.
+    question, plain : str
+        The lecture question the claim answers and one plain sentence of what it shows.
+    detectable : dict of str -> (str, str)
+        Per term, the minimum detectable relative error at 95 % power (quick, full budget).
     """
 
     name: str = ""
@@ -389,6 +393,13 @@ class Claim(abc.ABC):
     issue: str = ""
     description: str = ""
     version: int = 1
+    #: the lecture question the claim answers, and one plain sentence of what it shows
+    #: (``theorylab verify --list`` groups the claims by question)
+    question: str = ""
+    plain: str = ""
+    #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
+    #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
+    detectable: dict = {}
 
     @abc.abstractmethod
     def config(self, budget: str) -> dict[str, Any]:

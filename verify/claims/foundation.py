@@ -101,6 +101,12 @@ class GossipDecay(Claim):
         "per-round decay <= schedule_rho"
     )
     version = 2  # seeds derived with SeedSequence
+    question = "How does the graph affect the rate?"
+    plain = (
+        "Plain gossip shrinks the disagreement between nodes exactly as predicted on four graphs, "
+        "never slower than rho per round."
+    )
+    detectable = {"consensus curve (deterministic)": ("1e-8", "1e-8")}
 
     def config(self, budget: str) -> dict[str, Any]:
         return {
@@ -366,8 +372,15 @@ class ExecutorsAgree(Claim):
     issue = ISSUE
     description = (
         "same seeds, same trajectory on torch.distributed and the stacked simulator "
-        "(max |difference| <= 1e-10, float64) and the same bytes sent"
+        "(max |difference| <= 1e-10, float64) and the same bytes sent, for every uncompressed "
+        "algorithm's examples"
     )
+    question = "Can a simulated run stand for the real runtime?"
+    plain = (
+        "The real torch.distributed run and the one-process simulator give the same trajectory "
+        "and count the same bytes, so simulated claims at large n speak for the runtime."
+    )
+    detectable = {"trajectory": ("1e-10", "1e-10")}
 
     version = 2  # seeds derived with SeedSequence
 

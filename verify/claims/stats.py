@@ -350,6 +350,8 @@ def exact_rule(
             "mean": mean.tolist(),
             "lo": lo.tolist(),
             "hi": hi.tolist(),
+            "se": se.tolist(),
+            "critical": [crit],
         },
         mde=mde,
     )
