@@ -290,13 +290,18 @@ class CompressedPSGDFloor(Claim):
             "gamma": 0.1,
             "sigma2": 1.0,
             "steps": 150 if quick else 400,
-            "replicas": 256 if quick else 1024,
-            # the floor (noise term, x0 = x*) and the compression term alone (sigma2 = 0)
-            "term_replicas": 2048 if quick else 16384,
+            "replicas": 128 if quick else 512,
+            # the floor (noise x compression, x0 = x*; at the smallest k, the largest omega, and
+            # at every k in the full budget) and the compression term alone (sigma2 = 0, at a
+            # step where it is half of the per-step contraction: gamma = 1/(1 + sqrt(omega/n)))
+            "floor_ks": [1] if quick else [16, 8, 4, 2, 1],
+            "floor_replicas": 640 if quick else 4096,
             "floor_burn_in": 60,
             "floor_window": 240 if quick else 800,
             "floor_stride": 2,
-            "compression_steps": 40,
+            "compression_ks": [1] if quick else [8, 4, 2, 1],
+            "compression_replicas": 24576 if quick else 131072,
+            "compression_steps": 4,
             "executor": "simulated",
         }
 
@@ -317,7 +322,7 @@ class CompressedPSGDFloor(Claim):
         window = list(range(cfg["floor_burn_in"], cfg["floor_burn_in"] + cfg["floor_window"] + 1,
                             cfg["floor_stride"]))  # fmt: skip
         crec = list(range(cfg["compression_steps"] + 1))
-        level = split_level(3 * len(cfg["ks"]) - 1)
+        level = split_level(len(cfg["ks"]) + len(cfg["floor_ks"]) + len(cfg["compression_ks"]))
         checks, series = {}, {}
         floors = []
 
@@ -337,12 +342,20 @@ class CompressedPSGDFloor(Claim):
             )  # fmt: skip
             pred = exact(k, cfg["sigma2"], e0, steps, record)
             checks[f"{label}: curve"] = exact_rule(pred, traj.error.T, level=level, rtol=1e-9)
+            series[f"k={k}"] = {
+                "x": list(record), "exact": pred.tolist(),
+                "measured": traj.error.mean(axis=1).tolist(),
+                "lo": checks[f"{label}: curve"].curves["lo"],
+                "hi": checks[f"{label}: curve"].curves["hi"],
+            }  # fmt: skip
+            if k not in cfg["floor_ks"]:
+                continue
             # the floor: x0 = x*, stationary window, many replicas
-            ctx.progress(f"compressed PSGD k={k}: floor ({cfg['term_replicas']} replicas)")
+            ctx.progress(f"compressed PSGD k={k}: floor ({cfg['floor_replicas']} replicas)")
             ftraj = run(
                 ctx, alg, problem, W, np.tile(problem.x_star, (n, 1)), window[-1],
                 seed=derive_seed(seeds["noise"], 100 + i), record=window,
-                replicas=cfg["term_replicas"], executor="simulated",
+                replicas=cfg["floor_replicas"], executor="simulated",
             )  # fmt: skip
             fpred = float(np.mean(exact(k, cfg["sigma2"], np.zeros(d), window[-1], window)))
             fout = exact_rule(
@@ -350,28 +363,33 @@ class CompressedPSGDFloor(Claim):
             )
             checks[f"{label}: floor"] = fout
             floors.append((d / k, fpred, fout.measured))
-            series[f"k={k}"] = {
-                "x": list(record), "exact": pred.tolist(),
-                "measured": traj.error.mean(axis=1).tolist(),
-                "lo": checks[f"{label}: curve"].curves["lo"],
-                "hi": checks[f"{label}: curve"].curves["hi"],
-            }  # fmt: skip
-            if k == d:  # no compression: the compression term is zero
-                continue
+        for i, k in enumerate(cfg["compression_ks"]):
             # the compression term alone: sigma2 = 0 (the uncompressed run is deterministic)
-            ctx.progress(f"compressed PSGD k={k}: sigma2 = 0 ({cfg['term_replicas']} replicas)")
+            label = f"k={k} (1+omega={d / k:g})"
+            cgamma = 1.0 / (1.0 + math.sqrt((d / k - 1.0) / n))
+            alg = CompressedPSGD(cgamma, f"rand-k:k={k}")
+            ctx.progress(
+                f"compressed PSGD k={k}: sigma2 = 0 ({cfg['compression_replicas']} replicas)"
+            )
             ctraj = run(
                 ctx, alg, quiet, W, x0, cfg["compression_steps"],
                 seed=derive_seed(seeds["noise"], 200 + i), record=crec,
-                replicas=cfg["term_replicas"], executor="simulated",
+                replicas=cfg["compression_replicas"], executor="simulated",
             )  # fmt: skip
-            cpred = exact(k, 0.0, e0, cfg["compression_steps"], crec)
-            base = exact(d, 0.0, e0, cfg["compression_steps"], crec)  # omega = 0
+            cpred = compressed_psgd_randk_exact(
+                hessian_diagonal=h, gamma=cgamma, sigma2=0.0, n=n, k=k, e0=e0,
+                steps=cfg["compression_steps"], record=crec,
+            )  # fmt: skip
+            base = compressed_psgd_randk_exact(
+                hessian_diagonal=h, gamma=cgamma, sigma2=0.0, n=n, k=d, e0=e0,
+                steps=cfg["compression_steps"], record=crec,
+            )  # fmt: skip  (omega = 0: the deterministic part)
             cout = exact_rule(cpred, ctraj.error.T, level=level, rtol=1e-9)
             # detectable error of the compression term itself (the part above omega = 0)
             cout.mde = detectable_error(
                 cout.curves["se"], np.asarray(cpred) - np.asarray(base), cout.curves["critical"][0]
             )
+            cout.detail += f"; gamma={cgamma:.3g}"
             checks[f"{label}: compression term (sigma2=0)"] = cout
             series[f"k={k} (sigma2=0)"] = {
                 "x": crec, "exact": list(map(float, cpred)),
@@ -385,7 +403,8 @@ class CompressedPSGDFloor(Claim):
         }
         series["caption"] = (
             f"compressed PSGD (W = J), n={n}, d={d}, gamma={gamma}, sigma2={cfg['sigma2']}, "
-            f"R={cfg['replicas']} (curves) / {cfg['term_replicas']} (floor, sigma2 = 0)"
+            f"R={cfg['replicas']} (curves) / {cfg['floor_replicas']} (floor) / "
+            f"{cfg['compression_replicas']} (sigma2 = 0)"
         )
         note = "floor vs 1+omega: " + ", ".join(f"{a:g}: {b:.3g}" for a, b, _ in floors)
         return self.make_result(checks, series=series, seeds=list(seeds.values()), note=note)
@@ -518,7 +537,7 @@ class ChocoConsensusRate(Claim):
             # so the exponent's t-interval (3 residual degrees of freedom) is narrow
             "ks": [16, 8, 4, 2, 1],
             "consensus_step_per_delta": 0.5,
-            "steps": 600 if quick else 1500,
+            "steps": 300 if quick else 1200,
             "fit_from": 10,
             # band: the per-round rate is -log(1 - c delta) ~ c delta (1 + c delta / 2), whose
             # log-log slope exceeds 1 by about c delta / 2 <= 0.1 at the largest delta (c ~ 0.7)

@@ -285,6 +285,7 @@ class DSGDExactCurve(Claim):
             "x0_scale": 1.0,
             "level": 1 - ALPHA,
             # the noise term alone (simulated): stationary window after the burn-in
+            "noise_graphs": ["ring"] if quick else ["ring", "exponential"],
             "noise_replicas": 4096 if quick else 32768,
             "noise_burn_in": 150,
             "noise_window": 400 if quick else 1200,
@@ -302,8 +303,8 @@ class DSGDExactCurve(Claim):
         x0 = start_point(problem, seeds["x0"], cfg["x0_scale"])
         record = checkpoints(cfg["steps"], cfg["checkpoints"])
         metrics = ("error", "consensus")
-        # statistical checks: 2 per graph (distributed curves) + 2 per graph (noise term)
-        level = split_level(4 * len(cfg["graphs"]))
+        # statistical checks: 2 per graph (distributed curves) + 2 per noise-term graph
+        level = split_level(2 * len(cfg["graphs"]) + 2 * len(cfg["noise_graphs"]))
         checks: dict[str, RuleOutcome] = {}
         series: dict[str, Any] = {}
         sent = 0
@@ -341,6 +342,8 @@ class DSGDExactCurve(Claim):
                     rtol=cfg["deterministic_rtol"], atol=1e-300,
                 )  # fmt: skip
             # -- the noise term alone: zeta2 = 0, x0 = x*, thousands of replicas
+            if graph not in cfg["noise_graphs"]:
+                continue
             ctx.progress(f"DSGD on {graph}, zeta2 = 0, x0 = x* ({cfg['noise_replicas']} replicas)")
             quiet = quadratic_problem(cfg, n, seeds["problem"], zeta2=0.0)
             nchecks, npanel = _noise_check(
@@ -494,17 +497,22 @@ class PSGDFloorShape(Claim):
             "burn_in": 300 if quick else 600,
             "window": 200 if quick else 600,
             "stride": 2 if quick else 4,
-            "replicas": 256 if quick else 1024,
+            "replicas": 128 if quick else 512,
             # the band on each exponent: the exact formula's exponents differ from the nominal
             # -1, +1 by the lower-order (gamma h)^2 terms of gamma sigma2/(n h (2 - gamma h))
             # (+0.03 in gamma at gamma <= 0.2); the fitted exponents are compared with the exact
             # formula's, so the band only has to hold the sweep's sampling error
             "tolerance": 0.1 if quick else 0.05,
             "executor": "simulated",
-            # the floor's level at (n_fixed, gamma_fixed) against exact_psgd: thousands of
-            # replicas, stationary time average (the noise term alone: x0 = x*)
-            "level_replicas": 4096 if quick else 32768,
-            "level_window": 400 if quick else 2000,
+            # the floor's level against exact_psgd at (level_n, level_gamma): many replicas,
+            # stationary time average (the noise term alone: x0 = x*); the largest gamma of the
+            # sweep mixes fastest, so a short window holds many independent samples
+            "level_n": 4,
+            "level_gamma": 0.2,
+            "level_replicas": 1024 if quick else 8192,
+            "level_burn_in": 100,
+            "level_window": 300 if quick else 1200,
+            "level_stride": 2,
         }
 
     def run(self, ctx: ClaimContext) -> ClaimResult:
@@ -545,11 +553,11 @@ class PSGDFloorShape(Claim):
             X, measured, slopes, tol=cfg["tolerance"], level=1 - ALPHA / 2, names=["n", "gamma"]
         )
         # the floor's level: the noise term alone, against exact_psgd
-        n, gamma = cfg["n_fixed"], cfg["gamma_fixed"]
+        n, gamma = cfg["level_n"], cfg["level_gamma"]
         ctx.progress(f"PSGD floor level n={n} gamma={gamma} ({cfg['level_replicas']} replicas)")
         problem = quadratic_problem(cfg, n, seeds["problem"], shared_hessian=True)
         x0 = np.tile(problem.x_star, (n, 1))
-        lwin = noise_window(cfg["burn_in"], cfg["level_window"], cfg["stride"] * 2)
+        lwin = noise_window(cfg["level_burn_in"], cfg["level_window"], cfg["level_stride"])
         lsteps = lwin[-1]
         traj = run(
             ctx, PSGD(gamma), problem, schedule("complete", n), x0, lsteps,
