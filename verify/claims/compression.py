@@ -159,8 +159,12 @@ class CompressorConstants(Claim):
         "Each compressor's error at its worst-case input equals its declared omega or 1 - delta, "
         "so a constant that is too small (unsound) or too large (loose) fails."
     )
-    detectable = {"each constant (at its worst case)": ("<= 1.6% (Monte Carlo); 1e-9 exact",
-                                                         "<= 0.5% (Monte Carlo); 1e-9 exact")}
+    detectable = {
+        "each constant (at its worst case)": (
+            "<= 1.6% (Monte Carlo); 1e-9 exact",
+            "<= 0.5% (Monte Carlo); 1e-9 exact",
+        )
+    }
     description = (
         "each compressor's E||C(x)-x||^2/||x||^2 equals its declared omega or 1-delta at its "
         "worst-case x (where declared tight) and stays below it on random x (conformance kit)"
@@ -358,9 +362,7 @@ class CompressedPSGDFloor(Claim):
                 replicas=cfg["floor_replicas"], executor="simulated",
             )  # fmt: skip
             fpred = float(np.mean(exact(k, cfg["sigma2"], np.zeros(d), window[-1], window)))
-            fout = exact_rule(
-                [fpred], ftraj.error.mean(axis=0)[:, None], level=level, rtol=1e-9
-            )
+            fout = exact_rule([fpred], ftraj.error.mean(axis=0)[:, None], level=level, rtol=1e-9)
             checks[f"{label}: floor"] = fout
             floors.append((d / k, fpred, fout.measured))
         for i, k in enumerate(cfg["compression_ks"]):
@@ -381,8 +383,14 @@ class CompressedPSGDFloor(Claim):
                 steps=cfg["compression_steps"], record=crec,
             )  # fmt: skip
             base = compressed_psgd_randk_exact(
-                hessian_diagonal=h, gamma=cgamma, sigma2=0.0, n=n, k=d, e0=e0,
-                steps=cfg["compression_steps"], record=crec,
+                hessian_diagonal=h,
+                gamma=cgamma,
+                sigma2=0.0,
+                n=n,
+                k=d,
+                e0=e0,
+                steps=cfg["compression_steps"],
+                record=crec,
             )  # fmt: skip  (omega = 0: the deterministic part)
             cout = exact_rule(cpred, ctraj.error.T, level=level, rtol=1e-9)
             # detectable error of the compression term itself (the part above omega = 0)
@@ -501,9 +509,7 @@ class EFVirtualIterate(Claim):
             f"EF-SGD (W = J), n={n} ranks (distributed), d={cfg['d']}, gamma={cfg['gamma']}, "
             f"R={cfg['replicas']}; identity predicted exactly (0 up to float64 round-off)"
         )
-        return self.make_result(
-            checks, series=series, seeds=list(seeds.values()), bytes_sent=sent
-        )
+        return self.make_result(checks, series=series, seeds=list(seeds.values()), bytes_sent=sent)
 
 
 # ---- (d) CHOCO consensus rate -------------------------------------------------------------------
@@ -617,8 +623,10 @@ class CompressedBytes(Claim):
     #: 2: seeds derived with SeedSequence; 3: runs from the example table (CHOCO consensus step
     #: 0.1, stable), separate bytes/trajectory checks, a round-off tolerance derived per run
     version = 3
-    detectable = {"bytes": ("exact (1 byte)", "exact (1 byte)"),
-                  "trajectory": ("float64 round-off", "float64 round-off")}
+    detectable = {
+        "bytes": ("exact (1 byte)", "exact (1 byte)"),
+        "trajectory": ("float64 round-off", "float64 round-off"),
+    }
 
     def config(self, budget: str) -> dict[str, Any]:
         return {

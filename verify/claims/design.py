@@ -131,8 +131,10 @@ class OptimalWeightsSpeedup(Claim):
         "On a path, the FDLA-optimal weights make gossip and DSGD converge faster than "
         "Metropolis weights by exactly the factor the exact predictions give."
     )
-    detectable = {"gossip curves and rounds (deterministic)": ("1e-8", "1e-8"),
-                  "DSGD consensus ratio": ("~4%", "~1.5%")}
+    detectable = {
+        "gossip curves and rounds (deterministic)": ("1e-8", "1e-8"),
+        "DSGD consensus ratio": ("~4%", "~1.5%"),
+    }
 
     def config(self, budget: str) -> dict[str, Any]:
         quick = budget == "quick"
