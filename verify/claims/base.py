@@ -469,8 +469,18 @@ class Claim(abc.ABC):
         )
 
     def plot(self, result: ClaimResult, fig) -> None:
-        """Draw ``result`` on the matplotlib figure ``fig`` (default: :func:`plot_series`)."""
-        plot_series(result, fig)
+        """Draw ``result`` on the matplotlib figure ``fig``.
+
+        The drawing lives in :mod:`figures.draw` (it reads only the saved result, so
+        ``python -m figures.plot`` redraws it without importing any claim); without the
+        ``figures`` package, the generic :func:`plot_series`.
+        """
+        try:
+            from figures.draw import draw
+        except ImportError:  # figures/ not installed: the generic drawing
+            plot_series(result, fig)
+            return
+        draw(result.to_dict(), fig)
 
 
 def plot_series(result: ClaimResult, fig) -> None:

@@ -352,7 +352,9 @@ class CompressedPSGDFloor(Claim):
                 "lo": checks[f"{label}: curve"].curves["lo"],
                 "hi": checks[f"{label}: curve"].curves["hi"],
             }  # fmt: skip
-            if k not in cfg["floor_ks"]:
+            if k not in cfg["floor_ks"]:  # the predicted floor only (drawn, not checked)
+                fpred = float(np.mean(exact(k, cfg["sigma2"], np.zeros(d), window[-1], window)))
+                floors.append((d / k, fpred, None))
                 continue
             # the floor: x0 = x*, stationary window, many replicas
             ctx.progress(f"compressed PSGD k={k}: floor ({cfg['floor_replicas']} replicas)")
@@ -414,7 +416,8 @@ class CompressedPSGDFloor(Claim):
             f"R={cfg['replicas']} (curves) / {cfg['floor_replicas']} (floor) / "
             f"{cfg['compression_replicas']} (sigma2 = 0)"
         )
-        note = "floor vs 1+omega: " + ", ".join(f"{a:g}: {b:.3g}" for a, b, _ in floors)
+        floors.sort()
+        note = "predicted floor vs 1+omega: " + ", ".join(f"{a:g}: {b:.3g}" for a, b, _ in floors)
         return self.make_result(checks, series=series, seeds=list(seeds.values()), note=note)
 
 
@@ -590,15 +593,27 @@ class ChocoConsensusRate(Claim):
                     detail=f"top-{k}: {why}",
                 )
                 return self.make_result({"rate_order": out}, seeds=list(seeds.values()))
-            slope = float(np.polyfit(t[sel], np.log(cons[sel]), 1)[0])
+            slope, icept = (float(v) for v in np.polyfit(t[sel], np.log(cons[sel]), 1))
             deltas.append(delta)
             rates.append(-slope)
-            series[f"k={k}"] = {"x": record, "consensus": cons.tolist()}
+            series[f"k={k}"] = {
+                "x": record, "consensus": cons.tolist(), "delta": delta,
+                "fit": [math.exp(icept + slope * float(v)) for v in record],
+                "fit_range": [int(t[sel][0]), int(t[sel][-1])],
+            }  # fmt: skip
         out = shape_rule(deltas, rates, 1.0, tol=cfg["tolerance"], level=1 - ALPHA, names=["delta"])
         out.detail += "; rates -log r per round: " + ", ".join(
             f"delta={a:g}: {b:.4g}" for a, b in zip(deltas, rates)
         )
-        series["rate"] = {"x": deltas, "rate": rates}
+        fit = out.curves
+        series["rate"] = {
+            "x": deltas, "rate": rates, "slope": fit["slopes"][0], "intercept": fit["intercept"][0],
+            "interval": [out.interval[0], out.interval[1]],
+        }  # fmt: skip
+        series["caption"] = (
+            f"CHOCO-Gossip, top-k, ring n={n}, d={d}, R=1 (deterministic), consensus step "
+            f"{cfg['consensus_step_per_delta']} delta"
+        )
         return self.make_result({"rate_order": out}, series=series, seeds=list(seeds.values()))
 
 

@@ -215,6 +215,8 @@ class OptimalWeightsSpeedup(Claim):
                                  rtol=1e-9)  # fmt: skip
                 checks[f"DSGD {key}: {metric}"] = out
                 dpanel[f"{key} {metric} mean"] = out.curves["mean"]
+                dpanel[f"{key} {metric} lo"] = out.curves["lo"]
+                dpanel[f"{key} {metric} hi"] = out.curves["hi"]
                 dpanel[f"{key} {metric} exact"] = out.curves["predicted"]
             outs[key] = checks[f"DSGD {key}: consensus"]
             final[key] = traj.consensus[-1]  # per-replica Xi at the last step, shape (R,)
@@ -225,6 +227,11 @@ class OptimalWeightsSpeedup(Claim):
             final["metropolis"], final["optimal"], r_pred, level
         )
         series["dsgd"] = dpanel
+        series["caption"] = (
+            f"path, n={n}, d={cfg['d']}; gossip R=1 (deterministic); DSGD gamma={cfg['gamma']}, "
+            f"R={cfg['replicas']}, {cfg['form'].upper()}; rho {rhos['metropolis']:.3g} "
+            f"(Metropolis) vs {rhos['optimal']:.3g} (optimal)"
+        )
         return self.make_result(
             checks, headline="gossip: rounds ratio", series=series, seeds=list(seeds.values()),
             bytes_sent=sent,

@@ -187,32 +187,8 @@ class GossipDecay(Claim):
             passed=ok, predicted=rho, measured=rate, interval=(rate, rate), detail=detail
         )
 
-    def plot(self, result: ClaimResult, fig) -> None:
-        panels = result.series
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        for ax, (name, s) in zip(axes, panels.items()):
-            floor = max(1e-33, 1e-30 * s["exact"][0])
-            for key, style, label in (
-                ("exact", "-", "exact_gossip"),
-                ("measured", "o", "measured (distributed)"),
-                ("rho^(2k) Xi_0", "--", r"$\rho^{2k}\Xi_0$"),
-            ):
-                ax.semilogy(s["x"], np.maximum(s[key], floor), style, ms=3, label=label)
-            ax.set_title(f"{name} (rho={s['rho']:.3g})", fontsize="small")
-            ax.set_xlabel("round k")
-        axes[0].set_ylabel("consensus distance")
-        axes[0].legend(fontsize="x-small")
-        fig.suptitle(f"gossip_decay: {result.verdict}")
-
 
 # ---- (b) DSGD exact curve -------------------------------------------------------------------
-def _band_plot(ax, s: dict, key: str, label: str) -> None:
-    x = s["x"]
-    ax.fill_between(x, s[f"{key}_lo"], s[f"{key}_hi"], alpha=0.3, label=f"{label} CI")
-    ax.plot(x, s[f"{key}_mean"], "o", ms=3, label=f"{label} mean (measured)")
-    ax.plot(x, s[f"{key}_exact"], "-", label=f"{label} exact")
-
-
 def _noise_check(ctx, cfg, problem, sched, gamma, form, seed, level):
     """DSGD's noise term alone: ``zeta2 = 0`` problem, ``x0 = x*``, ``R`` replicas on the
     simulator; the per-replica time averages of error and consensus over the stationary window
@@ -446,20 +422,6 @@ class ExecutorsAgree(Claim):
         )
         return self.make_result(checks, series=series, seeds=list(seeds.values()), bytes_sent=sent)
 
-    def plot(self, result: ClaimResult, fig) -> None:
-        panels = {k: v for k, v in result.series.items() if isinstance(v, dict)}
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        tol = result.config.get("tolerance", 1e-10)
-        for ax, (label, s) in zip(axes, panels.items()):
-            for key, v in s.items():
-                if key != "x":
-                    ax.semilogy(s["x"], [max(u, 1e-20) for u in v], label=key)
-            ax.axhline(tol, color="k", ls="--", label="tolerance")
-            ax.set_title(label, fontsize="small")
-            ax.set_xlabel("step")
-        axes[0].legend(fontsize="x-small")
-        fig.suptitle(f"executors_agree: {result.verdict}")
-
 
 # ---- (d) PSGD floor shape ---------------------------------------------------------------------
 @register_claim
@@ -591,33 +553,6 @@ class PSGDFloorShape(Claim):
             seeds=list(seeds.values()),
             note=f"each check at level {1 - ALPHA / 2:.3f} (family-wise {1 - ALPHA:.0%})",
         )  # fmt: skip
-
-    def plot(self, result: ClaimResult, fig) -> None:
-        s = result.series
-        cfg = result.config
-        grid = np.array(s["grid"], dtype=float)
-        m, lo, hi, ex = (
-            np.array(s[k]) for k in ("measured", "measured_lo", "measured_hi", "exact")
-        )
-        axes = fig.subplots(1, 2, squeeze=False)[0]
-        for ax, col, fixed_col, fixed, label, slope in (
-            (axes[0], 0, 1, cfg.get("gamma_fixed"), "n", s["fitted_slopes"][0]),
-            (axes[1], 1, 0, cfg.get("n_fixed"), "gamma", s["fitted_slopes"][1]),
-        ):
-            sel = np.isclose(grid[:, fixed_col], fixed)
-            order = np.argsort(grid[sel, col])
-            x = grid[sel, col][order]
-            ax.loglog(x, ex[sel][order], "-", label="exact formula")
-            ax.errorbar(
-                x, m[sel][order],
-                yerr=[m[sel][order] - lo[sel][order], hi[sel][order] - m[sel][order]],
-                fmt="o", ms=4, label=f"measured (slope {slope:+.3f})",
-            )  # fmt: skip
-            ax.set_xlabel(label)
-            ax.set_title(f"floor vs {label}")
-            ax.legend(fontsize="x-small")
-        axes[0].set_ylabel("E||x - x*||^2 (window average)")
-        fig.suptitle(f"psgd_floor_shape: {result.verdict}")
 
 
 # ---- (e) DSGD bound ---------------------------------------------------------------------------
