@@ -167,12 +167,7 @@ class CompressorConstants(Claim):
         "Each compressor's error at its worst-case input equals its declared omega or 1 - delta, "
         "so a constant that is too small (unsound) or too large (loose) fails."
     )
-    detectable = {
-        "each constant (at its worst case)": (
-            "<= 1.6% (Monte Carlo); 1e-9 exact",
-            "<= 0.5% (Monte Carlo); 1e-9 exact",
-        )
-    }
+    detectable = {"each constant (at its worst case)": ("<= 0.42%", "<= 0.42%")}
     description = (
         "each compressor's E||C(x)-x||^2/||x||^2 equals its declared omega or 1-delta at its "
         "worst-case x (where declared tight) and stays below it on random x (conformance kit)"
