@@ -160,7 +160,10 @@ class GossipDecay(Claim):
                 "rho": rho,
                 "n": int(start.shape[0]),
             }
-        series["caption"] = f"n={n} ({where}), d={cfg['d']}, R=1 (deterministic), {steps} rounds"
+        series["caption"] = (
+            f"n={n} (distributed; a torus needs n >= 9, else simulated at 3x3), d={cfg['d']}, "
+            f"R=1 (deterministic), {steps} rounds"
+        )
         return self.make_result(
             checks, headline=f"{cfg['topologies'][0]}: rho", series=series,
             seeds=list(seeds.values()), bytes_sent=sent,
