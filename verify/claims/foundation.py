@@ -446,7 +446,8 @@ class PSGDFloorShape(Claim):
         "gamma fitted from a simulated sweep lie within tolerance of the exact formula's; the "
         "floor's level equals exact_psgd's (4096 replicas, stationary time average)"
     )
-    #: 2: seeds derived with SeedSequence; 3: exponent CIs within the band, floor level check
+    #: 2: seeds derived with SeedSequence; 3: exponent CIs within the band (R = 256: at R = 128
+    #: the interval's half-width reached the band at seed 5), floor level check
     version = 3
 
     def config(self, budget: str) -> dict[str, Any]:
@@ -463,7 +464,7 @@ class PSGDFloorShape(Claim):
             "burn_in": 300 if quick else 600,
             "window": 200 if quick else 600,
             "stride": 2 if quick else 4,
-            "replicas": 128 if quick else 512,
+            "replicas": 256 if quick else 1024,
             # the band on each exponent: the exact formula's exponents differ from the nominal
             # -1, +1 by the lower-order (gamma h)^2 terms of gamma sigma2/(n h (2 - gamma h))
             # (+0.03 in gamma at gamma <= 0.2); the fitted exponents are compared with the exact
