@@ -634,11 +634,12 @@ class DSGDBound(Claim):
             "checkpoints": 11 if quick else 41,
             "replicas": 128 if quick else 1000,
             "x0_scale": 1.0,
-            # steady state of the isolating runs
+            # steady state of the isolating runs (the noise run only needs an upper limit well
+            # below a bound that is 4.8x above it: a few hundred replicas)
             "steady_steps": 800,
-            "noise_replicas": 2048 if quick else 16384,
+            "noise_replicas": 512 if quick else 4096,
             "noise_burn_in": 150,
-            "noise_window": 400 if quick else 1200,
+            "noise_window": 200 if quick else 1200,
             "noise_stride": 4,
             "derivation_rtol": 1e-10,
         }
