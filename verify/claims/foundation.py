@@ -468,8 +468,10 @@ class PSGDFloorShape(Claim):
             # the band on each exponent: the exact formula's exponents differ from the nominal
             # -1, +1 by the lower-order (gamma h)^2 terms of gamma sigma2/(n h (2 - gamma h))
             # (+0.03 in gamma at gamma <= 0.2); the fitted exponents are compared with the exact
-            # formula's, so the band only has to hold the sweep's sampling error
-            "tolerance": 0.1 if quick else 0.05,
+            # formula's, so the band only has to hold the sweep's sampling error (the 99.5%
+            # interval's half-width reaches ~0.09 at R = 256 for some seeds); the wrong shapes it
+            # must exclude (gamma^2, 1/sqrt(n), n^0) differ by >= 0.5 in an exponent
+            "tolerance": 0.15 if quick else 0.1,
             "executor": "simulated",
             # the floor's level against exact_psgd at (level_n, level_gamma): many replicas,
             # stationary time average (the noise term alone: x0 = x*); the largest gamma of the
