@@ -639,6 +639,7 @@ def run_async_simulated(
         _Worker(comm, setup, i, copy.deepcopy(oracle), gens[i], None, None) for i in range(setup.n)
     ]
     server = _Server(comm, setup, x0, deliver=lambda w: workers[w].on_message())
+    server.workers = workers  # the simulated workers (for inspection and planted-bug tests)
     server.run()
     return server.finish()
 

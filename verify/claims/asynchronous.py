@@ -162,17 +162,26 @@ class AsyncFixedDelayExact(Claim):
             replicas=cfg["noise_replicas"], executor="simulated",
         )  # fmt: skip
         npred = exact_delayed_sgd(quiet, gamma, tau, steps, quiet.x_star, record=window)
-        checks["noise term"] = exact_rule(
+        nout = exact_rule(
             [float(np.mean(npred.error))], window_average(ntraj.error)[:, None], level=level,
             rtol=1e-9,
         )  # fmt: skip
+        checks["noise term"] = nout
         series["noise term"] = {
             "x": window,
             "error_mean": ntraj.error.mean(axis=1).tolist(),
             "error_exact": np.asarray(npred.error).tolist(),
+            "window_mean": nout.curves["mean"][0],
+            "window_lo": nout.curves["lo"][0],
+            "window_hi": nout.curves["hi"][0],
+            "window_exact": nout.curves["predicted"][0],
         }
         # 4. stability: deterministic runs just below / above the predicted limit
-        panel: dict[str, Any] = {"x": list(range(cfg["stability_steps"] + 1))}
+        panel: dict[str, Any] = {
+            "x": list(range(cfg["stability_steps"] + 1)),
+            "measured": {},
+            "exact": {},
+        }
         for side, sign in (("below", -1.0), ("above", 1.0)):
             g = g_max * (1.0 + sign * cfg["stability_margin"])
             st = run(
@@ -196,7 +205,10 @@ class AsyncFixedDelayExact(Claim):
                     + ("converges (<= 1e-3)" if side == "below" else "diverges (>= 1e3)")
                 ),
             )
-            panel[f"{side} (gamma = {g:.3g})"] = np.maximum(e, 1e-300).tolist()
+            label = f"{side} (gamma = {g:.3g})"
+            panel["measured"][label] = np.maximum(e, 1e-300).tolist()
+            ex = exact_delayed_sgd(det, g, tau, cfg["stability_steps"], xbar0).error
+            panel["exact"][label] = np.maximum(np.asarray(ex, dtype=float), 1e-300).tolist()
         panel["limit"] = g_max
         series["stability"] = panel
         series["caption"] = (
