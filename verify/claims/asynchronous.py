@@ -81,8 +81,8 @@ class AsyncFixedDelayExact(Claim):
     version = 1
     detectable = {
         "initial condition + heterogeneity (sigma2 = 0)": ("1e-9", "1e-9"),
-        "noise (zeta2 = 0, x0 = x*)": ("0.9%", "0.3%"),
-        "whole curve (distributed, R = 128)": ("3%", "1%"),
+        "noise (zeta2 = 0, x0 = x*)": ("1.2%", "0.3%"),
+        "whole curve (distributed, R = 1024 / 4096)": ("3.3%", "1.7%"),
         "stability limit": ("5% of gamma_max", "5% of gamma_max"),
     }
 
@@ -96,7 +96,7 @@ class AsyncFixedDelayExact(Claim):
             "checkpoints": 13 if quick else 31,
             "replicas": 1024 if quick else 4096,
             "x0_scale": 1.0,
-            "noise_replicas": 4096 if quick else 32768,
+            "noise_replicas": 2048 if quick else 32768,
             "noise_burn_in": 150,
             "noise_window": 400 if quick else 1200,
             "noise_stride": 4,
