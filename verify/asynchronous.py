@@ -582,8 +582,10 @@ def run_async_simulated(
 
     Parameters
     ----------
-    oracle : GradientOracle
-        ``n`` data nodes, one per worker (e.g. :class:`verify.oracles.QuadraticOracle`).
+    oracle : GradientOracle, or a zero-argument factory of one
+        ``n`` data nodes, one per worker (e.g. :class:`verify.oracles.QuadraticOracle`, or
+        ``ClaimContext.oracle(problem)``). The simulator gives each worker its own deep copy
+        (an oracle's caches and counter-noise call count are per caller, as on the ranks).
     x0 : array_like (d,) or (R, d)
         Initial model (``(d,)`` repeated over ``replicas``).
     n_updates : int >= 1

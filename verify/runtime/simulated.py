@@ -14,7 +14,8 @@ its local tensor, ``s_c`` = bytes of its encoded compressed tensor):
 * ``mean``: ``floor(2 (n - 1) s / n)``, the bandwidth-optimal (ring) all-reduce;
 * ``gather``: ``(n - 1) s`` (ring all-gather);
 * ``compressed_mean``: ``(n - 1) s_c`` (all-gather of the encoded bytes);
-* ``compressed_mix``: ``outdeg_i * s_c``.
+* ``compressed_mix``: ``outdeg_i * s_c``;
+* ``send`` (point-to-point): the message's payload bytes, to the sender.
 
 ``allsum`` is measurement traffic and is not counted.
 """
