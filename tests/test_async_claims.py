@@ -77,10 +77,28 @@ def _compute_times_use_speed():
     return [(V, "compute_times", times)]
 
 
+def _exact_delay_noise():
+    # the exact fixed-delay prediction's noise term is 5% too large
+    import copy
+
+    from theorylab.exact import delay as D
+
+    orig = D.exact_delayed_sgd
+
+    def exact(problem, *args, **kwargs):
+        p = copy.copy(problem)
+        p.sigma2 = problem.sigma2 * 1.05
+        return orig(p, *args, **kwargs)
+
+    return [(D, "exact_delayed_sgd", exact)]
+
+
 #: bug -> (its patches, the claims that must catch it)
 BUGS = {
     "fixed-delay SGD applies the fresh gradient": (
         _fixed_delay_fresh_gradient, ["async_fixed_delay_exact"]),
+    "exact fixed-delay prediction: noise term x 1.05": (
+        _exact_delay_noise, ["async_fixed_delay_exact", "async_delay_dependence"]),
     "the server applies the fresh gradient": (_server_fresh_gradient, ["async_delay_dependence"]),
     "predicted shares weighted by compute time": (
         _shares_by_compute_time, ["async_speed_weighted_fixed_point"]),
