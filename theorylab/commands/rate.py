@@ -75,8 +75,8 @@ def add_arguments(parser) -> None:
     k.add_argument("--taus", default=None, help="candidate periods, e.g. 1,2,4,8 (--best tau)")
     k.add_argument("--candidates", default=None,
                    help="';'-separated compressor specs (--best compressor)")  # fmt: skip
-    k.add_argument("--T-max", dest="T_max", type=int, default=10**6,
-                   help="largest iteration count searched (default 1e6)")  # fmt: skip
+    k.add_argument("--T-max", dest="T_max", type=int, default=10**5,
+                   help="largest iteration count searched (default 1e5)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
