@@ -224,6 +224,27 @@ def test_exact_with_rho_only_uses_a_matrix_with_that_rho():
     assert "note" in calculator.predict("dsgd", T=50, **dict(NC, gamma=0.05, rho=RHO)).exact
 
 
+def test_gossip_bound_is_attained_on_the_slowest_eigenvector():
+    pred = calculator.predict("gossip", T=30, n=12, topology="ring", r0_sq=2.0)
+    for row, e in zip(pred.curve, pred.exact["value"]):
+        assert e == pytest.approx(row["total"], rel=1e-9)  # rho^(2t) r0_sq, tight
+
+
+def test_W_and_schedule_inputs():
+    W = mixing_matrix(ring(8), "metropolis")
+    a = calculator.predict("dsgd", T=50, W=W, **dict(SC, gamma=0.02))
+    b = calculator.predict("dsgd", T=50, topology="ring", **dict(SC, gamma=0.02))
+    assert a.inputs["rho"] == b.inputs["rho"] and a.exact["value"] == b.exact["value"]
+    with pytest.raises(TheorylabError, match="n x n"):
+        calculator.predict("dsgd", T=50, W=W[:4, :4], **dict(SC, gamma=0.02))
+    # the one-peer exponential schedule: rho_eff with 1 - rho_eff^2 = (1 - 0)/log2(n)
+    p = calculator.predict("dsgd", T=32, n=16, topology="one-peer-exponential",
+                           **{k: v for k, v in SC.items() if k != "n"}, gamma=0.01)  # fmt: skip
+    assert p.inputs["rho"] == pytest.approx(math.sqrt(1 - 1 / 4), rel=1e-12)
+    for row, e in zip(p.curve, p.exact["value"]):
+        assert row["total"] >= e
+
+
 def test_warning_outside_the_condition():
     with pytest.warns(TheorylabWarning, match="violates the step-size condition"):
         pred = calculator.predict("psgd", T=10, exact=False, **dict(SC, gamma=5.0))
@@ -432,7 +453,7 @@ def test_knob_errors():
     model = CommModel()
     with pytest.raises(TheorylabError, match="period"):
         knobs.best_tau("dsgd", target=0.1, model=model, **SC)
-    with pytest.raises(TheorylabError, match="fixes the step"):
+    with pytest.raises(TheorylabError, match="no step to choose"):
         knobs.best_step("ef_sgd", target=0.1, model=model, **dict(NC, delta=0.5))
     with pytest.raises(TheorylabError, match="degree"):
         knobs.seconds_per_iteration("dsgd", model, **dict(SC, rho=RHO))

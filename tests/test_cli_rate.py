@@ -123,6 +123,22 @@ def test_best_tau_and_topology_cli(capsys):
     assert got["choice"] == "one-peer exponential" and math.isfinite(got["time_s"])
 
 
+def test_W_file(capsys, tmp_path):
+    import numpy as np
+
+    from theorylab.mixing import mixing_matrix
+    from theorylab.topology import ring
+
+    path = tmp_path / "W.npy"
+    np.save(path, mixing_matrix(ring(8), "metropolis"))
+    base = ["rate", "dsgd", "--n", "8", "--L", "1", "--mu", "0.5", "--sigma2", "1", "--T", "50"]
+    a = _json(capsys, [*base, "--W", str(path)])
+    b = _json(capsys, [*base, "--topology", "ring"])
+    assert a["rate"] == b["rate"] and a["exact"]["value"] == b["exact"]["value"]
+    assert main([*base, "--W", str(tmp_path / "missing.npy")]) == 2
+    assert "missing.npy" in capsys.readouterr().err
+
+
 def test_list(capsys):
     assert main(["rate", "--list"]) == 0
     out = capsys.readouterr().out

@@ -20,24 +20,25 @@ the graph: ``rho = ||W - 11^T/n||_2`` (spectral gap ``1 - rho``), or ``topology`
 constants taken at dimension ``d``); ``tau_avg``, ``tau_max`` (delays); ``f`` (Byzantine count)
 and ``kappa`` (robustness of the aggregator); ``f_gap = f(x_0) - f*`` (non-convex bounds; the
 rate functions call it ``delta``, a name the calculator keeps for compression);
-``r0_sq = ||x_0 - x*||^2``; family extras ``G2``, ``B2``, ``S``, ``c``, ``eta_g``, ``L_tilde``,
-``G0``, ``form``; ``d`` and ``seed`` of the quadratic the exact engine uses.
+``r0_sq = ||x_0 - x*||^2`` (default 1); family extras ``G2``, ``B2``, ``S``, ``c``, ``eta_g``,
+``L_tilde``, ``G0``, ``form``; ``d`` and ``seed`` of the quadratic the exact engine uses.
 
 Example
 -------
 >>> p = predict("dsgd", n=16, topology="ring", weights="metropolis", L=1.0, mu=0.1,
-...             sigma2=1.0, zeta2=1.0, gamma=0.01, T=1000)
->>> p.rate.kind, sorted(p.rate.terms)
-('upper', ['heterogeneity', 'noise', 'optimization', 'topology'])
+...             sigma2=1.0, zeta2=1.0, gamma=0.002, T=1000)
+>>> p.rate.kind, p.rate.step_size_ok, sorted(p.rate.terms)
+('upper', True, ['heterogeneity', 'noise', 'optimization', 'topology'])
 >>> from theorylab.rates import dsgd
->>> p.rate.total == dsgd(gamma=0.01, L=1.0, mu=0.1, sigma2=1.0, zeta2=1.0, rho=p.inputs["rho"],
-...                      n=16, T=1000).total
+>>> p.rate.total == dsgd(gamma=0.002, L=1.0, mu=0.1, sigma2=1.0, zeta2=1.0, rho=p.inputs["rho"],
+...                      n=16, T=1000, avg_error0=1.0).total
+True
+>>> p.curve[-1]["total"] >= p.exact["value"][-1]  # the bound lies above the exact value
 True
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import warnings
@@ -91,7 +92,7 @@ INPUTS = {
     "f": "number of Byzantine nodes",
     "kappa": "robustness coefficient of the aggregator",
     "f_gap": "f(x_0) - f* (non-convex bounds)",
-    "r0_sq": "||x_0 - x*||^2",
+    "r0_sq": "||x_0 - x*||^2 (default 1; gossip: the initial consensus distance)",
     "G2": "bound on E||g||^2 (CHOCO) or (G, B)-dissimilarity G^2 (FedAvg)",
     "B2": "(G, B)-dissimilarity B^2",
     "S": "participating clients per round",
@@ -106,7 +107,7 @@ INPUTS = {
 
 _DEFAULTS = {
     "sigma2": 0.0, "zeta2": 0.0, "n": 1, "weights": "metropolis", "topology_seed": 0,
-    "tau": 1, "f": 0, "r0_sq": 0.0, "B2": 0.0, "c": 1.0, "eta_g": 1.0, "G0": 0.0,
+    "tau": 1, "f": 0, "r0_sq": 1.0, "B2": 0.0, "c": 1.0, "eta_g": 1.0, "G0": 0.0,
     "form": "atc", "d": 4, "seed": 0,
 }  # fmt: skip
 
@@ -298,7 +299,10 @@ class Algorithm:
     step : 'required' (the bound is evaluated at a step ``gamma``), 'optional' (gamma only
         checks the condition) or None (the theorem fixes the step)
     lazy_mixing : the rate's rho is that of ``(I + W)/2`` (exact diffusion)
+    kwargs : ``(inputs, T, rho) -> dict``, the keyword arguments of the rate function
+    transient : ``(inputs, rho) -> dict`` of the transient iterations, or None
     exact : name of the exact predictor in :mod:`theorylab.exact`, or None
+    exact_call : ``(inputs, problem, W, gamma, steps, record) -> ExactPrediction``, or None
     timing : how one iteration is timed under the alpha-beta model ('allreduce', 'gossip',
         'gossip2', 'allgather', 'local'), or None (not modelled)
     """
@@ -604,8 +608,12 @@ def _e_cpsgd(x, p, W, gamma, steps, rec):
 def _e_gossip(x, p, W, gamma, steps, rec):
     from theorylab.exact import exact_gossip
 
-    # consensus0 = r0_sq: node i starts at x* + s_i u with (1/n) sum s_i^2 = r0_sq, mean 0
-    s = np.array([(-1.0) ** i for i in range(p.n)])
+    # consensus0 = r0_sq: X_0 on the slowest eigenvector of a static symmetric W (where the
+    # bound rho^(2t) r0_sq is attained), else alternating signs; (1/n) sum s_i^2 = r0_sq
+    s = np.array([(-1.0) ** i for i in range(x.n)])
+    if isinstance(W, np.ndarray) and np.allclose(W, W.T):
+        lam, U = np.linalg.eigh(W - np.full(W.shape, 1.0 / x.n))
+        s = U[:, int(np.argmax(np.abs(lam)))]
     s = s - s.mean()
     scale = math.sqrt(x.r0_sq / max(np.mean(s**2), 1e-300)) if np.any(s) else 0.0
     X0 = np.outer(scale * s, np.ones(1))
@@ -1034,7 +1042,7 @@ def _exact(alg, ctx, gamma, Ts):
         if W is None:
             return {"note": "the exact curve needs a graph with n >= 2"}
     if alg.name == "gossip":
-        p = type("_P", (), {"n": ctx.n, "d": 1})()
+        p = None  # gossip needs only the graph
     else:
         try:
             p = exact_problem(n=ctx.n, d=ctx.d, L=ctx.L, mu=ctx.mu, zeta2=ctx.zeta2,
@@ -1209,7 +1217,3 @@ def compare(names: Iterable[str], *, T: int, exact: bool = False, **inputs) -> l
     if not names:
         raise TheorylabError("compare needs at least one algorithm")
     return [predict(nm, T=T, exact=exact, **inputs) for nm in names]
-
-
-def _replace_rate(p: Prediction, **kw) -> Prediction:  # pragma: no cover - helper for tests
-    return dataclasses.replace(p, **kw)

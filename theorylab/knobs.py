@@ -265,12 +265,20 @@ def best_step(
     minimising predicted time to ``target``; the time per iteration does not depend on gamma,
     so this is the step with the fewest iterations (ties: the larger step)."""
     alg = calculator.algorithm(name)
-    if alg.step is None:
-        raise TheorylabError(f"{name}: the theorem fixes the step; there is no step to choose")
+    if alg.step != "required":
+        raise TheorylabError(
+            f"{name}: the theorem fixes or tunes the step itself (gamma only checks its "
+            "condition); there is no step to choose"
+        )
     target = check_positive("target", target)
     inputs = {k: v for k, v in inputs.items() if k not in ("T", "gamma")}
     ctx = calculator.resolve_inputs(**inputs)
     calculator._check_needs(alg, ctx)
+    if calculator._default_step(alg, ctx, 100)[1][0].get("unused"):
+        raise TheorylabError(
+            f"{name}: this bound assumes its own tuned step and does not depend on gamma; "
+            "there is no step to choose"
+        )
     rows = []
     for g in calculator.step_grid(name, **inputs):
         k = _iterations(alg, ctx, target, T_max, g)

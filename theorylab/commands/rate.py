@@ -52,6 +52,10 @@ def add_arguments(parser) -> None:
         "--Ts", default=None,
         help="comma-separated evaluation points (default T/1000, T/100, T/10, T)",
     )  # fmt: skip
+    g.add_argument(
+        "--W", dest="W_file", default=None,
+        help="mixing matrix from a .npy file (e.g. saved by theorylab weights --save)",
+    )  # fmt: skip
     g.add_argument("--no-exact", action="store_true", help="skip the exact curve")
     k = parser.add_argument_group("the best knob (predicted wall-clock time to --target)")
     k.add_argument(
@@ -60,6 +64,11 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     k.add_argument("--target", type=float, default=None, help="target error EPS")
     k.add_argument("--alpha", type=float, default=None, help="latency per message, s")
+    k.add_argument(
+        "--calibrate", action="store_true",
+        help="measure alpha and beta on the distributed executor (the calibrator the verify "
+        "package registers) instead of --alpha/--beta",
+    )  # fmt: skip
     k.add_argument("--beta", type=float, default=None, help="inverse bandwidth, s/byte")
     k.add_argument(
         "--compute-time", dest="compute_time", type=float, default=0.0,
@@ -87,6 +96,10 @@ def _inputs(args) -> dict:
         if v is not None:
             out[name] = v
     out.pop("T", None)
+    if getattr(args, "W_file", None) is not None:
+        import numpy as np
+
+        out["W"] = np.load(args.W_file, allow_pickle=False)
     return out
 
 
@@ -242,6 +255,12 @@ def _run_best(args, names, inputs) -> int:
         raise TheorylabError("--best chooses a knob of one algorithm; drop --compare")
     if args.target is None:
         raise TheorylabError("--best needs the target error --target EPS")
+    calibration = None
+    if args.calibrate:
+        from theorylab.commands import registry
+
+        calibration = registry.calibrator()()  # verify's ping-pong, when verify is installed
+        args.alpha, args.beta = calibration.alpha, calibration.beta
     model = knobs.comm_model(
         alpha=args.alpha, beta=args.beta, nbytes=args.nbytes, compute_s=args.compute_time,
         d=inputs.get("d", 4),
@@ -261,5 +280,13 @@ def _run_best(args, names, inputs) -> int:
         choice = knobs.best_compressor(
             names[0], bit_budget=args.bit_budget, candidates=cands, **common, **inputs
         )
-    emit(choice, knobs.render(choice), args.json)
+    text = knobs.render(choice)
+    result = choice
+    if calibration is not None:
+        text = (
+            f"calibrated on the distributed executor: alpha = {calibration.alpha:.3g} s, "
+            f"beta = {calibration.beta:.3g} s/B, R^2 = {calibration.r2:.3f}\n" + text
+        )
+        result = {**choice.to_dict(), "calibration": calibration.to_dict()}
+    emit(result, text, args.json)
     return 0
