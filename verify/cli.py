@@ -134,14 +134,11 @@ def _select(names):
 
 
 def _list(as_json: bool) -> int:
-    from theorylab.output import emit, format_table
-    from verify.claims import CLAIMS, IMPORT_ERRORS
+    from theorylab.output import emit
+    from verify.claims import IMPORT_ERRORS, catalog, format_catalog
 
-    rows = [
-        {"claim": c.name, "kind": c.kind, "issue": c.issue, "description": c.description}
-        for c in CLAIMS.values()
-    ]
-    table = format_table(rows, ["claim", "kind", "issue", "description"])
+    rows = catalog()  # grouped by the lecture question each claim answers
+    table = format_catalog(rows)
     for module, err in IMPORT_ERRORS.items():
         table += f"\n(module verify.claims.{module} not loaded: {err})"
     emit({"claims": rows, "import_errors": IMPORT_ERRORS}, table, as_json)

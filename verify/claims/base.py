@@ -419,6 +419,10 @@ class Claim(abc.ABC):
     timeout_s : dict of str to float
         Default time limit of the claim per budget, in seconds at world size <= 4 (see
         :meth:`default_timeout_s`); a claim much slower or faster than most may override it.
+    question, plain : str
+        The lecture question the claim answers and one plain sentence of what it shows.
+    detectable : dict of str -> (str, str)
+        Per term, the minimum detectable relative error at 95 % power (quick, full budget).
     """
 
     name: str = ""
@@ -434,6 +438,14 @@ class Claim(abc.ABC):
     def default_timeout_s(self, ctx: ClaimContext) -> float:
         """Time limit of this claim: ``timeout_s[budget] * max(1, world_size / 4)`` seconds."""
         return float(self.timeout_s[ctx.budget]) * max(1.0, ctx.world_size / 4)
+
+    #: the lecture question the claim answers, and one plain sentence of what it shows
+    #: (``theorylab verify --list`` groups the claims by question)
+    question: str = ""
+    plain: str = ""
+    #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
+    #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
+    detectable: dict = {}
 
     @abc.abstractmethod
     def config(self, budget: str) -> dict[str, Any]:
@@ -493,6 +505,7 @@ class Claim(abc.ABC):
                     "measured": v.measured,
                     "interval": list(v.interval),
                     "detail": v.detail,
+                    "mde": getattr(v, "mde", None),
                 }
                 for k, v in checks.items()
             ],
@@ -502,8 +515,18 @@ class Claim(abc.ABC):
         )
 
     def plot(self, result: ClaimResult, fig) -> None:
-        """Draw ``result`` on the matplotlib figure ``fig`` (default: :func:`plot_series`)."""
-        plot_series(result, fig)
+        """Draw ``result`` on the matplotlib figure ``fig``.
+
+        The drawing lives in :mod:`figures.draw` (it reads only the saved result, so
+        ``python -m figures.plot`` redraws it without importing any claim); without the
+        ``figures`` package, the generic :func:`plot_series`.
+        """
+        try:
+            from figures.draw import draw
+        except ImportError:  # figures/ not installed: the generic drawing
+            plot_series(result, fig)
+            return
+        draw(result.to_dict(), fig)
 
 
 def plot_series(result: ClaimResult, fig) -> None:
