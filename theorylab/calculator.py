@@ -1193,8 +1193,11 @@ def predict(
     if main.big_o:
         notes.append("big-O: constants set to 1; compare shapes (exponents), not values")
     used = set(alg.needs) | set(alg.uses) | {"T", "gamma", "d", "seed"}
-    ignored = [k for k in ("zeta2", "tau", "omega", "delta", "tau_avg", "tau_max", "f", "kappa")
-               if k in inputs and inputs[k] not in (None, 0, 0.0, 1) and k not in used]  # fmt: skip
+    ignored = [
+        k
+        for k in ("mu", "zeta2", "tau", "omega", "delta", "tau_avg", "tau_max", "f", "kappa", "G2")
+        if inputs.get(k) is not None and inputs[k] != _DEFAULTS.get(k) and k not in used
+    ]
     if ignored:
         notes.append(f"{name} does not use {ignored}")
     transient = alg.transient(ctx, rho) if alg.transient is not None else None
@@ -1203,7 +1206,9 @@ def predict(
         warnings.warn(msg, TheorylabWarning, stacklevel=2)
     shown = used | {"topology", "weights", "compressor", "bits"}
     used_inputs = {k: v for k, v in ctx.values.items() if v is not None and k in shown}
-    used_inputs.update(gamma=gamma, rho=rho)
+    used_inputs["gamma"] = gamma
+    if rho is not None and ("rho" in alg.needs or "rho" in alg.uses):
+        used_inputs["rho"] = rho
     return Prediction(
         algorithm=name, family=alg.family, function=alg.function, inputs=used_inputs,
         sources=sources, rate=main, curve=curve, transient=transient, exact=ex,

@@ -150,11 +150,15 @@ def run(args) -> int:
 
 
 # ---- rendering ----------------------------------------------------------------------------------
-def _fmt_inputs(pred) -> str:
+def _fmt_inputs(pred, skip=()) -> str:
     keep = ("n", "L", "mu", "sigma2", "zeta2", "rho", "gamma", "tau", "omega", "delta",
             "tau_avg", "tau_max", "f", "kappa", "f_gap", "r0_sq", "G2", "S",
             "compressor")  # fmt: skip
-    parts = [f"{k}={format_value(pred.inputs[k])}" for k in keep if pred.inputs.get(k) is not None]
+    parts = [
+        f"{k}={format_value(pred.inputs[k])}"
+        for k in keep
+        if pred.inputs.get(k) is not None and k not in skip
+    ]
     return " ".join(parts)
 
 
@@ -231,15 +235,20 @@ def render_compare(preds) -> str:
     for p in preds:
         at = {row["T"]: row["total"] for row in p.curve}
         row = {"algorithm": p.algorithm, "kind": p.rate.kind, "big_o": p.rate.big_o,
-               "gamma": p.inputs.get("gamma"), "step_ok": p.rate.step_size_ok}  # fmt: skip
+               "rho": p.inputs.get("rho"), "gamma": p.inputs.get("gamma"),
+               "step_ok": p.rate.step_size_ok}  # fmt: skip
         for t in Ts:
             row[f"T={t}"] = at.get(t)
         row["steady"] = p.steady_state
         row["transient"] = (p.transient or {}).get("value")
         rows.append(row)
-    cols = ["algorithm", "kind", "big_o", "gamma", "step_ok", *[f"T={t}" for t in Ts], "steady",
-            "transient"]  # fmt: skip
-    lines = [f"totals of the bounds (inputs: {_fmt_inputs(preds[0])})", format_table(rows, cols)]
+    cols = ["algorithm", "kind", "big_o", "rho", "gamma", "step_ok", *[f"T={t}" for t in Ts],
+            "steady", "transient"]  # fmt: skip
+    merged = {}
+    for p in preds:
+        merged.update({k: v for k, v in p.inputs.items() if v is not None})
+    common = _fmt_inputs(type("_Inputs", (), {"inputs": merged})(), skip=("rho", "gamma"))
+    lines = [f"totals of the bounds (inputs: {common})", format_table(rows, cols)]
     for p in preds:
         lines.append(f"{p.algorithm}: {p.rate.quantity}; {p.rate.source}")
         for w in p.warnings:
