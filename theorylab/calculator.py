@@ -520,7 +520,8 @@ def _k_byz_lower(x, T, rho):
 
 # transient iterations: (inputs, rho) -> dict or None
 def _t_psgd(x, rho):
-    return {"value": 0.0, "scaling": "0", "source": "PSGD is the reference (0 by definition)"}
+    return {"value": 0.0, "note": "PSGD is the reference (0 by definition)",
+            "source": "definition"}  # fmt: skip
 
 
 def _t_decentralized(alg):

@@ -9,7 +9,9 @@ alpha-beta model of :mod:`theorylab.cost` (:mod:`theorylab.knobs`).
 from __future__ import annotations
 
 import math
+import warnings
 
+from theorylab.errors import TheorylabWarning
 from theorylab.output import emit, format_table, format_value
 
 HELP = (
@@ -137,6 +139,16 @@ def run(args) -> int:
     if args.T is None:
         raise TheorylabError("give the horizon --T (iterations), e.g. --T 1000")
     inputs = _inputs(args)
+    with warnings.catch_warnings():
+        # the theorem's conditions that the inputs violate are printed with the result (and in
+        # its JSON 'warnings'), not as Python warnings
+        warnings.simplefilter("ignore", TheorylabWarning)
+        return _run(args, names, inputs)
+
+
+def _run(args, names, inputs) -> int:
+    from theorylab import calculator
+
     if args.best is not None:
         return _run_best(args, names, inputs)
     Ts = _ints(args.Ts, "--Ts") if args.Ts else None
@@ -217,6 +229,8 @@ def render(pred) -> str:
             line = f"transient iterations: {format_value(t['value'])}"
             if t.get("scaling"):
                 line += f" (O({t['scaling']}){', big-O' if t.get('big_o') else ''})"
+            if t.get("note"):
+                line += f" ({t['note']})"
             if t.get("crossing") is not None:
                 line += (
                     f"; numerical crossing with PSGD (within 10%): {format_value(t['crossing'])}"
