@@ -18,8 +18,10 @@ the graph: ``rho = ||W - 11^T/n||_2`` (spectral gap ``1 - rho``), or ``topology`
 :func:`default_step`); ``T``; ``tau`` (local steps per round); ``omega`` (class U(omega)) or
 ``delta`` (class B(delta)), or ``compressor`` (a spec of :mod:`theorylab.compressors`, its
 constants taken at dimension ``d``); ``tau_avg``, ``tau_max`` (delays); ``f`` (Byzantine count)
-and ``kappa`` (robustness of the aggregator); ``f_gap = f(x_0) - f*`` (non-convex bounds; the
-rate functions call it ``delta``, a name the calculator keeps for compression);
+and ``kappa`` (robustness of the aggregator, or ``aggregator``, a spec of
+:mod:`theorylab.aggregators` whose bound gives kappa at n and f); ``f_gap = f(x_0) - f*``
+(non-convex bounds; the rate functions call it ``delta``, a name the calculator keeps for
+compression);
 ``r0_sq = ||x_0 - x*||^2`` (default 1); family extras ``G2``, ``B2``, ``S``, ``c``, ``eta_g``,
 ``L_tilde``, ``G0``, ``form``; ``d`` and ``seed`` of the quadratic the exact engine uses.
 
@@ -91,6 +93,7 @@ INPUTS = {
     "tau_max": "maximum delay",
     "f": "number of Byzantine nodes",
     "kappa": "robustness coefficient of the aggregator",
+    "aggregator": "aggregator spec of theorylab.aggregators (gives kappa at n, f)",
     "f_gap": "f(x_0) - f* (non-convex bounds)",
     "r0_sq": "||x_0 - x*||^2 (default 1; gossip: the initial consensus distance)",
     "G2": "bound on E||g||^2 (CHOCO) or (G, B)-dissimilarity G^2 (FedAvg)",
@@ -180,6 +183,7 @@ def resolve_inputs(**inputs) -> _Ctx:
     ctx = _Ctx(v)
     _resolve_graph(ctx)
     _resolve_compressor(ctx)
+    _resolve_aggregator(ctx)
     return ctx
 
 
@@ -265,6 +269,29 @@ def _resolve_compressor(ctx: _Ctx) -> None:
     ctx.sources["omega/delta"] = f"{C.name or spec} at d = {v['d']}"
     if v["omega"] is None and v["delta"] is None:
         raise TheorylabError(f"compressor {spec!r} declares neither omega nor delta")
+
+
+def _resolve_aggregator(ctx: _Ctx) -> None:
+    v = ctx.values
+    spec = v["aggregator"]
+    if spec is None:
+        return
+    if v["kappa"] is not None:
+        raise TheorylabError("give an aggregator spec or kappa, not both")
+    try:
+        from theorylab.aggregators import get_aggregator
+    except ImportError as exc:
+        raise TheorylabError(
+            f"aggregator specs need theorylab.aggregators ({exc}); give kappa (--kappa) instead"
+        ) from exc
+    kappa = get_aggregator(spec).kappa(v["n"], v["f"])
+    if kappa is None:
+        raise TheorylabError(
+            f"aggregator {spec!r} has no pinned (f, kappa)-robustness bound at n = {v['n']}, "
+            f"f = {v['f']}; give kappa (--kappa), e.g. an empirical one"
+        )
+    v["kappa"] = float(kappa)
+    ctx.sources["kappa"] = f"{spec} at n = {v['n']}, f = {v['f']} (theoretical bound)"
 
 
 def _mixing_rho(ctx: _Ctx, lazy: bool) -> tuple[float, str]:
@@ -504,7 +531,10 @@ def _opt(**kw):
 
 def _k_byz_dshb(x, T, rho):
     if x.kappa is None:
-        raise TheorylabError("robust_dshb needs the aggregator's robustness kappa (--kappa)")
+        raise TheorylabError(
+            "robust_dshb needs the aggregator's robustness: kappa (--kappa) or an aggregator "
+            "spec (--aggregator, e.g. nnm+trimmed-mean)"
+        )
     return dict(kappa=x.kappa, zeta2=x.zeta2, n=x.n, f=x.f, sigma2=x.sigma2, T=T, B2=x.B2,
                 **_opt(L=x.L, delta=x.f_gap))  # fmt: skip
 
@@ -1205,7 +1235,7 @@ def predict(
     ex = _exact(alg, ctx, gamma, Ts) if exact else None
     for msg in caught:
         warnings.warn(msg, TheorylabWarning, stacklevel=2)
-    shown = used | {"topology", "weights", "compressor", "bits"}
+    shown = used | {"topology", "weights", "compressor", "bits", "aggregator"}
     used_inputs = {k: v for k, v in ctx.values.items() if v is not None and k in shown}
     used_inputs["gamma"] = gamma
     if rho is not None and ("rho" in alg.needs or "rho" in alg.uses):

@@ -24,7 +24,7 @@ _FLOATS = ("L", "mu", "sigma2", "zeta2", "rho", "p", "radius", "gamma", "omega",
            "tau_avg", "tau_max", "kappa", "f_gap", "r0_sq", "G2", "B2", "c", "eta_g", "L_tilde",
            "G0")  # fmt: skip
 _INTS = ("n", "degree", "topology_seed", "T", "tau", "f", "S", "d", "seed")
-_STRS = ("topology", "weights", "compressor", "form")
+_STRS = ("topology", "weights", "compressor", "aggregator", "form")
 
 
 def _flag(name: str) -> str:
