@@ -135,6 +135,22 @@ def test_byzantine_rates_equal_direct_call(name):
     _same(calculator.rate(name, T=T, **inputs), getattr(byzantine, name)(**kw))
 
 
+def test_aggregator_spec_gives_kappa():
+    if "robust_dshb" not in calculator.available():
+        pytest.skip("theorylab.rates.byzantine not merged yet")
+    from theorylab import aggregators
+    from theorylab.rates import byzantine
+
+    kappa = aggregators.get_aggregator("nnm+trimmed-mean").kappa(10, 2)
+    pred = calculator.predict("robust_dshb", T=100, aggregator="nnm+trimmed-mean",
+                              **dict(NC, n=10, f=2))  # fmt: skip
+    assert pred.inputs["kappa"] == kappa
+    _same(pred.rate, byzantine.robust_dshb(kappa=kappa, zeta2=0.3, n=10, f=2, sigma2=0.5,
+                                           L=1.0, delta=3.0, T=100))  # fmt: skip
+    with pytest.raises(TheorylabError, match="not both"):
+        calculator.predict("robust_dshb", T=100, aggregator="cw-median", kappa=1.0, **NC)
+
+
 def test_curve_at_every_T_equals_direct_call():
     pred = calculator.predict("dsgd", T=400, exact=False, **dict(SC, gamma=0.02, rho=RHO))
     assert [row["T"] for row in pred.curve] == [4, 40, 400]
