@@ -459,6 +459,11 @@ def render(choice: KnobChoice) -> str:
         f"model: alpha = {format_value(m['alpha'])} s, beta = {format_value(m['beta'])} s/B, "
         f"{m['nbytes']} B per model message, compute {format_value(m['compute_s'])} s/iteration",
         f"ranked by: {choice.note}",
-        format_table(choice.rows),
+        format_table(
+            [
+                {choice.knob: r["value"], **{k: v for k, v in r.items() if k != "value"}}
+                for r in choice.rows
+            ]
+        ),  # fmt: skip
     ]
     return "\n".join(lines)
