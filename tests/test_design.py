@@ -402,3 +402,45 @@ def test_subgradient_sparse_route_small_n_matches_dense():
         sparse = subgradient_weights(G, dense_max_n=0, max_iter=40)
         dense = subgradient_weights(G, max_iter=40)
         assert sparse.rho == pytest.approx(dense.rho, abs=1e-12)
+
+
+def test_cli_reports_a_solver_failure_without_traceback(monkeypatch, capsys):
+    from theorylab.cli import main
+
+    def fail(*a, **k):
+        raise SolverError("barrier: stalled at duality gap 1e-3 > tol = 1e-8 (numerical limit)")
+
+    monkeypatch.setattr(design, "compare_weight_rules", fail)
+    assert main(["weights", "ring", "--n", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "solver failed: barrier: stalled" in err and "Traceback" not in err
+
+
+# The n = 200 graphs of issue 7 item 5 (the CLI's `weights erdos-renyi --n 200 --p 0.05`, seed 0,
+# and benchmarks/design.py's random geometric graph): minutes per solve on a loaded 2-core
+# machine, so run only with THEORYLAB_SLOW_TESTS=1. The barrier's certified interval
+# [lower_bound, rho] must contain SCS's rho to SCS's accuracy at eps 1e-7 (2e-6 measured).
+_SLOW = pytest.mark.skipif(
+    not __import__("os").environ.get("THEORYLAB_SLOW_TESTS"), reason="set THEORYLAB_SLOW_TESTS=1"
+)
+
+
+def _n200_graphs():
+    from theorylab import topology
+
+    yield "ER(200, 0.05) seed 0", topology.erdos_renyi(200, 0.05, seed=0)
+    G = nx.random_geometric_graph(200, math.sqrt(8 / (199 * math.pi)), seed=1000)
+    yield "RGG(200) seed 1000", G
+
+
+@_SLOW
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_n200_graphs_converge_and_agree_with_scs(nonneg):
+    for name, G in _n200_graphs():
+        if not nx.is_connected(G):
+            continue
+        ours = optimal_weights(G, nonnegative=nonneg, fallback=None, progress=False)
+        assert ours.solver == "barrier", name
+        assert ours.rho - ours.lower_bound <= 1e-8, name
+        ref = optimal_weights(G, nonnegative=nonneg, solver="SCS", tol=1e-7)
+        assert abs(ref.rho - ours.rho) <= 1e-5, name
