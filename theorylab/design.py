@@ -9,8 +9,10 @@ e_i - e_j`` for the edge ``e = {i, j}``,
 
     W(w) = I - sum_e w_e a_e a_e^T,
 
-so that ``W = W^T``, ``W 1 = 1`` and the sparsity of the graph (plus the diagonal, i.e. self-loops
-are always allowed) hold by construction.
+so that ``W = W^T``, ``W 1 = 1`` and the sparsity of the graph (plus the diagonal: the self
+weight ``W_ii = 1 - sum_j W_ij`` is free) hold by construction. With ``zero_diagonal=True`` the
+equality ``N w = 1`` (``N`` the unsigned node-edge incidence) also forces ``W_ii = 0``, the
+variant without self weights used by several gossip papers.
 
 * **FDLA** (fastest distributed linear averaging, symmetric): minimise ``rho(W(w))`` over
   ``w in R^m`` (negative weights allowed).
@@ -33,6 +35,18 @@ solver (``"SCS"``, ``"CLARABEL"``) solves the same SDP in the sparse n x n edge 
 ``benchmarks/design.py`` for the comparison that chose the default. For graphs too large for an SDP
 (n in the thousands) :func:`subgradient_weights` runs the projected subgradient method of Xiao &
 Boyd (2004, Sec. 5).
+
+Long solves. At n = 200 the barrier needs far more Newton steps than at n <= 100 (Erdos-Renyi
+n = 200, p = 0.05, FMMC: 860 steps; the former cap of 500 made ``theorylab weights`` fail). The
+cause, traced step by step: right after each increase of ``t`` the backtracking line search
+accepts long damped steps that shrink the slack ``s - lambda_2(W)`` of the top eigenvalue to
+1e-3..1e-2 of its central-path value ``>= 1/t``; from there Newton takes full steps whose
+decrement stays ~3 while ``s`` creeps down by ~1e-6 per step (the Dikin ellipsoid is thin in the
+direction that rotates the top eigenvector), for hundreds of steps per centering. A rule that
+forbids any slack from shrinking by more than a factor per step did not help (measured: more
+steps). So the cap is now 2000 steps, a long solve reports its progress on stderr, and if the
+barrier still stops short the solve falls back to a cvxpy solver (``fallback``, SCS by default)
+with a warning and a message saying so.
 
 Measured (``benchmarks/design.py``, shared 2-core VM, 1 BLAS thread; rho error against the
 barrier's certified lower bound): barrier 0.04-2.1 s on random geometric graphs n = 20-200 and
