@@ -36,17 +36,18 @@ solver (``"SCS"``, ``"CLARABEL"``) solves the same SDP in the sparse n x n edge 
 (n in the thousands) :func:`subgradient_weights` runs the projected subgradient method of Xiao &
 Boyd (2004, Sec. 5).
 
-Long solves. At n = 200 the barrier needs far more Newton steps than at n <= 100 (Erdos-Renyi
-n = 200, p = 0.05, FMMC: 860 steps; the former cap of 500 made ``theorylab weights`` fail). The
-cause, traced step by step: right after each increase of ``t`` the backtracking line search
-accepts long damped steps that shrink the slack ``s - lambda_2(W)`` of the top eigenvalue to
-1e-3..1e-2 of its central-path value ``>= 1/t``; from there Newton takes full steps whose
-decrement stays ~3 while ``s`` creeps down by ~1e-6 per step (the Dikin ellipsoid is thin in the
-direction that rotates the top eigenvector), for hundreds of steps per centering. A rule that
-forbids any slack from shrinking by more than a factor per step did not help (measured: more
-steps). So the cap is now 2000 steps, a long solve reports its progress on stderr, and if the
-barrier still stops short the solve falls back to a cvxpy solver (``fallback``, SCS by default)
-with a warning and a message saying so.
+Long solves. At n = 200 the plain barrier needed far more Newton steps than at n <= 100
+(Erdos-Renyi n = 200, p = 0.05, FMMC: 860 steps, so the former cap of 500 made ``theorylab
+weights`` fail). The cause, traced step by step: right after each increase of ``t`` the
+backtracking line search accepted long damped steps that shrank the slack ``s - lambda_2(W)`` of
+the top eigenvalue to 1e-3..1e-2 of its central-path value (``>= 1/t``); from there Newton took
+full steps whose decrement stayed ~3 while ``s`` crept down by ~1e-6 per step (the Dikin ellipsoid
+is thin in the direction that rotates the top eigenvector), for hundreds of steps per centering.
+The fix: after every Newton step ``s`` alone is re-centred exactly (:func:`_center_s`, a convex
+1-D problem on the eigenvalues already computed by the line search, O(n)), which restores
+``t a_k >= 1`` for every slack and never increases the objective. A cap (``max_iter``, 2000),
+progress lines on stderr for long solves, and a cvxpy fallback (``fallback``, SCS by default,
+with a warning and a message saying so) remain as guards.
 
 Measured (``benchmarks/design.py``, shared 2-core VM, 1 BLAS thread; rho error against the
 barrier's certified lower bound): barrier 0.04-2.1 s on random geometric graphs n = 20-200 and
@@ -429,9 +430,12 @@ def _barrier_solve(
     nbar = 2 * (n - 1) + (m if nonnegative else 0) + (n if cap else 0)
     Ndense = N.toarray() if zero_diagonal else None
 
+    last = {}
+
     def phi(w, s):
         """Barrier part of the objective (without ``t s``), or inf outside the domain."""
         lam = np.linalg.eigvalsh((B * w) @ B.T)
+        last["lam"] = lam
         a, b = s - 1.0 + lam, s + 1.0 - lam
         if a.min() <= 0 or b.min() <= 0:
             return math.inf
@@ -502,6 +506,8 @@ def _barrier_solve(
                 break  # no progress possible at this t: numerical floor reached
             decrease = f - (f_new + t * alpha * dx[m])
             w, s, f = w + alpha * dx[:m], s + alpha * dx[m], f_new
+            # re-centre s exactly (1-D, O(n)): keeps every eigenvalue slack >= 1/t (see above)
+            s, f = _center_s(last["lam"], s, t, f)
             if decrease <= 1e-13 * max(1.0, abs(f)):
                 break  # decrease below floating-point resolution: centred as well as possible
         gap = nbar / t
@@ -513,6 +519,49 @@ def _barrier_solve(
                 "(numerical limit); use a larger tol"
             )
         t *= mu
+
+
+def _center_s(lam, s, t, f):
+    """Minimise ``t s - sum log(s - 1 + lam) - sum log(s + 1 - lam)`` over ``s`` alone (w fixed).
+
+    The objective is convex in ``s``; its minimiser solves ``sum 1/a + sum 1/b = t`` with
+    ``a = s - 1 + lam``, ``b = s + 1 - lam``, so afterwards every ``t a_k >= 1`` and ``t b_k >= 1``:
+    no eigenvalue slack is left far below its central-path value. Safeguarded Newton on the
+    derivative inside the bracket ``(s_lo, s_lo + 2 len(lam) / t]``. Returns ``(s, f)`` with ``f``
+    the barrier part updated for the new ``s`` (the other terms do not depend on ``s``).
+    """
+    s_lo = max(1.0 - lam.min(), lam.max() - 1.0)
+    lo, hi = s_lo, s_lo + 2.0 * len(lam) / t
+
+    def terms(x):
+        a, b = x - 1.0 + lam, x + 1.0 - lam
+        return a, b
+
+    a, b = terms(s)
+    old = -np.log(a).sum() - np.log(b).sum()
+    x = min(max(s, lo + 0.5 * (hi - lo) * 1e-3), hi)
+    for _ in range(100):
+        a, b = terms(x)
+        d1 = t - (1.0 / a).sum() - (1.0 / b).sum()
+        if d1 > 0:
+            hi = x
+        else:
+            lo = x
+        d2 = (1.0 / a**2).sum() + (1.0 / b**2).sum()
+        nx_ = x - d1 / d2
+        if not lo < nx_ < hi:
+            nx_ = 0.5 * (lo + hi)
+        if abs(nx_ - x) <= 1e-15 * max(1.0, abs(x)):
+            x = nx_
+            break
+        x = nx_
+    a, b = terms(x)
+    if a.min() <= 0 or b.min() <= 0:
+        return s, f
+    new = -np.log(a).sum() - np.log(b).sum()
+    if t * x + new > t * s + old:  # never worse than where it started
+        return s, f
+    return x, f - old + new
 
 
 def _newton_direction(H, grad, Aeq=None):
