@@ -18,6 +18,8 @@ import sys
 import time
 import tracemalloc
 
+import numpy as np
+
 from theorylab.problems import heterogeneous_quadratic
 
 
@@ -34,13 +36,19 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     n, d = args.n, args.d
-    times = []
+    times, base = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         p, _ = build(n, d)
         times.append(time.perf_counter() - t0)
         assert p._A is None, "a dense Hessian was built"
         del p
+        # baseline in the same run: the two (n, d) draws any such generator makes
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        rng.uniform(-1.0, 1.0, size=(n, d))
+        rng.standard_normal((n, d))
+        base.append(time.perf_counter() - t0)
     tracemalloc.start()
     p, consts = build(n, d)
     _, peak = tracemalloc.get_traced_memory()
@@ -49,6 +57,8 @@ def main(argv=None) -> int:
     med = statistics.median(times)
     print(f"heterogeneous_quadratic(n={n}, d={d}, diagonal) + every constant:")
     print(f"  median time {med:.3f} s over {args.repeats} (target < 1 s)")
+    b = statistics.median(base)
+    print(f"  baseline (one uniform + one normal (n, d) draw): {b:.3f} s; ratio {med / b:.2f}x")
     print(
         f"  peak traced memory {peak / 2**20:.1f} MiB = {peak / (2 * nd_bytes):.2f} x the two "
         f"(n, d) arrays ({2 * nd_bytes / 2**20:.1f} MiB; target < 2); dense Hessians would "

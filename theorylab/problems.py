@@ -218,7 +218,14 @@ class QuadraticProblem:
     def zeta2_star(self) -> float:
         """Heterogeneity at the optimum (H2): (1/n) sum_i ||grad f_i(x*)||^2."""
         if getattr(self, "_zeta2_star", None) is None:
-            self._zeta2_star = float(np.mean(np.sum(self.grad_star**2, axis=1)))
+            g = self.grad_star
+            # row blocks of ~1e6 entries: the same row sums as one np.sum(g**2, axis=1), without
+            # an (n, d) temporary
+            rows = max(1, 1_000_000 // max(self.d, 1))
+            sq = np.concatenate(
+                [np.sum(g[i : i + rows] ** 2, axis=1) for i in range(0, self.n, rows)]
+            )
+            self._zeta2_star = float(np.mean(sq))
         return self._zeta2_star
 
     @property
@@ -336,7 +343,8 @@ class QuadraticProblem:
         """Deterministic local gradients grad f_i(x_i) = A_i (x_i - b_i), shape (n, d)."""
         r = self._points(x) - self.b
         if self.hessian_diagonal is not None:
-            return self.hessian_diagonal * r
+            r *= self.hessian_diagonal  # in place: no second (n, d) array
+            return r
         return np.einsum("nij,nj->ni", self.A, r)
 
     def stochastic_grad(self, x, rng: np.random.Generator) -> np.ndarray:
@@ -420,13 +428,30 @@ def heterogeneous_quadratic(
     else:
         A = _dense_hessians(n, d, L, mu, shared_hessian, rng)
     b_raw = rng.standard_normal((n, d))
-    raw = QuadraticProblem(A, b_raw, sigma2)
-    z_raw = raw.zeta2_star
+    raw = _problem(A, b_raw, sigma2, diagonal)
+    z_raw, x_star = raw.zeta2_star, raw.x_star
+    del raw  # its cached (n, d) gradients
     if zeta2 > 0 and z_raw <= 1e-300:
         raise TheorylabError("cannot create heterogeneity with these Hessians; increase n")
     t = np.sqrt(zeta2 / z_raw) if zeta2 > 0 else 0.0
-    b = raw.x_star + t * (b_raw - raw.x_star)
-    return QuadraticProblem(A, b, sigma2)
+    # b = x* + t (b_raw - x*), in place (the same operations, so the same values)
+    b = b_raw
+    b -= x_star
+    b *= t
+    b += x_star
+    return _problem(A, b, sigma2, diagonal)
+
+
+def _problem(A, b, sigma2, diagonal) -> QuadraticProblem:
+    """A QuadraticProblem of generated (finite, owned) arrays; diagonal ones without a copy."""
+    if not diagonal:
+        return QuadraticProblem(A, b, sigma2)
+    p = QuadraticProblem.__new__(QuadraticProblem)
+    p.sigma2 = check_positive("sigma2", sigma2, allow_zero=True)
+    p.b = b
+    p.n, p.d = b.shape
+    p._init_diagonal(A)
+    return p
 
 
 def _shared_1d_check(d, L, mu):
