@@ -33,9 +33,15 @@ import threading
 
 __all__ = ["SMALL_DENSE_MAX_N", "blas_threads", "small_dense"]
 
-#: Largest matrix dimension run with one BLAS thread. Set from ``benchmarks/threads.py`` on the
-#: 2-core VM: one thread was never slower for the barrier SDP up to n = 200 (its Newton matrix is
-#: m x m with m up to ~1000) nor for ``eigh`` up to n = 2000; above that threads can pay off.
+#: Largest matrix dimension run with one BLAS thread. Measured (``benchmarks/threads.py``, the
+#: shared 2-core VM under heavy load): FDLA by the barrier at n = 100 took 9.2 s with one thread
+#: and 296 s with two; ``numpy.linalg.eigh`` of a dense symmetric n x n matrix, medians of 3
+#: interleaved runs, 1 vs 2 threads: n = 200 0.048 vs 1.19 s, n = 500 0.56 vs 6.9 s, n = 1000
+#: 2.7 vs 27.6 s.
+#: The barrier's Newton matrix is m x m (m ~ 4 n on the benchmark graphs), so every dense
+#: factorisation of a design problem up to n ~ 500 is below this bound. Chosen, not measured,
+#: above n = 1000: one thread is the safe default on small shared machines; set
+#: ``THEORYLAB_BLAS_THREADS`` to use more.
 SMALL_DENSE_MAX_N = 2000
 
 _state = threading.local()
