@@ -110,7 +110,7 @@ def _kept_sets(n: int, f: int, device) -> torch.Tensor:
 
 
 def robustness_ratio(x: torch.Tensor, y: torch.Tensor, f: int, *, rtol: float = 1e-9):
-    r"""max over S (|S| = n - f) of ``||y - xbar_S||^2 / ((1/|S|) sum_{i in S} ||x_i - xbar_S||^2)``.
+    r"""Worst ratio over S, |S| = n - f: ``||y - xbar_S||^2 / ((1/|S|) sum_S ||x_i - xbar_S||^2)``.
 
     x: (..., n, d), y: (..., d) -> (...). Every S is enumerated (C(n, f) sets, small n). A set
     with zero spread (below ``rtol`` times the input scale) gives 0 if ``y`` equals its mean

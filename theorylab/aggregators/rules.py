@@ -159,7 +159,8 @@ def geometric_median(
     obj = dist.sum(dim=-1)
     converged = torch.zeros(obj.shape, dtype=torch.bool, device=x.device)
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         beta = 1.0 / dist.clamp_min(nu)
         z_new = (beta.unsqueeze(-1) * x).sum(dim=-2) / beta.sum(dim=-1, keepdim=True)
         dist_new = torch.linalg.vector_norm(x - z_new.unsqueeze(-2), dim=-1)
