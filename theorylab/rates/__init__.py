@@ -6,6 +6,7 @@ notation of shared/references/rates.md §0.
 """
 
 from theorylab.rates._rate import Rate, warn_step_size
+from theorylab.rates.byzantine import bucketing_momentum_sgd, byzantine_lower_bound, robust_dshb
 from theorylab.rates.compression import (
     choco_consensus_step,
     choco_gossip,
@@ -44,4 +45,8 @@ __all__ = [
     "choco_gossip",
     "choco_sgd",
     "compressed_lower_bound",
+    # byzantine: robust D-SHB floor, bucketing + momentum, lower bound
+    "robust_dshb",
+    "bucketing_momentum_sgd",
+    "byzantine_lower_bound",
 ]
