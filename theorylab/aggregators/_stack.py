@@ -50,7 +50,7 @@ def check_stack(x, name: str = "x") -> torch.Tensor:
 def check_f(f, n: int, limit: str = "half", rule: str = "aggregator") -> int:
     """Validate the Byzantine count: ``0 <= f`` and the rule's own limit.
 
-    limit: ``'half'`` (2f < n), ``'krum'`` (2f < n and n - f - 1 >= 1), ``'any'`` (f < n).
+    limit: ``'half'`` or ``'krum'`` (2f < n; then Krum's n - f - 1 >= 0), ``'any'`` (f < n).
     """
     if isinstance(f, bool) or not isinstance(f, numbers.Integral):
         raise TypeError(f"f (Byzantine count) must be an integer, got {f!r}")
@@ -64,8 +64,6 @@ def check_f(f, n: int, limit: str = "half", rule: str = "aggregator") -> int:
         raise TheorylabError(
             f"{rule}: need f < n/2 (2f < n), got f={f} with n={n}; lower f or add inputs"
         )
-    if limit == "krum" and n - f - 1 < 1:
-        raise TheorylabError(f"{rule}: need n - f - 1 >= 1 neighbours, got n={n}, f={f}")
     return f
 
 

@@ -165,8 +165,12 @@ def geometric_median(
         z_new = (beta.unsqueeze(-1) * x).sum(dim=-2) / beta.sum(dim=-1, keepdim=True)
         dist_new = torch.linalg.vector_norm(x - z_new.unsqueeze(-2), dim=-1)
         obj_new = dist_new.sum(dim=-1)
+        # replicas converged earlier stay frozen, so a batch gives the per-replica answers
+        keep = converged
+        z = torch.where(keep.unsqueeze(-1), z, z_new)
+        dist = torch.where(keep.unsqueeze(-1), dist, dist_new)
         converged = converged | (obj - obj_new <= tol * obj_new)
-        z, dist, obj = z_new, dist_new, obj_new
+        obj = torch.where(keep, obj, obj_new)
         if bool(converged.all()):
             break
     if return_info:
@@ -269,7 +273,10 @@ def minimum_diameter_average(
     x: torch.Tensor, f: int, *, max_subsets: int = MDA_MAX_SUBSETS
 ) -> torch.Tensor:
     r"""Minimum-diameter averaging: average of the size-(n - f) subset with the smallest
-    diameter ``max_{i,j in R} ||x_i - x_j||`` (ties: the first subset in lexicographic order).
+    diameter ``max_{i,j in R} ||x_i - x_j||``. Diameter ties are common (many subsets share
+    the farthest pair): they are broken by the smallest ``sum_{i,j in R} ||x_i - x_j||^2``
+    (then the lowest subset), which keeps the rule permutation invariant on generic inputs;
+    ByzFL and Garfield keep the first subset they enumerate (order-dependent).
 
     El Mhamdi, Guerraoui, Rouault, ICML 2018 (arXiv 1802.07927); ByzFL ``MDA``, Garfield
     ``brute`` (same definition). Exact enumeration of all C(n, f) subsets, chunked and
@@ -291,22 +298,32 @@ def minimum_diameter_average(
     excluded = torch.tensor(list(itertools.combinations(range(n), f)), device=x.device)
     keep = torch.ones(count, n, dtype=torch.bool, device=x.device)
     keep[torch.arange(count, device=x.device).unsqueeze(-1), excluded] = False
-    best_val = None
-    best_idx = None
+    best = None  # (diameter, spread, index) per replica
     chunk = max(1, 4_000_000 // (n * n))
     for s in range(0, count, chunk):
         kp = keep[s : s + chunk]  # (c, n)
         pair = kp.unsqueeze(-1) & kp.unsqueeze(-2)  # (c, n, n)
         Dm = D.unsqueeze(-3).masked_fill(~pair, float("-inf"))  # (..., c, n, n)
         diam = Dm.flatten(-2).amax(dim=-1)  # (..., c)
-        val, idx = diam.min(dim=-1)
+        spread = (D.unsqueeze(-3) * pair).flatten(-2).sum(dim=-1)  # (..., c)
+        # lexicographic (diameter, spread): among equal diameters the smallest spread
+        dmin = diam.min(dim=-1, keepdim=True).values
+        sp = torch.where(diam == dmin, spread, torch.full_like(spread, float("inf")))
+        idx = sp.argmin(dim=-1)
+        val = dmin.squeeze(-1)
+        spv = torch.gather(spread, -1, idx.unsqueeze(-1)).squeeze(-1)
         idx = idx + s
-        if best_val is None:
-            best_val, best_idx = val, idx
+        if best is None:
+            best = (val, spv, idx)
         else:
-            better = val < best_val
-            best_val = torch.where(better, val, best_val)
-            best_idx = torch.where(better, idx, best_idx)
+            bv, bs, bi = best
+            better = (val < bv) | ((val == bv) & (spv < bs))
+            best = (
+                torch.where(better, val, bv),
+                torch.where(better, spv, bs),
+                torch.where(better, idx, bi),
+            )
+    best_idx = best[2]
     w = keep[best_idx].to(x.dtype) / (n - f)  # (..., n)
     return (w.unsqueeze(-2) @ x).squeeze(-2)
 
