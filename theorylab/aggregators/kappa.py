@@ -133,7 +133,7 @@ def robustness_ratio(x: torch.Tensor, y: torch.Tensor, f: int, *, rtol: float = 
         torch.where(zero_ok, torch.zeros_like(num), torch.full_like(num, math.inf)),
         ratio,
     )
-    ratio = torch.nan_to_num(ratio, nan=math.inf)
+    ratio = torch.nan_to_num(ratio, nan=math.inf, posinf=math.inf)
     return ratio.amax(dim=-1)
 
 
