@@ -154,16 +154,22 @@ def geometric_median(
     nu = check_positive("nu", nu)
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    buf = torch.empty_like(x)  # reused for x - z (no allocation per iteration)
+
+    def dists(z):
+        torch.sub(x, z.unsqueeze(-2), out=buf)
+        return torch.linalg.vector_norm(buf, dim=-1)
+
     z = x.mean(dim=-2)
-    dist = torch.linalg.vector_norm(x - z.unsqueeze(-2), dim=-1)
+    dist = dists(z)
     obj = dist.sum(dim=-1)
     converged = torch.zeros(obj.shape, dtype=torch.bool, device=x.device)
     it = 0
     while it < max_iter:
         it += 1
         beta = 1.0 / dist.clamp_min(nu)
-        z_new = (beta.unsqueeze(-1) * x).sum(dim=-2) / beta.sum(dim=-1, keepdim=True)
-        dist_new = torch.linalg.vector_norm(x - z_new.unsqueeze(-2), dim=-1)
+        z_new = (beta.unsqueeze(-2) @ x).squeeze(-2) / beta.sum(dim=-1, keepdim=True)
+        dist_new = dists(z_new)
         obj_new = dist_new.sum(dim=-1)
         # replicas converged earlier stay frozen, so a batch gives the per-replica answers
         keep = converged
