@@ -55,8 +55,12 @@ def mean(x: torch.Tensor, f: int = 0) -> torch.Tensor:
     >>> mean(torch.tensor([[1.0], [3.0]])).tolist()
     [2.0]
     """
-    x, f = _prep(x, f, rule="mean")
-    return x.mean(dim=-2)
+    x = check_stack(x)
+    check_f(f, x.shape[-2], rule="mean")
+    y = x.mean(dim=-2)
+    if bool(torch.isfinite(y).all()):  # finite mean <=> every message finite (one pass)
+        return y
+    return replace_nonfinite(x).mean(dim=-2)
 
 
 def coordinate_median(x: torch.Tensor, f: int = 0) -> torch.Tensor:
@@ -73,10 +77,10 @@ def coordinate_median(x: torch.Tensor, f: int = 0) -> torch.Tensor:
     x, f = _prep(x, f, rule="coordinate_median")
     n = x.shape[-2]
     if n % 2 == 1:
-        return torch.kthvalue(x, n // 2 + 1, dim=-2).values
-    lo = torch.kthvalue(x, n // 2, dim=-2).values
-    hi = torch.kthvalue(x, n // 2 + 1, dim=-2).values
-    return 0.5 * (lo + hi)
+        return torch.median(x, dim=-2).values
+    # the n/2 + 1 smallest values per coordinate; the two middle ones are their two largest
+    low = torch.topk(x, n // 2 + 1, dim=-2, largest=False, sorted=False).values
+    return torch.topk(low, 2, dim=-2, largest=True, sorted=False).values.mean(dim=-2)
 
 
 def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
@@ -90,10 +94,14 @@ def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
     >>> trimmed_mean(torch.tensor([[0.0], [1.0], [2.0], [100.0]]), 1).tolist()
     [1.5]
     """
-    x, f = _prep(x, f, rule="trimmed_mean")
-    if f == 0:
-        return x.mean(dim=-2)
+    x = check_stack(x)
+    f = check_f(f, x.shape[-2], rule="trimmed_mean")
     total = x.sum(dim=-2)
+    if not bool(torch.isfinite(total).all()):  # some message non-finite: replace, recompute
+        x = replace_nonfinite(x)
+        total = x.sum(dim=-2)
+    if f == 0:
+        return total / x.shape[-2]
     top = torch.topk(x, f, dim=-2, largest=True, sorted=False).values.sum(dim=-2)
     bot = torch.topk(x, f, dim=-2, largest=False, sorted=False).values.sum(dim=-2)
     n = x.shape[-2]
