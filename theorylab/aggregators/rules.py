@@ -279,7 +279,7 @@ def centered_clipping(
         diff = x - v.unsqueeze(-2)
         norm = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
         scale = torch.clamp(tau / norm.clamp_min(torch.finfo(x.dtype).tiny), max=1.0)
-        v = v + (diff * scale).mean(dim=-2)
+        v = v + (scale.transpose(-1, -2) @ diff).squeeze(-2) / x.shape[-2]
     return v
 
 
