@@ -47,6 +47,12 @@ def _prep(x, f, limit="half", rule="aggregator"):
     return replace_nonfinite(x), f
 
 
+def _row_sum(x: torch.Tensor) -> torch.Tensor:
+    """sum_i x_i as a (1 x n) @ (n x d) product: ~2x faster than a dim -2 reduction on CPU."""
+    ones = torch.ones(1, x.shape[-2], dtype=x.dtype, device=x.device)
+    return (ones @ x).squeeze(-2)
+
+
 def mean(x: torch.Tensor, f: int = 0) -> torch.Tensor:
     r"""Plain average ``(1/n) sum_i x_i`` (not robust: one input moves it arbitrarily far).
 
@@ -57,7 +63,7 @@ def mean(x: torch.Tensor, f: int = 0) -> torch.Tensor:
     """
     x = check_stack(x)
     check_f(f, x.shape[-2], rule="mean")
-    y = x.mean(dim=-2)
+    y = _row_sum(x) / x.shape[-2]
     if bool(torch.isfinite(y).all()):  # finite mean <=> every message finite (one pass)
         return y
     return replace_nonfinite(x).mean(dim=-2)
@@ -96,10 +102,10 @@ def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
     """
     x = check_stack(x)
     f = check_f(f, x.shape[-2], rule="trimmed_mean")
-    total = x.sum(dim=-2)
+    total = _row_sum(x)
     if not bool(torch.isfinite(total).all()):  # some message non-finite: replace, recompute
         x = replace_nonfinite(x)
-        total = x.sum(dim=-2)
+        total = _row_sum(x)
     if f == 0:
         return total / x.shape[-2]
     top = torch.topk(x, f, dim=-2, largest=True, sorted=False).values.sum(dim=-2)
