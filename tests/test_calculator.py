@@ -73,6 +73,19 @@ CASES = {
                                lambda: rates.compressed_lower_bound(L=1.0, f_gap=3.0,
                                                                     sigma2=0.5, n=8, T=99,
                                                                     omega=3.0)),
+    "minibatch_sgd_convex": ("minibatch_sgd_convex", dict(SC, tau=10), 80,
+                             lambda: rates.minibatch_vs_local(L=1.0, sigma2=0.5, zeta2=0.3,
+                                                              r0_sq=2.0, M=8, K=10,
+                                                              R=8)["minibatch"]),
+    "local_sgd_convex": ("local_sgd_convex", dict(SC, tau=10), 80,
+                         lambda: rates.minibatch_vs_local(L=1.0, sigma2=0.5, zeta2=0.3,
+                                                          r0_sq=2.0, M=8, K=10, R=8)["local"]),
+    "choco_gossip": ("choco_gossip", dict(W=mixing_matrix(ring(8), "metropolis"), n=8,
+                                          delta=0.25, r0_sq=2.0), 99,
+                     # ring of 8, Metropolis: eigenvalues 1/3 + 2/3 cos(2 pi k/8), so
+                     # rho = 1/3 + 2/3 cos(pi/4) and beta = ||I - W||_2 = 1 - (-1/3)
+                     lambda: rates.choco_gossip(spectral_gap=1 - (1 / 3 + 2 / 3 * math.cos(
+                         math.pi / 4)), beta=4 / 3, delta=0.25, T=99, e0=2.0)),
     "asgd_delayed": ("asgd_delayed", dict(NC, gamma=0.05, tau_max=4, tau_avg=2), 500,
                      lambda: rates.asgd_delayed(gamma=0.05, L=1.0, sigma2=0.5, T=500, delta=3.0,
                                                 tau_max=4, tau_avg=2)),
@@ -102,8 +115,21 @@ BYZANTINE = {
 }  # fmt: skip
 
 
+def _close(a, b, path="rate"):
+    """Equal dicts, floats to 1e-12 relative (a closed form like beta = 4/3 vs its numerical
+    norm differs in the last bits); everything else exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, float) and isinstance(b, float) and math.isfinite(a):
+        assert a == pytest.approx(b, rel=1e-12, abs=0.0), path
+    else:
+        assert a == b, path
+
+
 def _same(a, b):
-    assert a.to_dict() == b.to_dict()
+    _close(a.to_dict(), b.to_dict())
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -332,6 +332,7 @@ class Algorithm:
     exact_call : ``(inputs, problem, W, gamma, steps, record) -> ExactPrediction``, or None
     timing : how one iteration is timed under the alpha-beta model ('allreduce', 'gossip',
         'gossip2', 'allgather', 'local'), or None (not modelled)
+    pick : the key of the Rate to take when the function returns a dict of them
     """
 
     name: str
@@ -347,6 +348,13 @@ class Algorithm:
     exact: str | None = None
     exact_call: Callable | None = field(default=None, repr=False)
     timing: str | None = None
+    pick: str | None = None
+
+    def call(self, **kwargs) -> Rate:
+        """The rate function's Rate for these keyword arguments (its ``pick`` entry when the
+        function returns several)."""
+        out = self.resolve()(**kwargs)
+        return out[self.pick] if self.pick is not None else out
 
     def resolve(self) -> Callable:
         """The rate function (ImportError when its module is not installed)."""
@@ -518,6 +526,21 @@ def _k_asgd_workers(x, T, rho):
     nonconvex = x.f_gap is not None
     return dict(L=x.L, sigma2=x.sigma2, T=T, n=x.n, delta=x.f_gap if nonconvex else None,
                 r0_sq=None if nonconvex else x.r0_sq, gamma=x.gamma)  # fmt: skip
+
+
+def _k_woodworth(x, T, rho):
+    return dict(L=x.L, sigma2=x.sigma2, zeta2=x.zeta2, r0_sq=x.r0_sq, M=x.n, K=x.tau,
+                R=_rounds(x, T))  # fmt: skip
+
+
+def _k_choco_gossip(x, T, rho):
+    if x.W is None:
+        raise TheorylabError(
+            "choco_gossip needs the matrix W for beta = ||I - W||_2: give a topology or W"
+        )
+    beta = float(np.linalg.norm(np.eye(x.n) - x.W, 2))
+    return dict(spectral_gap=1.0 - rho, beta=beta, delta=_need_delta(x, "choco_gossip"), T=T,
+                e0=x.r0_sq)  # fmt: skip
 
 
 def _k_gossip(x, T, rho):
@@ -733,6 +756,32 @@ ALGORITHMS: dict[str, Algorithm] = {
             timing="local",
         ),
         Algorithm(
+            "minibatch_sgd_convex",
+            "lazy",
+            "theorylab.rates.lazy:minibatch_vs_local",
+            "minibatch SGD, convex, M = n machines, K = tau, R = T // tau (Woodworth et al. "
+            "2020, big-O)",
+            _k_woodworth,
+            ("L",),
+            ("sigma2", "zeta2", "r0_sq", "n", "tau"),
+            step=None,
+            timing="local",
+            pick="minibatch",
+        ),
+        Algorithm(
+            "local_sgd_convex",
+            "lazy",
+            "theorylab.rates.lazy:minibatch_vs_local",
+            "local SGD, convex, M = n machines, K = tau, R = T // tau (Woodworth et al. 2020, "
+            "big-O)",
+            _k_woodworth,
+            ("L",),
+            ("sigma2", "zeta2", "r0_sq", "n", "tau"),
+            step=None,
+            timing="local",
+            pick="local",
+        ),
+        Algorithm(
             "gradient_tracking",
             "tracking",
             "theorylab.rates.tracking:gradient_tracking",
@@ -803,6 +852,17 @@ ALGORITHMS: dict[str, Algorithm] = {
             _k_choco,
             ("L", "mu", "G2", "rho", "delta"),
             ("sigma2", "n"),
+            step=None,
+            timing="gossip",
+        ),
+        Algorithm(
+            "choco_gossip",
+            "compression",
+            "theorylab.rates.compression:choco_gossip",
+            "CHOCO-Gossip consensus with B(delta) (e0 = r0_sq; needs the graph's W)",
+            _k_choco_gossip,
+            ("rho", "delta"),
+            ("r0_sq",),
             step=None,
             timing="gossip",
         ),
@@ -956,12 +1016,11 @@ def rate_kwargs(name: str, T: int | None = None, **inputs) -> dict:
 def _call(alg: Algorithm, ctx: _Ctx, T, gamma, record: list | None = None) -> Rate:
     ctx2 = _Ctx(dict(ctx.values, gamma=gamma), ctx.W, ctx.schedule, ctx.graph_degree, ctx.sources)
     kw = alg.kwargs(ctx2, T, _rho_for(alg, ctx))
-    fn = alg.resolve()
     if record is None:
-        return fn(**kw)
+        return alg.call(**kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TheorylabWarning)
-        r = fn(**kw)
+        r = alg.call(**kw)
     record.extend(str(w.message) for w in caught if issubclass(w.category, TheorylabWarning))
     return r
 
@@ -1157,6 +1216,9 @@ class Prediction:
         })  # fmt: skip
 
 
+#: rates in communication rounds R = T // tau
+_ROUNDS = ("fedavg", "scaffold", "minibatch_sgd_convex", "local_sgd_convex")
+
 #: rate functions that give the steady state with T=None (strongly convex)
 _STEADY = ("psgd", "dsgd", "local_sgd", "compressed_psgd")
 
@@ -1193,7 +1255,7 @@ def predict(
     ctx = resolve_inputs(T=T, **inputs)
     _check_needs(alg, ctx)
     Ts = default_Ts(T) if Ts is None else sorted({check_int("T", t, minimum=1) for t in Ts} | {T})
-    if alg.name in ("fedavg", "scaffold"):
+    if alg.name in _ROUNDS:
         Ts = [t for t in Ts if t >= ctx.tau] or [T]  # R = T // tau rounds >= 1
     sources = dict(ctx.sources)
     rho, rho_src = _mixing_rho(ctx, alg.lazy_mixing)

@@ -228,7 +228,7 @@ def _iterations(alg, ctx, target, T_max, gamma) -> int | None:
             if steps >= T_max or not np.isfinite(err[-1]):
                 return None
             steps = min(T_max, 8 * steps)
-    lo_min = ctx.tau if alg.name in ("fedavg", "scaffold") else 1
+    lo_min = ctx.tau if alg.name in calculator._ROUNDS else 1
     if _total(alg, ctx, lo_min, gamma) <= target:
         return lo_min
     lo, hi = lo_min, 2 * lo_min
