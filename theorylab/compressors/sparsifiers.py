@@ -67,6 +67,14 @@ def _first_distinct(seeds: torch.Tensor, d: int, k: int) -> torch.Tensor:
         vals = keys % d
         if limit < 2**63:  # d not a power of two: skip the keys of the incomplete last block
             vals = torch.where(keys < limit, vals, d)  # d marks a skipped key
+        if vals.shape[0] == 1 and vals.device.type == "cpu":
+            found = _first_distinct_row(vals.numpy()[0], d, k)
+            if found is not None:
+                return torch.from_numpy(found).reshape(1, k)
+            if m > 64 * d + 1024:
+                raise RuntimeError(f"rand-k index sampling did not find {k} of {d} in {m} draws")
+            m *= 2
+            continue
         sv, order = _sort_with_positions(vals, d)  # equal values: draw order kept
         first = torch.ones_like(sv, dtype=torch.bool)
         first[:, 1:] = sv[:, 1:] != sv[:, :-1]
@@ -80,6 +88,38 @@ def _first_distinct(seeds: torch.Tensor, d: int, k: int) -> torch.Tensor:
     in_draw_order = torch.zeros_like(first).scatter_(1, order, first)
     cutoff = (in_draw_order.cumsum(1) < k).sum(1, keepdim=True)  # position of the k-th new value
     return sv[first & (order <= cutoff)].reshape(-1, k)
+
+
+def _first_distinct_row(vals: np.ndarray, d: int, k: int):
+    """:func:`_first_distinct` for one row in numpy (the same set, ascending), or None if the
+    draws hold fewer than ``k`` distinct values below ``d``: one sort of ``vals * m + position``
+    finds each value's first draw, a partition the ``k``-th new value's position."""
+    b = (len(vals) - 1).bit_length()
+    if (d + 1) << b >= 2**62:
+        return None if len(np.unique(vals[vals < d])) < k else _first_distinct_np_slow(vals, d, k)
+    combined = np.sort((vals << b) | np.arange(len(vals), dtype=np.int64))
+    sv, pos = combined >> b, combined & ((1 << b) - 1)
+    first = np.empty(len(sv), dtype=bool)
+    first[0] = True
+    np.not_equal(sv[1:], sv[:-1], out=first[1:])
+    first &= sv < d
+    sv, pos = sv[first], pos[first]
+    if len(sv) < k:
+        return None
+    cutoff = np.partition(pos, k - 1)[k - 1]  # draw position of the k-th new value
+    return sv[pos <= cutoff]
+
+
+def _first_distinct_np_slow(vals: np.ndarray, d: int, k: int) -> np.ndarray:
+    """Huge ``d`` (positions do not fit beside the values): a stable argsort."""
+    order = np.argsort(vals, kind="stable")
+    sv = vals[order]
+    first = np.ones(len(sv), dtype=bool)
+    first[1:] = sv[1:] != sv[:-1]
+    first &= sv < d
+    sv, pos = sv[first], order[first]
+    cutoff = np.partition(pos, k - 1)[k - 1]
+    return sv[pos <= cutoff]
 
 
 def _sort_with_positions(vals: torch.Tensor, d: int):
