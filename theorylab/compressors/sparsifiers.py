@@ -18,7 +18,7 @@ from theorylab.compressors.wire import (
     unpack_uint,
 )
 from theorylab.errors import TheorylabError, check_int, check_probability
-from theorylab.hashrng import stream
+from theorylab.hashrng import GOLDEN, MIX1, MIX2, stream
 
 __all__ = ["RandK", "TopK"]
 
@@ -63,18 +63,22 @@ def _first_distinct(seeds: torch.Tensor, d: int, k: int) -> torch.Tensor:
     # a row falls short (the answer does not depend on the number of draws computed)
     m = int(-d * math.log1p(-k / d) * 1.02 + 6 * math.sqrt(k) + 16)
     while True:
-        keys = stream(seeds, m)
-        vals = keys % d
-        if limit < 2**63:  # d not a power of two: skip the keys of the incomplete last block
-            vals = torch.where(keys < limit, vals, d)  # d marks a skipped key
-        if vals.shape[0] == 1 and vals.device.type == "cpu":
-            found = _first_distinct_row(vals.numpy()[0], d, k)
+        if seeds.shape[0] == 1 and seeds.device.type == "cpu":
+            keys = _stream_row_np(int(seeds[0]), m)
+            vals = keys % np.int64(d)
+            if limit < 2**63:
+                vals[keys >= limit] = d
+            found = _first_distinct_row(vals, d, k)
             if found is not None:
                 return torch.from_numpy(found).reshape(1, k)
             if m > 64 * d + 1024:
                 raise RuntimeError(f"rand-k index sampling did not find {k} of {d} in {m} draws")
             m *= 2
             continue
+        keys = stream(seeds, m)
+        vals = keys % d
+        if limit < 2**63:  # d not a power of two: skip the keys of the incomplete last block
+            vals = torch.where(keys < limit, vals, d)  # d marks a skipped key
         sv, order = _sort_with_positions(vals, d)  # equal values: draw order kept
         first = torch.ones_like(sv, dtype=torch.bool)
         first[:, 1:] = sv[:, 1:] != sv[:, :-1]
@@ -88,6 +92,23 @@ def _first_distinct(seeds: torch.Tensor, d: int, k: int) -> torch.Tensor:
     in_draw_order = torch.zeros_like(first).scatter_(1, order, first)
     cutoff = (in_draw_order.cumsum(1) < k).sum(1, keepdim=True)  # position of the k-th new value
     return sv[first & (order <= cutoff)].reshape(-1, k)
+
+
+def _stream_row_np(seed: int, count: int) -> np.ndarray:
+    """:func:`theorylab.hashrng.stream` of one seed in numpy (uint64 arithmetic wraps mod
+    2^64 as the int64 one does; ~10 small torch ops cost more than the arithmetic here).
+    Returns the same int64 keys ``H(seed + j G)``, ``j = 1 .. count``."""
+    u64 = np.uint64
+    z = np.arange(1, count + 1, dtype=np.uint64)
+    z *= u64(GOLDEN % 2**64)
+    z += u64(seed % 2**64)
+    z ^= z >> u64(30)
+    z *= u64(MIX1 % 2**64)
+    z ^= z >> u64(27)
+    z *= u64(MIX2 % 2**64)
+    z ^= z >> u64(31)
+    z >>= u64(1)
+    return z.view(np.int64)
 
 
 def _first_distinct_row(vals: np.ndarray, d: int, k: int):
