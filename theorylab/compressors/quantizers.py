@@ -489,6 +489,38 @@ class TernGrad(Compressor):
         return x
 
 
+def _natural_code_torch(x: torch.Tensor, u: torch.Tensor, emin: int) -> torch.Tensor:
+    """:class:`Natural`'s int32 code from ``x`` and the uniforms ``u`` (any device):
+    ``2 (e - 1 + up - emin) + [x < 0] + 1`` where ``x != 0`` (``|x| = mant 2^e``,
+    ``up = [u < 2 mant - 1]``), else 0."""
+    a = x.abs()
+    mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
+    # up = [u < 2 mant - 1] as a float (ceiling of the difference, in (-1, 1) where a > 0)
+    up = mant.mul_(2).sub_(1).sub_(u).ceil_().to(torch.int32)
+    code = up.add_(e).sub_(emin + 1).mul_(2).add_(torch.signbit(x)).add_(1)
+    return code.masked_fill_(a == 0, 0)
+
+
+def _natural_code_np(x: torch.Tensor, u: torch.Tensor, emin: int) -> torch.Tensor:
+    """:func:`_natural_code_torch` on CPU in numpy (its frexp is ~20x torch's CPU kernel;
+    mixed-type in-place ops are buffered, so no further d-sized temporaries)."""
+    mant, e = np.frexp(x.detach().numpy())  # |mant| in [1/2, 1) (0 for x = 0), x's sign
+    nonzero = mant != 0
+    neg = mant < 0
+    m = np.abs(mant, out=mant)
+    m *= 2
+    m -= 1
+    m -= u.numpy()
+    np.ceil(m, out=m)  # up = [u < 2|mant| - 1] (the difference is in (-1, 1))
+    np.add(e, m, out=e, casting="unsafe")  # e + up
+    e -= emin + 1
+    e *= 2
+    np.add(e, neg, out=e, casting="unsafe")
+    e += 1
+    np.multiply(e, nonzero, out=e, casting="unsafe")
+    return torch.from_numpy(e)
+
+
 class Natural(Compressor):
     """Natural compression C_nat (Horvath et al.): round ``|x_i|`` to one of the two nearest
     powers of two, ``2^(e-1) <= |x_i| < 2^e``, up with probability ``|x_i|/2^(e-1) - 1``.
@@ -538,30 +570,8 @@ class Natural(Compressor):
         emin, emax = self._exponents(dtype)
         u = _uniform(x.shape, generator, x.device, x.dtype)
         if x.device.type == "cpu":
-            # numpy (its frexp is ~20x torch's CPU kernel; mixed-type in-place ops buffered):
-            # frexp(x) = (mant, e) with |mant| in [1/2, 1) (0 for x = 0), the sign on mant
-            mant, e = np.frexp(x.detach().numpy())
-            nonzero = mant != 0
-            neg = mant < 0
-            m = np.abs(mant, out=mant)
-            m *= 2
-            m -= 1
-            m -= u.numpy()
-            np.ceil(m, out=m)  # up = [u < 2|mant| - 1] (the difference is in (-1, 1))
-            np.add(e, m, out=e, casting="unsafe")  # e - 1 + up, + 1
-            e -= emin + 1
-            e *= 2
-            np.add(e, neg, out=e, casting="unsafe")
-            e += 1
-            np.multiply(e, nonzero, out=e, casting="unsafe")
-            return (torch.from_numpy(e),)
-        a = x.abs()
-        mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
-        # up = [u < 2 mant - 1] as a float (ceiling of the difference, in (-1, 1) where a > 0)
-        up = mant.mul_(2).sub_(1).sub_(u).ceil_().to(torch.int32)
-        # code = 2 (e - 1 + up - emin) + [x < 0] + 1 where a > 0, else 0; int32 throughout
-        code = up.add_(e).sub_(emin + 1).mul_(2).add_(torch.signbit(x)).add_(1)
-        return (code.masked_fill_(a == 0, 0),)
+            return (_natural_code_np(x, u, emin),)
+        return (_natural_code_torch(x, u, emin),)
 
     def _reconstruct(self, parts, d, dtype):
         (code,) = parts
