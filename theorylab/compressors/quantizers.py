@@ -35,6 +35,18 @@ from theorylab.errors import TheorylabError, check_int
 __all__ = ["Cast", "QSGD", "qsgd_supremum", "TernGrad", "Natural", "Sign", "ScaledSign"]
 
 
+@functools.lru_cache(maxsize=64)
+def _cast_domain(target: torch.dtype, dtype: torch.dtype) -> tuple[float, float]:
+    """:meth:`Cast.domain` (cached: it is checked on every call)."""
+    fi = torch.finfo(target)
+    bound = min(float(fi.max), float(torch.finfo(dtype).max))
+    v = float(torch.tensor(bound, dtype=torch.float64).to(target))
+    if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
+        mant, e = math.frexp(v)
+        v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+    return (float(fi.smallest_normal), v)
+
+
 class Cast(Compressor):
     """Round to a narrower float format and back: ``C(x) = fl_t(x)`` (round to nearest even).
 
@@ -68,13 +80,7 @@ class Cast(Compressor):
     def domain(self, dtype=torch.float32, d=None):
         """Normal range of the target, up to the largest target value that the input ``dtype``
         can hold (bf16 of float16 input: 65280; 65504 would round to 65536, an inf in float16)."""
-        fi = torch.finfo(self.target)
-        bound = min(float(fi.max), float(torch.finfo(dtype).max))
-        v = float(torch.tensor(bound, dtype=torch.float64).to(self.target))
-        if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
-            mant, e = math.frexp(v)
-            v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
-        return (float(fi.smallest_normal), v)
+        return _cast_domain(self.target, dtype)
 
     def worst_case_input(self, d):
         """``x_i = 1 + u``: exactly halfway between 1 and the next float of the target."""
