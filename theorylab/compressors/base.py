@@ -93,9 +93,11 @@ def _uniform(shape, generator, device, dtype) -> torch.Tensor:
     A CPU generator (or None with a CPU ``device``) gives one 62-bit seed to numpy's SFC64 bit
     generator, whose raw 64-bit words become the draws: two float32 draws per word (the top 24
     bits of each 32-bit half times ``2^-24``, the resolution of ``torch.rand``) or one float64
-    draw (the top 53 bits times ``2^-53``); ~10x faster than ``torch.rand``'s Mersenne twister
-    on CPU, and the same values whatever ``device`` the result is moved to. A CUDA generator
-    draws with ``torch.rand`` on its own device.
+    draw (the top 53 bits times ``2^-53``). float32 at ``d = 10^6`` on one thread: 1.6 ms of
+    CPU time against 2.9 ms for ``torch.rand``'s Mersenne twister, and on a loaded machine
+    2-4 ms against 9-11 ms of wall clock (no second d-sized buffer to fault in); the same
+    values whatever ``device`` the result is moved to. A CUDA generator (or float16/bfloat16)
+    draws with ``torch.rand`` on the generator's device, as before.
     """
     gdev = torch.device(generator.device if generator is not None else device)
     if gdev.type != "cpu" or dtype not in (torch.float32, torch.float64):
