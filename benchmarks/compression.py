@@ -427,6 +427,10 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
                 "vs_plain_wall": statistics.median(wall_ratios) if wall_ratios else None,
                 "vs_allreduce": s / allreduce_s if allreduce_s else None,
                 "vs_allreduce_min": min(t_ours) / allreduce_min if allreduce_min else None,
+                # this thread's CPU time (its wall clock on an idle core) / the fastest all-reduce
+                "cpu_vs_allreduce_min": statistics.median(c_ours) / allreduce_min
+                if allreduce_min
+                else None,
                 "target_met": None
                 if allreduce_s is None
                 else (
