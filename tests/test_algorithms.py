@@ -50,11 +50,12 @@ def test_gossip_on_a_ring_contracts_at_rho_and_is_tight_on_the_slowest_mode():
     eigval, eigvec = np.linalg.eigh(W - np.ones((n, n)) / n)
     rho = float(np.max(np.abs(eigval)))
     x0 = np.random.default_rng(0).standard_normal((n, 4, 3))
-    traj = run_simulated(Gossip(), None, [W], x0, steps, seed=0)
+    every = range(steps + 1)
+    traj = run_simulated(Gossip(), None, [W], x0, steps, seed=0, record=every)
     bound = traj.consensus[0] * rho ** (2 * np.arange(steps + 1))[:, None]
     assert np.all(traj.consensus <= bound * (1 + 1e-12) + 1e-300)
     slow = eigvec[:, np.argmax(np.abs(eigval))]  # equality on the eigenvector of rho
-    tight = run_simulated(Gossip(), None, [W], slow[:, None], steps, seed=0)
+    tight = run_simulated(Gossip(), None, [W], slow[:, None], steps, seed=0, record=every)
     np.testing.assert_allclose(
         tight.consensus[:, 0], tight.consensus[0, 0] * rho ** (2 * np.arange(steps + 1)), rtol=1e-9
     )
@@ -110,7 +111,9 @@ def test_dsgd_matches_an_independent_numpy_recursion(form, time_varying):
     p = heterogeneous_quadratic(n, d, sigma2=0.7, diagonal=False, seed=3)
     schedule = one_peer_exponential(n) if time_varying else [ring(n)]
     x0 = np.random.default_rng(4).standard_normal((n, R, d))
-    traj = run_simulated(DSGD(gamma, form=form), QuadraticOracle(p), schedule, x0, steps, seed=5)
+    traj = run_simulated(
+        DSGD(gamma, form=form), QuadraticOracle(p), schedule, x0, steps, 5, range(steps + 1)
+    )
     expected = _numpy_dsgd(p, schedule, x0, steps, gamma, form, seed=5)
     np.testing.assert_allclose(traj.error, expected, rtol=1e-12, atol=1e-14)
 
@@ -119,7 +122,7 @@ def test_psgd_noise_free_is_gradient_descent_in_closed_form():
     n, d, h, gamma, steps = 4, 3, 2.0, 0.1, 15
     p = heterogeneous_quadratic(n, d, L=h, mu=h, shared_hessian=True, sigma2=0.0, seed=0)
     x0 = np.zeros((n, d))
-    traj = run_simulated(PSGD(gamma), QuadraticOracle(p), [ring(n)], x0, steps, seed=0)
+    traj = run_simulated(PSGD(gamma), QuadraticOracle(p), [ring(n)], x0, steps, 0, range(steps + 1))
     R0 = float(np.sum(p.x_star**2))
     expected = (1 - gamma * h) ** (2 * np.arange(1, steps + 1)) * R0
     np.testing.assert_allclose(traj.error[1:, 0], expected, rtol=1e-10)

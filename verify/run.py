@@ -1,14 +1,18 @@
 """Run an algorithm on either executor and record its error, consensus and cost at checkpoints.
 
 :func:`run_algorithm` is executor-agnostic: it steps ``algorithm`` on a :class:`Context` and, at
-each checkpoint step, measures per replica ``r`` (in float64, through ``comm.allsum``, which is not
-counted in ``bytes_sent``)::
+each checkpoint step, measures per replica ``r`` (accumulated in float64, through ``comm.allsum``,
+which is not counted in ``bytes_sent``)::
 
     error     = (1/n) sum_i ||x_i - x*||^2
     consensus = (1/n) sum_i ||x_i - xbar||^2,     xbar = (1/n) sum_i x_i
     avg_error = ||xbar - x*||^2
 
-(the error fields are ``None`` when the oracle's ``x_star`` is ``None``). :func:`run_simulated`
+(the error fields are ``None`` when the oracle's ``x_star`` is ``None``). The checkpoints default
+to :func:`log_checkpoints` (step 0, about five per decade, and the last step); pass
+``record=range(steps + 1)`` for every step. A float64 state is measured as is; a lower-precision
+state (float32 on the simulator) is cast to float64 in blocks of coordinates, so a measurement
+never holds a float64 copy of the whole ``(n, R, d)`` state. :func:`run_simulated`
 and :func:`run_distributed` build the communicator, the per-node generators
 (:func:`make_context`) and the initial state; ``run_distributed`` is a module-level function so a
 :class:`verify.runtime.launch.WorkerPool` can run it: ``pool.run(run_distributed, ...)``.
@@ -32,6 +36,7 @@ from verify.seeding import node_generators
 
 __all__ = [
     "Trajectory",
+    "log_checkpoints",
     "make_context",
     "run_algorithm",
     "run_simulated",
@@ -39,6 +44,8 @@ __all__ = [
 ]
 
 _METRICS = ("error", "consensus", "avg_error")
+#: float64 elements per block of a lower-precision state's measurement (16 MiB of float64)
+_BLOCK = 1 << 21
 
 
 @dataclass
@@ -136,9 +143,44 @@ def make_context(comm: Communicator, oracle, seed: int, **extra) -> Context:
     )
 
 
+def log_checkpoints(steps: int, per_decade: int = 5) -> list[int]:
+    """The default checkpoints: step 0, ``round(10**(j / per_decade))`` up to ``steps``, and
+    ``steps`` itself.
+
+    With ``per_decade = 5`` (the rounded Renard R5 series 1, 1.6, 2.5, 4, 6.3, 10, ...) every step
+    up to 5 is a checkpoint, and a run of ``K`` steps is measured about ``5 log10(K) + 2`` times,
+    so the measurement's cost is negligible beside the run's (``benchmarks/measurement.py``).
+
+    Parameters
+    ----------
+    steps : int >= 0
+        The last step.
+    per_decade : int >= 1
+        Checkpoints per factor of 10.
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct, from 0 to ``steps`` inclusive.
+
+    Example
+    -------
+    >>> log_checkpoints(100)
+    [0, 1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100]
+    """
+    steps = check_int("steps", steps, minimum=0)
+    per_decade = check_int("per_decade", per_decade, minimum=1)
+    out = {0, steps}
+    j = 0
+    while (value := int(round(10.0 ** (j / per_decade)))) <= steps:
+        out.add(value)
+        j += 1
+    return sorted(out)
+
+
 def _record_steps(record, steps: int) -> list[int]:
     if record is None:
-        return list(range(steps + 1))
+        return log_checkpoints(steps)
     out = sorted({check_int("record step", s, minimum=0, maximum=steps) for s in record})
     if not out:
         raise TheorylabError("record must list at least one checkpoint step, got an empty list")
@@ -146,7 +188,10 @@ def _record_steps(record, steps: int) -> list[int]:
 
 
 def _measure(comm: Communicator, x: torch.Tensor, x_star) -> tuple:
-    x = x.detach().to(torch.float64)
+    x = x.detach()
+    if x.dtype != torch.float64 and x.shape[0] > 1:
+        return _measure_blocks(comm, x, x_star)
+    x = x.to(torch.float64)
     n = comm.n
     xbar = comm.allsum(x) / n  # (R, d)
     parts = [((x - xbar) ** 2).sum(dim=-1)]  # (m, R)
@@ -159,6 +204,37 @@ def _measure(comm: Communicator, x: torch.Tensor, x_star) -> tuple:
         return None, consensus, None
     avg_error = ((xbar - xs) ** 2).sum(dim=-1).cpu().numpy()
     return sums[:, 1].cpu().numpy(), consensus, avg_error
+
+
+def _measure_blocks(comm: Communicator, x: torch.Tensor, x_star) -> tuple:
+    """:func:`_measure` of a lower-precision state with ``m > 1`` local nodes (the simulator):
+    the same float64 sums, accumulated over blocks of coordinates, each block cast to float64
+    on its own (``comm.allsum`` of a block is then a local sum; a rank, ``m = 1``, takes the
+    one-block path above so it makes its two collectives only)."""
+    m, R, d = x.shape
+    n = comm.n
+    width = max(1, _BLOCK // max(1, m * R))
+    f64 = torch.float64
+    cons = torch.zeros((m, R), dtype=f64, device=x.device)
+    err = torch.zeros((m, R), dtype=f64, device=x.device) if x_star is not None else None
+    avg = torch.zeros(R, dtype=f64, device=x.device) if x_star is not None else None
+    xs_all = None
+    if x_star is not None:
+        xs_all = x_star.detach().to(device=x.device)
+    for lo in range(0, d, width):
+        block = x[..., lo : lo + width].to(f64)  # (m, R, w)
+        xbar = comm.allsum(block) / n  # (R, w)
+        cons += (block - xbar).square_().sum(dim=-1)
+        if x_star is not None:
+            xs = xs_all[..., lo : lo + width].to(f64)
+            err += (block - xs).square_().sum(dim=-1)
+            avg += (xbar - xs).square_().sum(dim=-1)
+    parts = [cons] if x_star is None else [cons, err]
+    sums = comm.allsum(torch.stack(parts, dim=-1)) / n  # (R, 1 or 2)
+    consensus = sums[:, 0].cpu().numpy()
+    if x_star is None:
+        return None, consensus, None
+    return sums[:, 1].cpu().numpy(), consensus, avg.cpu().numpy()
 
 
 def run_algorithm(
@@ -181,7 +257,9 @@ def run_algorithm(
     steps : int >= 0
         Number of rounds ``k = 0, ..., steps - 1``.
     record : sequence of int in [0, steps], optional
-        Checkpoint steps (step ``s`` = after ``s`` rounds); default every step ``0..steps``.
+        Checkpoint steps (step ``s`` = after ``s`` rounds); default :func:`log_checkpoints`
+        ``(steps)`` (0, about five per decade, and ``steps``); ``range(steps + 1)`` for every
+        step.
     observe : callable(k, before, after, ctx) -> value, optional
         Called after step ``k`` with the state before and after it; the values are returned in
         ``Trajectory.observed`` (one list, for this process). Its time counts as measurement.

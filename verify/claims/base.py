@@ -357,12 +357,14 @@ class ClaimContext:
     ):
         """Run ``algorithm`` on the shared pool (one node per rank; ``n`` must be ``world_size``).
 
-        Arguments as :func:`verify.run.run_simulated`; returns the combined
+        Arguments as :func:`verify.run.run_simulated` (but ``record`` defaults to every step
+        ``0..steps``); returns the combined
         :class:`verify.run.Trajectory` (:meth:`~verify.run.Trajectory.from_ranks`). Bounded by
         :attr:`run_timeout_s` (see :meth:`run_on_ranks`).
         """
         from verify.run import Trajectory, run_distributed
 
+        record = range(steps + 1) if record is None else record  # every step by default
         per_rank = self.run_on_ranks(
             run_distributed, algorithm, oracle, schedule, x0, steps, seed, record,
             replicas=replicas, device=self.device,
@@ -381,9 +383,11 @@ class ClaimContext:
         record=None,
         replicas: int | None = None,
     ):
-        """Run ``algorithm`` with all nodes stacked in this process (any ``n``)."""
+        """Run ``algorithm`` with all nodes stacked in this process (any ``n``); ``record``
+        defaults to every step, as in :meth:`run_distributed`."""
         from verify.run import run_simulated
 
+        record = range(steps + 1) if record is None else record  # every step by default
         return run_simulated(
             algorithm, oracle, schedule, x0, steps, seed, record,
             replicas=replicas, device=self.device,

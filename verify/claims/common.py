@@ -228,8 +228,11 @@ def run(
     W : list of (n, n) arrays
         The schedule (:func:`schedule`).
     x0 : array, shape (n, d) or (n, R, d)
-    steps, seed, record, replicas
+    steps, seed, replicas
         As in :func:`verify.run.run_simulated`.
+    record : sequence of int in [0, steps], optional
+        Checkpoint steps; default every step ``0..steps`` (unlike :func:`verify.run.run_simulated`,
+        whose default is :func:`verify.run.log_checkpoints`).
     executor : {'distributed', 'simulated'}
     observe : callable(k, before, after, ctx) -> value, optional
         Called after every step ``k`` with the algorithm's state before and after it and the
@@ -244,6 +247,8 @@ def run(
 
     if executor not in EXECUTORS:
         raise TheorylabError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if record is None:  # claims measure every step by default (verify.run's default is sparser)
+        record = range(steps + 1)
     from theorylab.problems import QuadraticProblem
 
     if isinstance(oracle, QuadraticProblem):
