@@ -103,7 +103,7 @@ def test_one_worker_is_plain_sgd_and_sync_is_psgd():
     run = run_async_simulated(QuadraticOracle(p), np.ones(3), 20, 0.1, seed=2, replicas=2)
     assert set(run.staleness.tolist()) == {0}
     ref = run_simulated(
-        PSGD(0.1), QuadraticOracle(p), [np.eye(1)], np.ones((1, 3)), 20, 2, replicas=2
+        PSGD(0.1), QuadraticOracle(p), [np.eye(1)], np.ones((1, 3)), 20, 2, range(21), replicas=2
     )
     np.testing.assert_allclose(run.error, ref.error, rtol=1e-12, atol=1e-15)
     # synchronous minibatch SGD on the server: the same draws as PSGD's nodes, same trajectory
@@ -119,7 +119,14 @@ def test_one_worker_is_plain_sgd_and_sync_is_psgd():
         speeds=straggler_speeds(4, 5.0),
     )
     ref4 = run_simulated(
-        PSGD(0.1), QuadraticOracle(p4), [np.full((4, 4), 0.25)], np.ones((4, 3)), 15, 2, replicas=2
+        PSGD(0.1),
+        QuadraticOracle(p4),
+        [np.full((4, 4), 0.25)],
+        np.ones((4, 3)),
+        15,
+        2,
+        range(16),
+        replicas=2,
     )
     np.testing.assert_allclose(sync.error, ref4.error, rtol=1e-10, atol=1e-14)
     assert set(sync.staleness.tolist()) == {0}
