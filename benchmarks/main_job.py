@@ -1,0 +1,226 @@
+"""What the main job costs: ``python -m verify`` (quick budget) end to end, and its parts.
+
+Issue 13, section 4: the quick run must stay <= 60 s and <= 2 GiB on 2 cores. This script runs
+``python -m verify --force --quiet --results TMP`` (plus any extra arguments) in a subprocess and
+reports:
+
+- wall time; CPU time (user + system) of the whole process tree (``RUSAGE_CHILDREN``: the
+  verify process and its worker ranks, which it waits for);
+- peak memory summed over the process tree, sampled every 0.2 s from ``/proc``: ``VmRSS``
+  (``/proc/PID/status``; shared pages counted once per process) and PSS
+  (``/proc/PID/smaps_rollup``; shared pages split between processes, the honest total);
+- per-claim wall times from the saved JSON results (``wall_s``), slowest first;
+- what costs what, each measured in its own subprocess: the interpreter + the CLI's imports
+  (``import verify.cli, verify.claims, verify.report``), the worker-pool start
+  (``WorkerPool(world_size)`` to ready, imports excluded), and the figures (every saved result
+  redrawn with :func:`verify.report.save_figure`, the matplotlib import counted apart);
+  the remainder (``total - imports - pool start - claims - figures``) is the pool shutdown, the
+  table and interpreter exit.
+
+On a shared machine read CPU times and the split, not the wall time alone.
+
+Usage: ``python benchmarks/main_job.py [--keep DIR] [-- EXTRA VERIFY ARGS]``, e.g.
+``python benchmarks/main_job.py -- --claims gossip_decay``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GIB = 1024**3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _children_of() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _tree(pid: int) -> list[int]:
+    kids, out, todo = _children_of(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def _kib(path: str, field: str) -> int:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _sample(pid: int) -> tuple[int, int, int]:
+    """(RSS bytes, PSS bytes, process count) summed over ``pid``'s process tree."""
+    procs = _tree(pid)
+    rss = sum(_kib(f"/proc/{p}/status", "VmRSS") for p in procs)
+    pss = sum(_kib(f"/proc/{p}/smaps_rollup", "Pss") for p in procs)
+    return rss * 1024, pss * 1024, len(procs)
+
+
+def _timed(cmd: list[str], env: dict, cwd) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall s, CPU s of the child tree, completed process) of one subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc
+
+
+def _python(code: str, env: dict) -> tuple[float, float, str]:
+    wall, cpu, proc = _timed([sys.executable, "-c", code], env, ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"probe failed:\n{code}\n{proc.stderr[-2000:]}")
+    return wall, cpu, proc.stdout
+
+
+_POOL = """
+import time
+from verify.runtime.launch import WorkerPool
+if __name__ == "__main__":
+    t0 = time.perf_counter(); pool = WorkerPool({world}); t1 = time.perf_counter()
+    pool.close(); t2 = time.perf_counter()
+    print(t1 - t0, t2 - t1)
+"""
+
+_FIGURES = """
+import json, sys, time
+t0 = time.perf_counter(); t0c = time.process_time()
+import matplotlib.figure, matplotlib.backends.backend_agg
+t1 = time.perf_counter(); t1c = time.process_time()
+from verify.report import load_results, save_figure
+t2 = time.perf_counter(); t2c = time.process_time()
+out = {{"matplotlib import": [t1 - t0, t1c - t0c], "verify.report import": [t2 - t1, t2c - t1c]}}
+for r in load_results({results!r}):
+    if r.verdict == "error":
+        continue
+    a, ac = time.perf_counter(), time.process_time()
+    save_figure(r, {tmp!r} + "/" + r.claim + ".png")
+    out["figure " + r.claim] = [time.perf_counter() - a, time.process_time() - ac]
+print(json.dumps(out))
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep", metavar="DIR", help="results folder to use and keep")
+    ap.add_argument("--world-size", type=int, default=4)
+    ap.add_argument("extra", nargs="*", help="extra arguments for `python -m verify` (after --)")
+    args = ap.parse_args(argv)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    tmp = tempfile.mkdtemp(prefix="main_job_")
+    results = args.keep or os.path.join(tmp, "results")
+    cmd = [sys.executable, "-m", "verify", "--force", "--quiet", "--results", results]
+    cmd += ["--world-size", str(args.world_size), *args.extra]
+
+    # 1. the main job, sampled every 0.2 s
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak_rss = peak_pss = peak_procs = 0
+    while proc.poll() is None:
+        rss, pss, count = _sample(proc.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        peak_procs = max(peak_procs, count)
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    claims = []
+    for path in sorted(Path(results).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        claims.append((float(data.get("wall_s") or 0.0), data.get("claim"), data.get("verdict")))
+    claims.sort(reverse=True)
+
+    # 2. the parts, each in its own subprocess
+    imp_wall, imp_cpu, _ = _python("import verify.cli, verify.claims, verify.report", env)
+    bare_wall, bare_cpu, _ = _python("pass", env)
+    script = os.path.join(tmp, "pool_probe.py")
+    Path(script).write_text(_POOL.format(world=args.world_size))
+    pool_total_wall, pool_cpu, pool_out = _timed([sys.executable, script], env, tmp)
+    start_s, close_s = (float(v) for v in pool_out.stdout.split())
+    figs_dir = os.path.join(tmp, "figures")
+    _, fig_cpu, fig_out = _python(_FIGURES.format(results=results, tmp=figs_dir), env)
+    figures = json.loads(fig_out)
+
+    # 3. the table
+    print(f"command: {' '.join(cmd)}  (exit status {proc.returncode})")
+    print(
+        f"main job: wall {wall:.1f} s, CPU {user + system:.1f} s (user {user:.1f}, system "
+        f"{system:.1f}); peak over the process tree ({peak_procs} processes): "
+        f"RSS {peak_rss / GIB:.2f} GiB, PSS {peak_pss / GIB:.2f} GiB"
+    )
+    print(f"targets: wall <= 60 s: {'met' if wall <= 60 else 'NOT met'}; "
+          f"PSS <= 2 GiB: {'met' if peak_pss <= 2 * GIB else 'NOT met'}; "
+          f"RSS <= 2 GiB: {'met' if peak_rss <= 2 * GIB else 'NOT met'}")  # fmt: skip
+    print("\nwhat costs what (wall s / CPU s, each part measured in its own subprocess):")
+    rows = [
+        ("interpreter start (python -c pass)", bare_wall, bare_cpu),
+        ("interpreter + CLI imports", imp_wall, imp_cpu),
+        (f"worker pool start ({args.world_size} ranks, to ready)", start_s, None),
+        ("worker pool close", close_s, None),
+        ("worker pool probe, whole process", pool_total_wall, pool_cpu),
+    ]
+    mpl = figures.pop("matplotlib import")
+    rep = figures.pop("verify.report import")
+    fig_sum = sum(v[0] for v in figures.values())
+    fig_cpu_sum = sum(v[1] for v in figures.values())
+    rows += [
+        ("matplotlib import (figures)", mpl[0], mpl[1]),
+        (f"figures ({len(figures)} PNGs, drawing only)", fig_sum, fig_cpu_sum),
+    ]
+    claim_sum = sum(c[0] for c in claims)
+    rows.append((f"claims ({len(claims)}, sum of wall_s)", claim_sum, None))
+    rest = wall - imp_wall - start_s - claim_sum - fig_sum - mpl[0]
+    rows.append(("remainder (pool close, table, exit, load)", rest, None))
+    for name, w, c in rows:
+        print(f"  {name:<48} {w:>7.2f} s {('' if c is None else f'{c:>7.2f} s CPU'):>14}")
+    print(f"  (verify.report import in the figure probe: {rep[0]:.2f} s; figure probe CPU "
+          f"{fig_cpu:.2f} s)")  # fmt: skip
+    print("\nclaims, slowest first (wall s, verdict):")
+    for w, name, verdict in claims:
+        print(f"  {name:<40} {w:>7.2f} s  {verdict}")
+    print("\nfigures, slowest first (wall s / CPU s):")
+    for name, (w, c) in sorted(figures.items(), key=lambda kv: -kv[1][0])[:10]:
+        print(f"  {name[7:]:<40} {w:>7.2f} s {c:>7.2f} s")
+    if proc.returncode not in (0, 1):
+        print("\nstderr of the main job (tail):\n" + err[-3000:])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
