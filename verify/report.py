@@ -508,7 +508,10 @@ def run_claims(
         Re-run claims that already have a result for the same configuration (saved results
         with verdict ``'error'`` are always re-run).
     figures : bool
-        Write ``figures/NAME.png`` for each claim (also for resumed ones when missing).
+        Write ``figures/NAME.png`` for each claim (also for resumed ones when missing): in a
+        background process (:class:`verify.drawing.FigureDrawer`) while the next claims run,
+        all written when this returns; in this process when ``THEORYLAB_INLINE_FIGURES`` is
+        set or the claim overrides ``plot``.
     progress : ProgressLine, optional
     on_result : callable(result, resumed), optional
         Called after each claim.
@@ -539,6 +542,30 @@ def run_claims(
             results.append(broken)
             if on_result is not None:
                 on_result(broken, False)
+    drawer = _background_drawer() if figures else None
+    try:
+        _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
+                         drawer)  # fmt: skip
+    finally:
+        if drawer is not None:
+            for name, exc in drawer.close():
+                print(f"warning: figure for {name} failed: {exc}", file=sys.stderr)
+    if progress is not None:
+        progress.finish()
+    return results
+
+
+def _background_drawer():
+    """The figure process of :mod:`verify.drawing`, unless ``THEORYLAB_INLINE_FIGURES`` is set."""
+    if os.environ.get("THEORYLAB_INLINE_FIGURES"):
+        return None
+    from verify.drawing import FigureDrawer
+
+    return FigureDrawer()
+
+
+def _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
+                     drawer) -> None:  # fmt: skip
     software = None
     for i, claim in enumerate(claims):
         if progress is not None:
@@ -577,19 +604,24 @@ def run_claims(
         if figures and result.verdict != "error":
             png = results_dir / "figures" / f"{claim.name}.png"
             if not resumed or not png.exists():
-                try:
-                    save_figure(result, png)
-                except Exception as exc:  # a figure never changes a verdict
-                    print(f"warning: figure for {claim.name} failed: {exc}", file=sys.stderr)
+                # in the background process when the claim draws with figures.draw (the
+                # default Claim.plot); else here
+                queued = (
+                    drawer is not None
+                    and type(claim).plot is Claim.plot
+                    and drawer.submit(claim.name, result.to_dict(), png)
+                )
+                if not queued:
+                    try:
+                        save_figure(result, png)
+                    except Exception as exc:  # a figure never changes a verdict
+                        print(f"warning: figure for {claim.name} failed: {exc}", file=sys.stderr)
         results.append(result)
         if progress is not None:
             progress.index = i + 1
             progress.update(("resumed " if resumed else "") + result.verdict)
         if on_result is not None:
             on_result(result, resumed)
-    if progress is not None:
-        progress.finish()
-    return results
 
 
 def _fmt_interval(interval) -> str:
