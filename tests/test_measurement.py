@@ -87,7 +87,7 @@ def test_run_simulated_default_record_is_log_spaced():
 @pytest.mark.parametrize("with_x_star", [True, False])
 def test_blocked_float32_measurement_equals_the_float64_reference(monkeypatch, with_x_star):
     n, R, d = 6, 3, 50
-    monkeypatch.setattr(run_module, "_BLOCK", 7 * n * R)  # 8 blocks, the last one short
+    monkeypatch.setattr(run_module, "_BLOCK", 4 * R * d)  # blocks of 4 and 2 nodes
     comm = SimulatedCommunicator([_ring(n)], dtype=torch.float32)
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(n, R, d, generator=g) * 3 + 1).to(torch.float32)
@@ -102,7 +102,7 @@ def test_blocked_float32_measurement_equals_the_float64_reference(monkeypatch, w
 
 
 def test_float32_run_measurements_equal_the_float64_reference_of_its_states(monkeypatch):
-    monkeypatch.setattr(run_module, "_BLOCK", 64)
+    monkeypatch.setattr(run_module, "_BLOCK", 64)  # one node per block
     n, R, d, steps = 5, 2, 40, 12
     p = heterogeneous_quadratic(n, d, sigma2=0.3, seed=1)
     oracle = QuadraticOracle(p, dtype=torch.float32)
