@@ -19,7 +19,10 @@ reports:
 
 On a shared machine read CPU times and the split, not the wall time alone.
 
-Usage: ``python benchmarks/main_job.py [--keep DIR] [-- EXTRA VERIFY ARGS]``, e.g.
+Figures are drawn in a background process while the claims run (:mod:`verify.drawing`);
+``--inline-figures`` draws them in the main process, as before, for comparison.
+
+Usage: ``python benchmarks/main_job.py [--keep DIR] [--inline-figures] [-- VERIFY ARGS]``, e.g.
 ``python benchmarks/main_job.py -- --claims gossip_decay``.
 """
 
@@ -131,10 +134,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", metavar="DIR", help="results folder to use and keep")
     ap.add_argument("--world-size", type=int, default=4)
+    ap.add_argument(
+        "--inline-figures",
+        action="store_true",
+        help="draw figures in the main process (THEORYLAB_INLINE_FIGURES=1), the old way",
+    )
     ap.add_argument("extra", nargs="*", help="extra arguments for `python -m verify` (after --)")
     args = ap.parse_args(argv)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if args.inline_figures:
+        env["THEORYLAB_INLINE_FIGURES"] = "1"
     tmp = tempfile.mkdtemp(prefix="main_job_")
     results = args.keep or os.path.join(tmp, "results")
     cmd = [sys.executable, "-m", "verify", "--force", "--quiet", "--results", results]
