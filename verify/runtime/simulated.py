@@ -327,3 +327,20 @@ class SimulatedCommunicator(Communicator):
                 f"allsum: x must have n = {self.n} rows, got shape {tuple(x.shape)}"
             )
         return x.sum(dim=0)
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``P^(k) @ x`` over the node dimension (see :meth:`verify.comm.Communicator.push`).
+
+        Bytes: ``sum_j outdeg_j * s`` (each node ``j`` sends its weighted rows to its
+        out-neighbours), as for :meth:`mix`.
+        """
+        self._check(x, "push")
+        t = time.perf_counter()
+        op = self._ops[k % len(self._ops)]
+        y = op(x)
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
+        return y
