@@ -233,7 +233,7 @@ def test_bad_inputs():
     p = heterogeneous_quadratic(4, 2, seed=0)
     x0 = np.zeros((4, 2))
     bad_W = np.eye(4) * 0.5
-    with pytest.raises(TheorylabError, match="doubly stochastic"):
+    with pytest.raises(TheorylabError, match="doubly.stochastic"):
         exact_dsgd(p, bad_W, 0.1, 5, x0)
     with pytest.raises(TheorylabError):
         exact_dsgd(p, lazy_ring(5), 0.1, 5, x0)

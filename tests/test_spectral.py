@@ -170,7 +170,9 @@ def test_consensus_iterations():
     assert S.consensus_iterations(0.0, 1e-6) == 1
     assert S.consensus_iterations(0.3, 1.0) == 0
     assert S.consensus_iterations(1.0) == math.inf
-    assert S.consensus_iterations(1.5) == math.inf
+    # rho > 1 (a consensus error that may grow) is an error, not inf (issue 7 item 13)
+    with pytest.raises(TheorylabError, match=r"rho must be in \[0, 1\], got rho = 1.5"):
+        S.consensus_iterations(1.5)
     gap = 1.3159e-9
     t = S.consensus_iterations(1 - gap, 1e-6, spectral_gap=gap)
     assert abs(t - math.log(1e6) / gap) / t < 1e-6

@@ -133,3 +133,115 @@ def test_end_to_end_quick_run_and_resume(tmp_path):
     payload = json.loads(again.stdout)
     stamps = {r["claim"]: r["timestamp"] for r in payload["results"]}
     assert stamps["executors_agree"] == result["timestamp"]  # resumed, not recomputed
+
+
+# ---- the plugin registry: theorylab finds `verify` without importing it -------------------------
+def _theorylab_alone(tmp_path, *argv):
+    """Run ``theorylab ARGV`` where only the theorylab package is importable (no verify)."""
+    from pathlib import Path
+
+    import theorylab
+
+    alone = tmp_path / "alone"
+    if not alone.exists():
+        alone.mkdir()
+        (alone / "theorylab").symlink_to(Path(theorylab.__file__).parent)
+    code = "import sys; from theorylab.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(alone), "HOME": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=alone,
+        env=env,
+    )
+
+
+def test_theorylab_alone_has_every_theory_command(tmp_path):
+    proc = _theorylab_alone(tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("topology", "weights", "design", "compressors"):
+        assert name in proc.stdout
+    assert "\n    verify " not in proc.stdout  # no `verify` subcommand line
+    proc = _theorylab_alone(tmp_path, "topology", "ring", "--n", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)
+    # design --calibrate needs verify's calibrator: a clear message, no traceback
+    proc = _theorylab_alone(
+        tmp_path, "design", "--n", "8", "--max-degree", "2", "--calibrate", "--json"
+    )
+    assert proc.returncode == 2
+    assert "needs the `verify` package" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _theorylab_alone(tmp_path, "verify", "--list")
+    assert proc.returncode == 2 and "invalid choice: 'verify'" in proc.stderr
+
+
+def test_verify_registers_itself_from_a_checkout():
+    # PYTHONPATH runs have no entry-point metadata: the fallback import finds verify.cli
+    from theorylab.commands import Registry, registry
+
+    registry.load_plugins()
+    assert registry.commands["verify"] == "verify.cli"
+    assert "gloo-ping-pong" in registry.calibrators
+    fresh = Registry({})
+    fresh.load_plugins()
+    assert set(fresh.commands) == {"verify"} and fresh.errors == {}
+    proc = subprocess.run(
+        [sys.executable, "-m", "theorylab.cli", "verify", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[:4] == ["claim", "kind", "issue", "description"]
+
+
+def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
+    # an installed package adds a command through the `theorylab.commands` entry-point group
+    from importlib.metadata import EntryPoint
+
+    import theorylab.commands as commands
+
+    (tmp_path / "toy_plugin.py").write_text(
+        "HELP = 'a toy command'\n"
+        "def add_arguments(parser):\n    parser.add_argument('--x', type=int, default=1)\n"
+        "def run(args):\n    print('toy', args.x)\n    return 0\n"
+        "def register(registry):\n    registry.add_command('toy', __name__)\n"
+        "    registry.add_calibrator('toy', lambda: None)\n"
+        "def broken(registry):\n    raise RuntimeError('boom')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = commands.ENTRY_POINT_GROUP
+    eps = [
+        EntryPoint(name="toy", value="toy_plugin:register", group=group),
+        EntryPoint(name="broken", value="toy_plugin:broken", group=group),
+    ]
+    monkeypatch.setattr(commands, "entry_points", lambda group: eps)
+    reg = commands.Registry(commands.BUILTIN)
+    reg.load_plugins()
+    assert "RuntimeError: boom" in reg.errors["broken"]  # recorded, the others still load
+    assert reg.commands["toy"] == "toy_plugin" and "verify" in reg.commands  # + the fallback
+    assert reg.load_command("toy").HELP == "a toy command"
+    with pytest.raises(ValueError, match="already provided"):
+        reg.add_command("toy", "another_module")
+    with pytest.raises(ValueError, match="unknown command 'nope'"):
+        reg.load_command("nope")
+    with pytest.raises(ValueError, match="unknown calibrator 'nope'"):
+        reg.calibrator("nope")
+    # through the real command line
+    monkeypatch.setattr(commands, "registry", reg)
+    import theorylab.cli as cli
+
+    monkeypatch.setattr(cli, "registry", reg)
+    assert cli.main(["toy", "--x", "3"]) == 0
+
+
+def test_calibrator_missing_is_a_clear_error(monkeypatch):
+    import theorylab.commands as commands
+
+    monkeypatch.setattr(commands, "FALLBACK_PLUGINS", ())
+    monkeypatch.setattr(commands, "entry_points", lambda group: [])
+    reg = commands.Registry(commands.BUILTIN)
+    with pytest.raises(ValueError, match="needs the `verify` package .* give --alpha and --beta"):
+        reg.calibrator()

@@ -1,45 +1,38 @@
 """The ``theorylab`` command line: one subcommand per capability.
 
-Each subcommand lives in :mod:`theorylab.commands` (``HELP``, ``add_arguments``, ``run``) and is
-imported only when used, so ``theorylab topology`` never imports torch.
+Subcommands come from :data:`theorylab.commands.registry`: the theory commands built in, and
+those that installed plugins add (``theorylab verify`` when the ``verify`` package is present;
+see :mod:`theorylab.commands`). Each module is imported only when used, so
+``theorylab topology`` never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-__all__ = ["main", "COMMANDS"]
+from theorylab.commands import registry
 
-#: subcommand name -> module under theorylab.commands
-COMMANDS = {
-    "topology": "topology",
-    "weights": "weights",
-    "design": "design",
-    "compressors": "compressors",
-    "verify": "verify",
-}
-
-
-def _load(name: str):
-    return importlib.import_module(f"theorylab.commands.{COMMANDS[name]}")
+__all__ = ["main", "build_parser"]
 
 
 def build_parser(argv) -> argparse.ArgumentParser:
+    """The parser, with only the subcommand named in ``argv`` loaded (all of them for help)."""
     parser = argparse.ArgumentParser(
         prog="theorylab",
         description="Compute the theory of distributed optimization, and verify it.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
+    if wanted not in registry.commands:
+        registry.load_plugins()  # a plugin command, or the help text (every command)
     # Import only the requested command (so `theorylab topology` never imports torch);
     # all of them when none is named, for the help text.
-    names = [wanted] if wanted in COMMANDS else list(COMMANDS)
+    names = [wanted] if wanted in registry.commands else list(registry.commands)
     for name in names:
         try:
-            module = _load(name)
+            module = registry.load_command(name)
         except ModuleNotFoundError as exc:  # a command whose module is not installed
             if wanted == name:
                 raise SystemExit(f"theorylab: command {name!r} is unavailable: {exc}") from exc

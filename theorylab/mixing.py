@@ -35,8 +35,14 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from theorylab.errors import TheorylabError, TheorylabWarning, check_int, check_positive
-from theorylab.topology import DENSE_LIMIT, Schedule, check_graph
+from theorylab import spectral
+from theorylab.errors import TheorylabError, TheorylabWarning
+from theorylab.stochastic import (
+    DENSE_LIMIT,
+    check_graph,
+    check_mixing_matrix,
+    check_world_size,
+)
 
 __all__ = [
     "metropolis_weights",
@@ -95,8 +101,8 @@ def metropolis_weights(G, sparse=None):
     Example
     -------
     >>> import networkx as nx
-    >>> metropolis_weights(nx.cycle_graph(4))[0].tolist()
-    [0.3333333333333333, 0.3333333333333333, 0.0, 0.3333333333333333]
+    >>> [round(w, 12) for w in metropolis_weights(nx.cycle_graph(4))[0].tolist()]
+    [0.333333333333, 0.333333333333, 0.0, 0.333333333333]
     """
     _, n, u, v, deg = _edges_degrees(G)
     return _assemble(n, u, v, 1.0 / (1.0 + np.maximum(deg[u], deg[v])), sparse=sparse)
@@ -153,8 +159,6 @@ def uniform_weights(G, sparse=None):
 
 def _laplacian_extremes(G) -> tuple[float, float]:
     """(lambda_1, lambda_{n-1}) of the Laplacian: largest and smallest nonzero eigenvalue."""
-    from theorylab import spectral
-
     _, n, u, v, deg = _edges_degrees(G)
     if n <= DENSE_LIMIT:
         lam = np.linalg.eigvalsh(laplacian(G, sparse=False))
@@ -250,14 +254,31 @@ def mixing_matrix(G, rule="metropolis", lazy=False, sparse=None):
     numpy.ndarray or scipy.sparse.csr_array, float64, n x n, symmetric doubly stochastic.
     Bipartite regular graphs under 'max-degree' / 'local-degree' (rho = 1) emit a TheorylabWarning.
 
+    Raises
+    ------
+    TypeError
+        ``rule`` is not a string, or ``lazy`` is not a bool.
+    TheorylabError
+        Unknown rule, or an invalid graph (:func:`theorylab.stochastic.check_graph`).
+
     Example
     -------
     >>> import networkx as nx
     >>> float(mixing_matrix(nx.complete_graph(4))[0, 1])
     0.25
     """
+    if not isinstance(rule, str):
+        raise TypeError(
+            f"rule must be a weight rule name (a string, one of {sorted(WEIGHT_RULES)}), got "
+            f"{rule!r} of type {type(rule).__name__}"
+        )
     if rule not in WEIGHT_RULES:
         raise TheorylabError(f"unknown weight rule {rule!r}; choose from {sorted(WEIGHT_RULES)}")
+    if not isinstance(lazy, (bool, np.bool_)):
+        raise TypeError(
+            f"lazy must be True or False, got {lazy!r} of type {type(lazy).__name__} "
+            "(lazy=True returns (I + W)/2)"
+        )
     W = WEIGHT_RULES[rule](G, sparse=sparse)
     if rule in ("max-degree", "local-degree") and not lazy:
         degs = [d for _, d in G.degree()]
@@ -269,162 +290,3 @@ def mixing_matrix(G, rule="metropolis", lazy=False, sparse=None):
                 stacklevel=2,
             )
     return _lazy(W) if lazy else W
-
-
-# ---------------------------------------------------------------------------- validation
-def check_mixing_matrix(
-    W,
-    graph=None,
-    *,
-    doubly_stochastic=True,
-    symmetric=False,
-    nonnegative=False,
-    connected=True,
-    atol=1e-10,
-):
-    """Validate a mixing matrix and return it as float64 (dense ndarray or csr_array).
-
-    Checks: square 2-D, n >= 1, finite; rows sum to 1 (``W 1 = 1``); columns sum to 1 when
-    ``doubly_stochastic`` (``1^T W = 1^T``, needed for the average to be preserved, Xiao-Boyd Thm
-    1); ``W == W^T`` when ``symmetric``; ``W >= 0`` when ``nonnegative``; ``W_ij == 0`` off the
-    edges of ``graph`` (self-loops always allowed); support graph connected when ``connected``.
-
-    Parameters
-    ----------
-    W : array_like or scipy.sparse matrix
-    graph : networkx.Graph, optional (nodes 0..n-1)
-    doubly_stochastic, symmetric, nonnegative, connected : bool
-    atol : float > 0, absolute tolerance of every equality check
-
-    Returns
-    -------
-    numpy.ndarray or scipy.sparse.csr_array (float64)
-
-    Raises
-    ------
-    TypeError
-        W is not numeric.
-    TheorylabError
-        The first failed check, naming the offending entry / row and the expectation.
-
-    Example
-    -------
-    >>> check_mixing_matrix([[0.5, 0.5], [0.5, 0.5]]).shape
-    (2, 2)
-    """
-    atol = check_positive("atol", atol)
-    if sp.issparse(W):
-        W = sp.csr_array(W, dtype=np.float64)
-        W.sum_duplicates()
-        data = W.data
-    else:
-        try:
-            W = np.asarray(W, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"W must be a numeric matrix: {exc}") from None
-        data = W
-    if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] < 1:
-        raise TheorylabError(f"W must be a square n x n matrix, got shape {W.shape}")
-    n = W.shape[0]
-    if not np.all(np.isfinite(data)):
-        bad = np.argwhere(~np.isfinite(W.toarray() if sp.issparse(W) else W))[0]
-        raise TheorylabError(f"W[{bad[0]}, {bad[1]}] is not finite; W must be finite")
-    i, total = _worst_sum(W, axis=1)
-    if abs(total - 1) > atol:
-        raise TheorylabError(
-            f"row {i} of W sums to {total!r}, expected 1 (+- {atol:g}): every node's receive "
-            "weights must sum to 1 (normalise rows: W / W.sum(axis=1, keepdims=True))"
-        )
-    if doubly_stochastic:
-        j, total = _worst_sum(W, axis=0)
-        if abs(total - 1) > atol:
-            raise TheorylabError(
-                f"column {j} of W sums to {total!r}, expected 1 (+- {atol:g}): W must be "
-                "doubly stochastic to preserve the average (use Metropolis weights, or pass "
-                "doubly_stochastic=False for push-sum style row-stochastic W)"
-            )
-    if symmetric:
-        D = abs(W - W.T)
-        if sp.issparse(D):
-            dmax = float(D.max()) if D.nnz else 0.0
-        else:
-            dmax = float(D.max())
-        if dmax > atol:
-            if sp.issparse(D):
-                Dc = sp.coo_array(D)
-                k = int(np.argmax(Dc.data))
-                a, b = int(Dc.row[k]), int(Dc.col[k])
-            else:
-                a, b = (int(x) for x in np.unravel_index(np.argmax(D), D.shape))
-            raise TheorylabError(
-                f"W is not symmetric: W[{a}, {b}] = {W[a, b]!r} but W[{b}, {a}] = {W[b, a]!r} "
-                f"(tolerance {atol:g}); symmetrise with (W + W.T)/2 or use a symmetric rule"
-            )
-    if nonnegative:
-        mn = data.min() if data.size else 0.0
-        if mn < -atol:
-            a, b = _argwhere_first(W, lambda x: x < -atol)
-            raise TheorylabError(
-                f"W[{a}, {b}] = {W[a, b]!r} is negative; expected W >= 0 (a Markov chain)"
-            )
-    if graph is not None:
-        graph = check_graph(graph)
-        if graph.number_of_nodes() != n:
-            raise TheorylabError(
-                f"graph has {graph.number_of_nodes()} nodes but W is {n} x {n}; sizes must match"
-            )
-        allowed = nx.to_scipy_sparse_array(graph, nodelist=range(n), format="csr")
-        allowed = (allowed + sp.eye_array(n, format="csr")).astype(bool)
-        Wc = sp.coo_array(W)
-        mask = np.abs(Wc.data) > atol
-        r, c = Wc.row[mask], Wc.col[mask]
-        ok = np.asarray(allowed[r, c]).ravel().astype(bool)
-        if not ok.all():
-            k = int(np.argmin(ok))
-            raise TheorylabError(
-                f"W[{r[k]}, {c[k]}] = {Wc.data[mask][k]!r} but ({r[k]}, {c[k]}) is not an edge "
-                "of the graph; W must be supported on the graph's edges and self-loops"
-            )
-    if connected and n > 1:
-        S = sp.coo_array(W)
-        keep = np.abs(S.data) > atol
-        adj = sp.coo_array((np.ones(keep.sum()), (S.row[keep], S.col[keep])), shape=(n, n))
-        ncomp, labels = sp.csgraph.connected_components(adj, directed=True, connection="weak")
-        if ncomp > 1:
-            lone = int(np.argmax(labels != labels[0]))
-            raise TheorylabError(
-                f"the support graph of W is disconnected ({ncomp} components; node {lone} is not "
-                "reachable from node 0): consensus is impossible, so rho = 1"
-            )
-    return W
-
-
-def _worst_sum(W, axis: int) -> tuple[int, float]:
-    """Index and value of the row (``axis=1``) or column (``axis=0``) sum farthest from 1."""
-    sums = np.asarray(W.sum(axis=axis)).ravel()
-    i = int(np.argmax(np.abs(sums - 1)))
-    return i, sums[i]
-
-
-def _argwhere_first(W, pred):
-    if sp.issparse(W):
-        C = sp.coo_array(W)
-        k = int(np.argmax(pred(C.data)))
-        return int(C.row[k]), int(C.col[k])
-    a, b = np.argwhere(pred(W))[0]
-    return int(a), int(b)
-
-
-def check_world_size(W, world_size):
-    """Check that a mixing matrix or :class:`~theorylab.topology.Schedule` has ``world_size`` nodes.
-
-    Returns ``W`` unchanged. Raises TheorylabError naming both sizes otherwise.
-    """
-    world_size = check_int("world_size", world_size, 1)
-    n = W.n if isinstance(W, Schedule) else (W.shape[0] if hasattr(W, "shape") else len(W))
-    if n != world_size:
-        raise TheorylabError(
-            f"the topology has n = {n} nodes but the process group has world_size = {world_size}; "
-            "build the topology with n = world_size"
-        )
-    return W

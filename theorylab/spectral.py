@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,6 +50,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from theorylab.errors import SolverError, TheorylabError, check_positive, check_probability
+from theorylab.stochastic import DENSE_LIMIT, Schedule, check_mixing_matrix, check_schedule
 
 __all__ = [
     "Spectrum",
@@ -66,8 +66,6 @@ __all__ = [
     "DENSE_LIMIT",
 ]
 
-#: largest n handled densely by method='auto'
-DENSE_LIMIT = 2000
 _METHODS = ("auto", "dense", "sparse")
 _DELTA = 1e-12  # shift distance of shift-invert: well below the gaps of interest (>= ~1e-11)
 _PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU fill-in is ruinous)
@@ -102,10 +100,8 @@ class Spectrum:
 
 # ---------------------------------------------------------------------------- input handling
 def _as_matrix(W):
-    """Validate W (square, finite, rows sum to 1) and return float64 dense or csr."""
-    from theorylab.mixing import check_mixing_matrix
-
-    return check_mixing_matrix(W, doubly_stochastic=False, connected=False, atol=1e-8)
+    """Validate W (real, square, finite, rows sum to 1) and return float64 dense or csr."""
+    return check_mixing_matrix(W, stochasticity="row", connected=False, atol=1e-8)
 
 
 def _is_symmetric(W, atol=1e-12) -> bool:
@@ -475,14 +471,16 @@ def consensus_iterations(rho, eps=1e-6, *, spectral_gap=None):
 
     Parameters
     ----------
-    rho : float >= 0
+    rho : float in [0, 1]
+        (rho > 1, a consensus error that may grow, is an error: no number of steps is
+        guaranteed; rho == 1 gives ``math.inf``)
     eps : float in (0, 1]
     spectral_gap : float, optional
         ``1 - rho`` when known more precisely than rho (tiny gaps): log(rho) = log1p(-gap).
 
     Returns
     -------
-    int, or ``math.inf`` when rho >= 1 (no guaranteed consensus). rho == 0 gives 1 (W = J
+    int, or ``math.inf`` when rho == 1 (no guaranteed consensus). rho == 0 gives 1 (W = J
     averages in one step) unless eps >= 1, which gives 0.
 
     Example
@@ -491,6 +489,12 @@ def consensus_iterations(rho, eps=1e-6, *, spectral_gap=None):
     10
     """
     rho = check_positive("rho", rho, allow_zero=True)
+    if rho > 1 + 1e-12:  # rounding above 1 counts as 1
+        raise TheorylabError(
+            f"rho must be in [0, 1], got rho = {rho!r}: with rho = ||W - 11^T/n||_2 > 1 the "
+            "consensus error may grow, so no number of iterations is guaranteed (check W: "
+            "a doubly stochastic symmetric W has rho <= 1)"
+        )
     eps = check_probability("eps", eps)
     if eps >= 1:
         return 0
@@ -514,22 +518,6 @@ def consensus_iterations(rho, eps=1e-6, *, spectral_gap=None):
     return t
 
 
-def _schedule_matrices(schedule):
-    from theorylab.topology import Schedule
-
-    if isinstance(schedule, Schedule):
-        return list(schedule.matrices)
-    if isinstance(schedule, Sequence) or (isinstance(schedule, np.ndarray) and schedule.ndim == 3):
-        mats = [_as_matrix(W) for W in schedule]
-        if not mats:
-            raise TheorylabError("schedule_rho needs at least one matrix, got none")
-        n = mats[0].shape[0]
-        if any(W.shape[0] != n for W in mats):
-            raise TheorylabError("all matrices of a schedule must have the same size")
-        return mats
-    return [_as_matrix(schedule)]
-
-
 def schedule_rho(schedule, method="auto") -> float:
     """Per-round rate of a schedule: ``||W^(P-1) ... W^(0) - 11^T/n||_2^(1/P)``.
 
@@ -549,7 +537,7 @@ def schedule_rho(schedule, method="auto") -> float:
     >>> schedule_rho(one_peer_exponential(16))
     0.0
     """
-    mats = _schedule_matrices(schedule)
+    mats = check_schedule(schedule, stochasticity="row", atol=1e-8)
     P = len(mats)
     if P == 1:
         return rho(mats[0], method)
@@ -612,8 +600,6 @@ def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
     and the union graph's mean), ``mixing_time_<eps>`` (:func:`consensus_iterations`; for a
     schedule, in rounds: whole periods times P), method, time_s.
     """
-    from theorylab.topology import Schedule
-
     t0 = time.perf_counter()
     eps_key = f"mixing_time_{eps:g}"
     if isinstance(W, Schedule) and W.period > 1:
@@ -634,7 +620,9 @@ def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
             "degree_max": per_round,
             "degree_mean": float(degs.mean()),
             # whole periods: the guarantee holds at period boundaries (rho_period = r^P)
-            eps_key: consensus_iterations(r**schedule.period, eps) * schedule.period,
+            eps_key: consensus_iterations(r**schedule.period, eps) * schedule.period
+            if r < 1
+            else math.inf,
             "method": "schedule-" + _choose(method, schedule.n),
             "time_s": time.perf_counter() - t0,
         }

@@ -2,7 +2,9 @@
 
 Static topologies are undirected ``networkx.Graph`` objects with nodes ``0..n-1`` (no
 self-loops: the self weight is set by the weight rule of :mod:`theorylab.mixing`).
-Time-varying topologies are :class:`Schedule` objects holding the mixing matrices of one period.
+Time-varying topologies are :class:`~theorylab.stochastic.Schedule` objects holding the mixing
+matrices of one period (``Schedule``, ``static``, ``check_graph`` and ``DENSE_LIMIT`` live in
+:mod:`theorylab.stochastic` and are re-exported here).
 
 Conventions (shared/DESIGN.md): row ``i`` of ``W`` holds node ``i``'s receive weights,
 ``x_i <- sum_j W_ij x_j``; ``rho = ||W - 11^T/n||_2`` and ``spectral_gap = 1 - rho``. A schedule
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
 from theorylab.errors import TheorylabError, check_int, check_positive, check_probability
+from theorylab.stochastic import DENSE_LIMIT, Schedule, check_graph, static
 
 __all__ = [
     "ring",
@@ -51,69 +54,6 @@ __all__ = [
     "build",
     "closed_form_rho",
 ]
-
-#: above this many nodes, generated mixing matrices are scipy.sparse.csr_array
-DENSE_LIMIT = 2000
-
-
-# ---------------------------------------------------------------------------- validation
-def check_graph(G) -> nx.Graph:
-    """Validate a topology and return it with nodes labelled ``0..n-1``.
-
-    Parameters
-    ----------
-    G : networkx.Graph
-        Undirected simple graph (not a DiGraph or MultiGraph), at least 2 nodes, connected, no
-        self-loops.
-
-    Returns
-    -------
-    networkx.Graph
-        ``G`` itself when its nodes already are ``0..n-1``; otherwise a relabelled copy (nodes in
-        sorted order when sortable, else insertion order).
-
-    Raises
-    ------
-    TypeError
-        ``G`` is not an undirected simple ``networkx.Graph``.
-    TheorylabError
-        Fewer than 2 nodes, a self-loop, or a disconnected graph.
-
-    Example
-    -------
-    >>> check_graph(nx.path_graph(["a", "b", "c"])).number_of_nodes()
-    3
-    """
-    if not isinstance(G, nx.Graph) or G.is_directed() or G.is_multigraph():
-        raise TypeError(
-            f"a topology must be an undirected simple networkx.Graph, got {type(G).__name__}; "
-            "convert with networkx.Graph(G) (directed gossip belongs in a Schedule of matrices)"
-        )
-    n = G.number_of_nodes()
-    if n < 2:
-        raise TheorylabError(f"a topology needs n >= 2 nodes, got n = {n}")
-    loops = list(nx.selfloop_edges(G))
-    if loops:
-        raise TheorylabError(
-            f"the graph has a self-loop at node {loops[0][0]!r}; remove self-loops "
-            "(G.remove_edges_from(nx.selfloop_edges(G))): the self weight is set by the weight rule"
-        )
-    if not nx.is_connected(G):
-        comps = nx.number_connected_components(G)
-        raise TheorylabError(
-            f"the graph is disconnected ({comps} components), so gossip cannot reach consensus; "
-            "add edges, or keep the largest component: "
-            "G.subgraph(max(nx.connected_components(G), key=len))"
-        )
-    nodes = list(G.nodes())
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in nodes):
-        if sorted(int(v) for v in nodes) == list(range(n)):
-            return G
-    try:
-        order = sorted(nodes)
-    except TypeError:
-        order = nodes
-    return nx.relabel_nodes(G, {v: i for i, v in enumerate(order)}, copy=True)
 
 
 def _check_n(n, minimum=2, family="topology") -> int:
@@ -412,120 +352,6 @@ def square_shape(n) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- schedules
-class Schedule:
-    """A time-varying topology: mixing matrices W^(0), ..., W^(P-1), repeated with period P.
-
-    Round k applies ``x^(k+1) = W^(k mod P) x^(k)`` (row i = node i's receive weights), so one
-    period multiplies ``W^(P-1) ... W^(0)``; its rate is
-    :func:`theorylab.spectral.schedule_rho` = ``||W^(P-1)...W^(0) - 11^T/n||_2^(1/P)``.
-
-    Parameters
-    ----------
-    matrices : sequence of n x n arrays (numpy or scipy.sparse)
-        Each checked by :func:`theorylab.mixing.check_mixing_matrix` (rows sum to 1; columns too
-        when ``doubly_stochastic``; a round's own support need not be connected).
-    doubly_stochastic : bool
-    name : str, optional
-    atol : float, tolerance of the stochasticity checks.
-
-    Raises
-    ------
-    TheorylabError
-        Empty list, mismatched sizes, a non-stochastic matrix, or a union graph (all edges of one
-        period) that is disconnected.
-
-    Example
-    -------
-    >>> s = one_peer_exponential(8)
-    >>> s.period, s.n, s[4] is s[1]
-    (3, 8, True)
-    """
-
-    def __init__(self, matrices: Sequence, *, doubly_stochastic=True, name=None, atol=1e-10):
-        from theorylab.mixing import check_mixing_matrix
-
-        mats = (
-            list(matrices)
-            if not isinstance(matrices, np.ndarray) or matrices.ndim == 3
-            else [matrices]
-        )
-        if not mats:
-            raise TheorylabError("a Schedule needs at least one mixing matrix, got none")
-        checked = []
-        for k, W in enumerate(mats):
-            try:
-                checked.append(
-                    check_mixing_matrix(
-                        W, doubly_stochastic=doubly_stochastic, connected=False, atol=atol
-                    )
-                )
-            except TheorylabError as exc:
-                raise TheorylabError(f"schedule round {k}: {exc}") from None
-        n = checked[0].shape[0]
-        for k, W in enumerate(checked):
-            if W.shape[0] != n:
-                raise TheorylabError(
-                    f"schedule round {k} is {W.shape[0]} x {W.shape[0]}, round 0 is {n} x {n}; "
-                    "all rounds must have the same number of nodes"
-                )
-        self._matrices = tuple(checked)
-        self.n = n
-        self.doubly_stochastic = bool(doubly_stochastic)
-        self.name = name
-        union = self.union_graph()
-        if not nx.is_connected(union):
-            raise TheorylabError(
-                f"the union graph of one period ({self.period} rounds) is disconnected "
-                f"({nx.number_connected_components(union)} components): the schedule can never "
-                "reach consensus; add rounds or edges that join the components"
-            )
-
-    @property
-    def matrices(self) -> tuple:
-        """The matrices W^(0), ..., W^(P-1) of one period."""
-        return self._matrices
-
-    @property
-    def period(self) -> int:
-        return len(self._matrices)
-
-    def __len__(self) -> int:
-        return self.period
-
-    def __getitem__(self, k):
-        k = check_int("round k", k)
-        return self._matrices[k % self.period]
-
-    def __iter__(self):
-        return iter(self._matrices)
-
-    def __repr__(self) -> str:
-        label = f"{self.name!r}, " if self.name else ""
-        return f"Schedule({label}n={self.n}, period={self.period})"
-
-    def union_graph(self) -> nx.Graph:
-        """Undirected graph with an edge {i, j} when W^(k)_ij != 0 for some round k."""
-        G = nx.Graph()
-        G.add_nodes_from(range(self.n))
-        for W in self._matrices:
-            rows, cols = W.nonzero() if sp.issparse(W) else np.nonzero(W)
-            G.add_edges_from((int(i), int(j)) for i, j in zip(rows, cols) if i != j)
-        return G
-
-    def product(self):
-        """Dense ``W^(P-1) ... W^(0)`` (the map of one period). O(P n^3) for dense input."""
-        out = None
-        for W in self._matrices:
-            Wd = W.toarray() if sp.issparse(W) else W
-            out = Wd.copy() if out is None else Wd @ out
-        return out
-
-
-def static(W, **kwargs) -> Schedule:
-    """A constant schedule W, W, ... (period 1)."""
-    return Schedule([W], **kwargs)
-
-
 def _as_output(dense: np.ndarray | None, rows, cols, vals, n: int, sparse):
     use_sparse = n > DENSE_LIMIT if sparse is None else bool(sparse)
     M = sp.coo_array((vals, (rows, cols)), shape=(n, n)).tocsr()

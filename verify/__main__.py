@@ -1,8 +1,8 @@
-"""``python -m verify`` is ``theorylab verify``."""
+"""``python -m verify`` is ``theorylab verify`` (the subcommand lives in :mod:`verify.cli`)."""
 
 import sys
 
-from theorylab.cli import main
+from verify.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["verify", *sys.argv[1:]]))
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from theorylab.commands._output import emit, format_table
+from theorylab.output import emit, format_table
 
 HELP = (
     "recommend a topology and weights under a budget (max degree, edges, or seconds per round "
@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
     cost.add_argument(
         "--calibrate", action="store_true",
         help="measure alpha and beta by ping-pong between 2 gloo ranks on this machine "
-        "(verify.calibrate) and use them instead of --alpha/--beta",
+        "(the calibrator the verify package registers) and use them instead of --alpha/--beta",
     )  # fmt: skip
     dsgd = parser.add_argument_group("rank by predicted DSGD time to --target (theorylab.rates)")
     dsgd.add_argument("--target", type=float, default=None, help="target mean squared error")
@@ -77,9 +77,9 @@ def run(args) -> int:
         raise TheorylabError("give --n N (and a budget), or --edgelist FILE --add-edges K")
     calibration = None
     if args.calibrate:
-        from verify.calibrate import measure_alpha_beta
+        from theorylab.commands import registry
 
-        calibration = measure_alpha_beta(world_size=2, backend="gloo", device="cpu")
+        calibration = registry.calibrator()()  # verify's ping-pong, when verify is installed
         args.alpha, args.beta = calibration.alpha, calibration.beta
     model = CommModel(
         alpha=args.alpha, beta=args.beta, nbytes=args.bytes, compute_s=args.compute,

@@ -58,8 +58,8 @@ def _digits(x):
 
 def run(args) -> int:
     from theorylab import mixing, spectral, topology
-    from theorylab.commands._output import emit, format_table
     from theorylab.errors import TheorylabError
+    from theorylab.output import emit, format_table
 
     if args.edgelist is not None and args.family is not None:
         raise TheorylabError("give a FAMILY or --edgelist FILE, not both")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from theorylab.commands._output import emit, format_table
+from theorylab.output import emit, format_table
 
 HELP = (
     "rho = ||W - 11^T/n||_2 of a graph under max-degree, Metropolis, best-constant and the "

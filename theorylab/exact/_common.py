@@ -13,6 +13,7 @@ import numpy as np
 
 from theorylab.errors import TheorylabError, TheorylabWarning
 from theorylab.problems import QuadraticProblem
+from theorylab.stochastic import check_schedule
 
 __all__ = ["ExactPrediction"]
 
@@ -66,43 +67,13 @@ def _check_problem(problem) -> QuadraticProblem:
 
 
 def _check_schedule(W_or_schedule, n: int | None = None) -> list[np.ndarray]:
-    """Return a non-empty list of doubly stochastic n x n float64 matrices."""
-    if isinstance(W_or_schedule, np.ndarray) and W_or_schedule.ndim == 2:
-        mats = [W_or_schedule]
-    elif isinstance(W_or_schedule, (list, tuple)):
-        mats = list(W_or_schedule)
-    elif isinstance(W_or_schedule, np.ndarray) and W_or_schedule.ndim == 3:
-        mats = list(W_or_schedule)
-    else:
-        raise TypeError(
-            "W_or_schedule must be an n x n array or a list of them (a periodic schedule), got "
-            f"{type(W_or_schedule).__name__}"
-        )
-    if not mats:
-        raise TheorylabError("the schedule of mixing matrices is empty; pass at least one W")
-    out = []
-    for t, W in enumerate(mats):
-        W = np.asarray(W, dtype=np.float64)
-        if W.ndim != 2 or W.shape[0] != W.shape[1]:
-            raise TheorylabError(f"W[{t}] must be a square matrix, got shape {W.shape}")
-        if n is not None and W.shape[0] != n:
-            raise TheorylabError(
-                f"W[{t}] is {W.shape[0]} x {W.shape[0]} but the problem has n = {n} nodes"
-            )
-        if not np.all(np.isfinite(W)):
-            raise TheorylabError(f"W[{t}] contains NaN or inf")
-        rows = np.abs(W.sum(axis=1) - 1).max()
-        cols = np.abs(W.sum(axis=0) - 1).max()
-        if max(rows, cols) > 1e-10:
-            raise TheorylabError(
-                f"W[{t}] must be doubly stochastic (rows and columns sum to 1); row sums are off "
-                f"by {rows:.2g} and column sums by {cols:.2g}. Use symmetric weights such as "
-                "Metropolis"
-            )
-        out.append(W)
-    if n is None and len({W.shape for W in out}) != 1:
-        raise TheorylabError("all matrices of the schedule must have the same size")
-    return out
+    """A non-empty list of doubly stochastic n x n float64 matrices (dense).
+
+    The one validator of ``theorylab.stochastic`` (:func:`check_schedule`), densified: the exact
+    predictions need every W dense.
+    """
+    mats = check_schedule(W_or_schedule, n=n, stochasticity="doubly", atol=1e-10)
+    return [np.asarray(W.toarray() if hasattr(W, "toarray") else W, dtype=np.float64) for W in mats]
 
 
 def _check_record(record, steps: int) -> np.ndarray:

@@ -114,6 +114,10 @@ class DistributedCommunicator(Communicator):
         Floating dtype of the tensors mixed.
     timeout_s : float, default 60
         Limit in seconds on every wait; a wait past it raises ``RuntimeError``.
+    stochasticity : 'row' (default), 'column' or 'doubly'
+        What every ``W^(k)`` must be (pass the algorithm's ``stochasticity``); validated by
+        :func:`theorylab.stochastic.check_schedule`, so a W whose rows do not sum to 1 is an
+        error here as in the simulator.
 
     Attributes
     ----------
@@ -127,8 +131,9 @@ class DistributedCommunicator(Communicator):
     Raises
     ------
     TheorylabError
-        If no process group is initialised, the world size differs from the schedule's ``n``,
-        or NCCL is asked to move CPU tensors.
+        If no process group is initialised, the schedule is invalid (see
+        :func:`verify.runtime.simulated.schedule_matrices`), the world size differs from the
+        schedule's ``n``, or NCCL is asked to move CPU tensors.
 
     Examples
     --------
@@ -145,6 +150,7 @@ class DistributedCommunicator(Communicator):
         device="cpu",
         dtype: torch.dtype = torch.float64,
         timeout_s: float = 60.0,
+        stochasticity: str = "row",
     ):
         if not dist.is_available() or not dist.is_initialized():
             raise TheorylabError(
@@ -154,7 +160,7 @@ class DistributedCommunicator(Communicator):
             )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        self.schedule = schedule_matrices(schedule)
+        self.schedule = schedule_matrices(schedule, stochasticity)
         self.n = self.schedule[0].shape[0]
         world_size = dist.get_world_size()
         if world_size != self.n:

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from theorylab.errors import TheorylabError
+from theorylab.stochastic import check_schedule
 from verify.comm import Communicator, WireCompressor
 
 __all__ = [
@@ -46,13 +47,20 @@ _DENSE_MAX_N = 128
 _DENSE_FILL = 0.25
 
 
-def schedule_matrices(schedule) -> list:
-    """The list of mixing matrices ``W^(0), ..., W^(P-1)`` of ``schedule``.
+def schedule_matrices(schedule, stochasticity: str = "row") -> list:
+    """The list of mixing matrices ``W^(0), ..., W^(P-1)`` of ``schedule``, validated.
+
+    Validation and normalisation are :func:`theorylab.stochastic.check_schedule` (the same rules
+    and messages as the theory side); this only drops explicit zeros from sparse matrices, so
+    that the support (who sends to whom, and the bytes counted) is the true one.
 
     Parameters
     ----------
     schedule : sequence of array_like or scipy.sparse matrices, a single matrix, or an object
-        with a ``.matrices`` attribute (e.g. ``theorylab.topology.Schedule``).
+        with a ``.matrices`` attribute (e.g. ``theorylab.stochastic.Schedule``).
+    stochasticity : 'row' (default), 'column' or 'doubly'
+        What the algorithm run on it needs (``Algorithm.stochasticity``); 'row' (every node's
+        receive weights sum to 1) is the least any gossip step needs.
 
     Returns
     -------
@@ -63,37 +71,16 @@ def schedule_matrices(schedule) -> list:
     Raises
     ------
     TheorylabError
-        If the schedule is empty, a matrix is not square, sizes differ, or an entry is not finite.
+        If the schedule is empty, a matrix is not square, sizes differ, an entry is not finite,
+        or a matrix is not ``stochasticity``-stochastic (e.g. rows not summing to 1).
+    TypeError
+        A matrix is complex or not numeric.
     """
-    mats = getattr(schedule, "matrices", schedule)
-    if sp.issparse(mats) or (isinstance(mats, np.ndarray) and mats.ndim == 2):
-        mats = [mats]
-    mats = list(mats)
-    if not mats:
-        raise TheorylabError("schedule must hold at least one mixing matrix, got an empty one")
     out = []
-    n = None
-    for k, W in enumerate(mats):
+    for W in check_schedule(schedule, stochasticity=stochasticity):
         if sp.issparse(W):
-            W = sp.csr_array(W, dtype=np.float64)
+            W = W.copy()
             W.eliminate_zeros()
-            values = W.data
-        else:
-            W = np.asarray(W, dtype=np.float64)
-            values = W
-        if W.ndim != 2 or W.shape[0] != W.shape[1]:
-            raise TheorylabError(
-                f"schedule[{k}] must be a square n x n mixing matrix, got shape {W.shape}"
-            )
-        if n is None:
-            n = W.shape[0]
-        elif W.shape[0] != n:
-            raise TheorylabError(
-                f"all matrices of a schedule must have the same n; schedule[0] is {n} x {n}, "
-                f"schedule[{k}] is {W.shape[0]} x {W.shape[1]}"
-            )
-        if not np.all(np.isfinite(values)):
-            raise TheorylabError(f"schedule[{k}] has non-finite entries; pass a finite matrix")
         out.append(W)
     return out
 
@@ -189,6 +176,9 @@ class SimulatedCommunicator(Communicator):
         Where the stacked tensors live.
     dtype : torch.dtype, default ``torch.float64``
         Floating dtype of the tensors this communicator mixes.
+    stochasticity : 'row' (default), 'column' or 'doubly'
+        What every ``W^(k)`` must be (pass the algorithm's ``stochasticity``); a W whose rows do
+        not sum to 1 is always an error.
 
     Attributes
     ----------
@@ -213,10 +203,17 @@ class SimulatedCommunicator(Communicator):
     16
     """
 
-    def __init__(self, schedule, *, device="cpu", dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        schedule,
+        *,
+        device="cpu",
+        dtype: torch.dtype = torch.float64,
+        stochasticity: str = "row",
+    ):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        self.schedule = schedule_matrices(schedule)
+        self.schedule = schedule_matrices(schedule, stochasticity)
         self.n = self.schedule[0].shape[0]
         self.device = torch.device(device)
         self.dtype = dtype

@@ -1,5 +1,10 @@
 """``theorylab verify``: run the claims (theory vs measurement), print the table, save results.
 
+This module is verify's plugin for the ``theorylab`` command: :func:`register` (named by the
+``theorylab.commands`` entry point in pyproject.toml, or found by import from a checkout) adds
+the ``verify`` subcommand and the ping-pong alpha-beta calibrator that
+``theorylab design --calibrate`` uses. theorylab never imports verify; verify plugs into it.
+
 Examples
 --------
 ``theorylab verify`` (quick budget, gloo on CPU, 4 workers), ``theorylab verify --list``,
@@ -14,7 +19,23 @@ from __future__ import annotations
 import sys
 import time
 
+__all__ = ["HELP", "add_arguments", "run", "register", "calibrate_ping_pong", "main"]
+
 HELP = "run the claims that check theory against real runs; print the table, save results"
+
+
+def _seconds(text: str) -> float:
+    """argparse type of ``--timeout``: a finite number of seconds > 0."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return value
 
 
 def add_arguments(parser) -> None:
@@ -65,19 +86,59 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="re-run claims that already have a saved result for the same configuration",
     )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="time limit of each claim: a claim whose worker processes are still busy after it "
+        "(e.g. a frozen worker) becomes an error naming the stuck ranks (default: per claim, "
+        "120 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
+        "workers is not counted)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
 
-def _list(as_json: bool) -> int:
-    from theorylab.commands._output import emit, format_table
-    from verify.claims import CLAIMS, IMPORT_ERRORS
+def register(registry) -> None:
+    """Plug verify into the ``theorylab`` command (see :mod:`theorylab.commands`)."""
+    registry.add_command("verify", __name__)
+    registry.add_calibrator("gloo-ping-pong", calibrate_ping_pong)
 
-    rows = [
-        {"claim": c.name, "kind": c.kind, "issue": c.issue, "description": c.description}
-        for c in CLAIMS.values()
-    ]
-    table = format_table(rows, ["claim", "kind", "issue", "description"])
+
+def calibrate_ping_pong():
+    """alpha and beta of this machine: ping-pong between 2 gloo ranks on CPU.
+
+    Returns the :class:`verify.calibrate.Calibration` of
+    :func:`verify.calibrate.measure_alpha_beta` (``world_size=2, backend='gloo', device='cpu'``).
+    """
+    from verify.calibrate import measure_alpha_beta
+
+    return measure_alpha_beta(world_size=2, backend="gloo", device="cpu")
+
+
+def _select(names):
+    """The named claims (all when none), unknown names failing before any process starts."""
+    from theorylab.errors import TheorylabError
+    from verify.claims import CLAIMS
+
+    if not names:
+        return list(CLAIMS.values())
+    unknown = [n for n in names if n not in CLAIMS]
+    if unknown:
+        raise TheorylabError(
+            f"unknown claim(s) {unknown}; known claims: {sorted(CLAIMS)} "
+            "(see `theorylab verify --list`)"
+        )
+    return [CLAIMS[n] for n in dict.fromkeys(names)]
+
+
+def _list(as_json: bool) -> int:
+    from theorylab.output import emit
+    from verify.claims import IMPORT_ERRORS, catalog, format_catalog
+
+    rows = catalog()  # grouped by the lecture question each claim answers
+    table = format_catalog(rows)
     for module, err in IMPORT_ERRORS.items():
         table += f"\n(module verify.claims.{module} not loaded: {err})"
     emit({"claims": rows, "import_errors": IMPORT_ERRORS}, table, as_json)
@@ -88,11 +149,11 @@ def run(args) -> int:
     if args.list:
         return _list(args.json)
 
-    from theorylab.commands._output import emit
+    from theorylab.output import emit
     from verify.claims import ClaimContext
-    from verify.report import ProgressLine, _resolve, format_results, run_claims
+    from verify.report import ProgressLine, format_results, run_claims
 
-    claims = _resolve(args.claims)  # unknown names fail before any process starts
+    claims = _select(args.claims)  # unknown names fail before any process starts
     progress = ProgressLine(len(claims), enabled=not args.quiet)
     t0 = time.perf_counter()
     with ClaimContext(
@@ -103,6 +164,7 @@ def run(args) -> int:
         seed=args.seed,
         replicas=args.replicas,
         progress=progress.update,
+        claim_timeout_s=args.timeout,
     ) as ctx:
         results = run_claims(
             [c.name for c in claims],
@@ -131,3 +193,11 @@ def run(args) -> int:
         if r.verdict == "error" and not args.json:
             print(f"\n{r.claim} raised:\n{r.traceback}", file=sys.stderr)
     return 0 if n_pass == len(results) else 1
+
+
+def main(argv=None) -> int:
+    """``python -m verify [ARGS]`` = ``theorylab verify [ARGS]``."""
+    from theorylab.cli import main as theorylab_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return theorylab_main(["verify", *argv])
