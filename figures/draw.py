@@ -376,3 +376,9 @@ def draw(result: Mapping[str, Any], fig) -> None:
     for ax in fig.axes:  # minor tick labels of short log axes overlap the major ones
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# the tracking family's drawings (figures/tracking.py); imported last, it reads the helpers above
+from figures.tracking import DRAWERS as _TRACKING_DRAWERS  # noqa: E402
+
+DRAWERS.update(_TRACKING_DRAWERS)

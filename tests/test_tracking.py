@@ -35,7 +35,7 @@ from verify.algorithms.exact_diffusion import ExactDiffusion
 from verify.algorithms.gradient_tracking import GradientTracking
 from verify.algorithms.push_sum import PushSum
 from verify.oracles import QuadraticOracle
-from verify.run import make_context, run_distributed, run_simulated
+from verify.run import _executor_stochasticity, make_context, run_distributed, run_simulated
 from verify.runtime.simulated import SimulatedCommunicator
 
 
@@ -146,7 +146,7 @@ def test_push_is_P_at_x_counts_the_senders_bytes_and_push_sum_averages():
     n = 7
     G = random_directed(n, 2, seed=5)
     P = column_stochastic_weights(G)
-    comm = SimulatedCommunicator([P])
+    comm = SimulatedCommunicator([P], stochasticity="column")
     x = torch.randn(n, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     y = comm.push(x, 0)
     torch.testing.assert_close(y, torch.einsum("ij,jrd->ird", torch.as_tensor(P), x))
@@ -154,7 +154,7 @@ def test_push_is_P_at_x_counts_the_senders_bytes_and_push_sum_averages():
     # gamma = 0: push-sum averaging, z_i -> mean_j x_j^0 on a non-regular directed graph
     traj = run_simulated(PushSum(0.0), None, [P], x.numpy(), 300, seed=0)
     assert traj.consensus[-1].max() < 1e-20
-    ctx = make_context(SimulatedCommunicator([P]), None, 0)
+    ctx = make_context(SimulatedCommunicator([P], stochasticity="column"), None, 0)
     state = PushSum(0.0).init(x, ctx)
     for k in range(300):
         state = PushSum(0.0).step(state, ctx, k)
@@ -167,8 +167,11 @@ def test_push_is_P_at_x_counts_the_senders_bytes_and_push_sum_averages():
 
 
 def _init(algorithm, schedule, n=6, d=2):
+    # the executor checks what run_simulated would (row-, or column-stochastic for push-sum),
+    # the algorithm's init the rest (doubly stochastic for GT and ED)
     p = heterogeneous_quadratic(n, d, sigma2=0.0, seed=0)
-    ctx = make_context(SimulatedCommunicator(schedule), QuadraticOracle(p), 0)
+    comm = SimulatedCommunicator(schedule, stochasticity=_executor_stochasticity(algorithm))
+    ctx = make_context(comm, QuadraticOracle(p), 0)
     return algorithm.init(torch.zeros(n, 1, d, dtype=torch.float64), ctx)
 
 
@@ -176,11 +179,23 @@ def test_swapped_orientation_and_non_doubly_stochastic_weights_are_named():
     G = random_directed(6, 1, seed=0)
     P, A = column_stochastic_weights(G), row_stochastic_weights(G)
     for alg in (GradientTracking(0.1), ExactDiffusion(0.1)):
-        with pytest.raises(TheorylabError, match="column-stochastic .*push-sum.* matrix"):
+        # column-stochastic P where receive weights are needed: the executor names the rows
+        with pytest.raises(
+            TheorylabError, match="row [0-9]+ of W sums to .* must be row-stochastic"
+        ):
             _init(alg, [P])
         with pytest.raises(TheorylabError, match="needs a doubly stochastic W"):
             _init(alg, [A])
-    with pytest.raises(TheorylabError, match="push-sum: .*this is a row-stochastic matrix"):
+        # the algorithm's own check names the swapped orientation (a communicator built
+        # without the executor's row check, e.g. by hand)
+        with pytest.raises(TheorylabError, match="column-stochastic .*push-sum.* matrix"):
+            alg.init(
+                torch.zeros(6, 1, 2, dtype=torch.float64),
+                make_context(SimulatedCommunicator([P], stochasticity="column"), None, 0),
+            )
+    with pytest.raises(
+        TheorylabError, match="column [0-9]+ of W sums to .* must be column-stochastic"
+    ):
         _init(PushSum(0.1), [A])
     _init(PushSum(0.1), [P])  # fine
 

@@ -74,6 +74,7 @@ class PushSum(Algorithm):
     """
 
     name = "push_sum"
+    stochasticity = "column"
 
     def __init__(self, gamma: float):
         self.gamma = check_positive("gamma", gamma, allow_zero=True)

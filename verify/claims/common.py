@@ -286,6 +286,14 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     # consensus step 0.1: CHOCO with TernGrad is stable there (at 0.3 it slowly diverges and the
     # executors' float64 round-off differences grow with it)
     "choco_sgd": [({"gamma": 0.05, "consensus_step": 0.1, "compressor": "terngrad"}, "ring")],
+    # tracking family: both gradient-tracking forms, exact diffusion and D^2 (the exponential
+    # graph's eigenvalues have real parts >= 0 > -1/3), push-sum (a doubly stochastic ring is
+    # column-stochastic too: the push operation on both executors)
+    "gradient_tracking": [({"gamma": 0.1, "form": "atc"}, "ring"),
+                          ({"gamma": 0.1, "form": "cta"}, "one_peer_exponential")],
+    "exact_diffusion": [({"gamma": 0.1, "form": "ed"}, "ring"),
+                        ({"gamma": 0.1, "form": "d2"}, "exponential")],
+    "push_sum": [({"gamma": 0.1}, "ring")],
 }  # fmt: skip
 
 
