@@ -23,7 +23,8 @@ _LABELS = {"dsgd": "DSGD", "gt_atc": "GT (ATC)", "gt_cta": "GT (CTA)", "ed": "ex
 
 def _tracking_heterogeneity(result: Mapping[str, Any], fig) -> None:
     s = result["series"]
-    axes = _axes(fig, 4)
+    fig.set_size_inches(12, 8)  # four panels: 2 x 2, readable at the report's default width
+    axes = fig.subplots(2, 2).ravel()
     # (1) floor vs zeta2
     ax, p = axes[0], s["floor vs zeta2"]
     z = np.asarray(p["x"], dtype=float)
@@ -35,7 +36,8 @@ def _tracking_heterogeneity(result: Mapping[str, Any], fig) -> None:
                   color=_COLORS[m], label=f"{_LABELS[m]}: measured at the last step")  # fmt: skip
     ax.set_xlabel(r"heterogeneity $\zeta^2$")
     ax.set_ylabel(r"$(1/n)\sum_i\|x_i - x^*\|^2$ ($\sigma^2 = 0$, $x^0 = x^*$)")
-    ax.set_title("floor vs zeta2 (GT, ED: predicted 0)", fontsize="small")
+    ax.set_title("floor vs zeta2 (DSGD: predicted exactly; GT, ED: predicted 0)",
+                 fontsize="small")  # fmt: skip
     ax.legend(fontsize="xx-small")
     # (2) deterministic curves off x*
     key = next(k for k in s if k.startswith("sigma2=0") and "off" in k)
@@ -46,7 +48,8 @@ def _tracking_heterogeneity(result: Mapping[str, Any], fig) -> None:
         ax.semilogy(p["x"], _pos(p[f"{m} measured"], floor), "o", ms=3, color=_COLORS[m],
                     label=f"{_LABELS[m]}: measured")  # fmt: skip
     ax.set_xlabel("step")
-    ax.set_title(key + " (deterministic)", fontsize="small")
+    ax.set_title(key.replace("sigma2=0", "deterministic, sigma2=0"), fontsize="small")
+    ax.set_ylabel(r"$(1/n)\sum_i\|x_i - x^*\|^2$")
     ax.legend(fontsize="xx-small")
     # (3) the noise term
     ax, p = axes[2], s["noise term"]
@@ -57,7 +60,9 @@ def _tracking_heterogeneity(result: Mapping[str, Any], fig) -> None:
     ax.plot(x, p["exact"], "_", ms=20, mew=2, color="k", label="predicted (exact)")
     ax.set_xticks(x, [_LABELS.get(m, m) for m in p["x"]], fontsize="x-small")
     ax.set_yscale("log")
-    ax.set_title(r"noise term ($\zeta^2 = 0$, $x^0 = x^*$): window mean", fontsize="small")
+    ax.set_title(r"noise term alone ($\zeta^2 = 0$, $x^0 = x^*$): stationary window mean",
+                 fontsize="small")  # fmt: skip
+    ax.set_ylabel(r"$(1/n)\sum_i E\|x_i - x^*\|^2$")
     ax.legend(fontsize="xx-small")
     # (4) the distributed full curves
     ax = axes[3]
@@ -67,7 +72,8 @@ def _tracking_heterogeneity(result: Mapping[str, Any], fig) -> None:
               key.split(",")[0], color)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_title("full curves (sigma2, zeta2 > 0), distributed", fontsize="small")
+    ax.set_title("full curves (sigma2, zeta2 > 0), distributed executor", fontsize="small")
+    ax.set_ylabel(r"$(1/n)\sum_i E\|x_i - x^*\|^2$")
     ax.legend(fontsize="xx-small")
     _caption(fig, result)
 
@@ -149,6 +155,7 @@ def _dsgd_transient(result: Mapping[str, Any], fig) -> None:
 def _push_sum_directed(result: Mapping[str, Any], fig) -> None:
     s = result["series"]
     dist = [k for k in s if k.endswith("(distributed)")]
+    fig.set_size_inches(5 * (2 + len(dist)), 5)
     axes = _axes(fig, 2 + len(dist))
     ax, p = axes[0], s["gamma sweep"]
     g = p["x"]
