@@ -40,7 +40,7 @@ class ExactDiffusion(Algorithm):
     ``zeta2`` floor.
 
     Where ``Wbar`` is required: ``form="ed"`` (exact diffusion) mixes with
-    ``Wbar = (I + W)/2``, whose eigenvalues lie in ``(0, 1]`` for any symmetric doubly
+    ``Wbar = (I + W)/2``, whose eigenvalues lie in ``[0, 1]`` for any symmetric doubly
     stochastic ``W``; the recursion's characteristic polynomial ``z^2 - lam (2 - gamma h) z
     + lam (1 - gamma h)`` (eigenvalue ``lam`` of the mixing matrix, curvature ``h``) is then
     stable for every ``gamma h < 2``. ``form="d2"`` (D^2) mixes with ``W`` itself, which as
