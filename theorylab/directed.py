@@ -212,67 +212,53 @@ def check_strongly_connected(G_or_W) -> nx.DiGraph:
     return G
 
 
-def _sums_message(sums: np.ndarray, what: str, atol: float) -> tuple[int, float] | None:
-    off = np.abs(sums - 1)
-    k = int(np.argmax(off))
-    return (k, float(sums[k])) if off[k] > atol else None
+def _one_sided(M, kind: str, atol: float):
+    """``M`` validated by :func:`theorylab.stochastic.check_mixing_matrix` (the one home of the
+    rules) as ``kind``-stochastic and nonnegative; when the *other* side sums to 1, the error
+    says that the orientation was swapped (receive weights given as push weights or back)."""
+    from theorylab.stochastic import check_mixing_matrix
 
-
-def _as_matrix(M, name: str):
-    if sp.issparse(M):
-        M = sp.csr_array(M, dtype=np.float64)
-        data = M.data
-    else:
+    try:
+        return check_mixing_matrix(M, stochasticity=kind, nonnegative=True, connected=False,
+                                   atol=atol)  # fmt: skip
+    except TheorylabError as exc:
+        other = "column" if kind == "row" else "row"
         try:
-            M = np.asarray(M, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a numeric matrix: {exc}") from None
-        data = M
-    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] < 1:
-        raise TheorylabError(f"{name} must be a square n x n matrix, got shape {M.shape}")
-    if not np.all(np.isfinite(data)):
-        raise TheorylabError(f"{name} has non-finite entries; pass a finite matrix")
-    if data.size and data.min() < 0:
-        raise TheorylabError(
-            f"{name} has a negative entry ({data.min():.3g}); expected {name} >= 0"
+            check_mixing_matrix(M, stochasticity=other, connected=False, atol=atol)
+        except (TheorylabError, TypeError):
+            raise exc from None
+        hint = (
+            " Its columns sum to 1: this is a column-stochastic (push-sum) matrix, indexed by "
+            "the sender; row-stochastic receive weights were expected here (use push-sum, or "
+            "pass the transpose if the orientation is swapped)"
+            if kind == "row"
+            else " Its rows sum to 1: this is a row-stochastic matrix of receive weights; "
+            "push-sum needs the sender's weights, column-stochastic (e.g. "
+            "column_stochastic_weights(G), or the transpose if the orientation is swapped)"
         )
-    return M
+        raise TheorylabError(f"{exc}.{hint}") from None
 
 
 def check_row_stochastic(W, *, atol=1e-10, strongly_connected=False):
     """Validate receive weights ``W`` (rows sum to 1, ``W >= 0``); return it as float64.
 
-    The error for a column-stochastic matrix says so: that is a push matrix (sender's weights),
-    use push-sum, or pass its transpose if the orientation was swapped.
+    The rules and messages are :func:`theorylab.stochastic.check_mixing_matrix`'s; for a
+    column-stochastic matrix the error adds that it is a push matrix (sender's weights): use
+    push-sum, or pass its transpose if the orientation was swapped.
 
     Raises
     ------
     TheorylabError
-        Rows not summing to 1 (naming the worst row; and noting when the *columns* do, i.e. a
-        column-stochastic matrix), a negative entry, or (``strongly_connected``) a support that
-        is not strongly connected.
+        Rows not summing to 1 (and noting when the *columns* do, i.e. a column-stochastic
+        matrix), a negative entry, or (``strongly_connected``) a support that is not strongly
+        connected.
 
     Example
     -------
     >>> check_row_stochastic([[0.5, 0.5], [0.0, 1.0]]).shape
     (2, 2)
     """
-    atol = check_positive("atol", atol)
-    W = _as_matrix(W, "W")
-    bad = _sums_message(np.asarray(W.sum(axis=1)).ravel(), "row", atol)
-    if bad is not None:
-        cols_ok = _sums_message(np.asarray(W.sum(axis=0)).ravel(), "column", atol) is None
-        hint = (
-            " Its columns sum to 1: this is a column-stochastic (push-sum) matrix, indexed by "
-            "the sender; row-stochastic receive weights were expected here (use push-sum, or "
-            "pass the transpose if the orientation is swapped)"
-            if cols_ok
-            else " Normalise rows: W / W.sum(axis=1, keepdims=True)"
-        )
-        raise TheorylabError(
-            f"row {bad[0]} of W sums to {bad[1]!r}, expected a row-stochastic W (every row sums "
-            f"to 1, +- {atol:g}; row i = node i's receive weights).{hint}"
-        )
+    W = _one_sided(W, "row", check_positive("atol", atol))
     if strongly_connected:
         check_strongly_connected(W)
     return W
@@ -282,36 +268,21 @@ def check_column_stochastic(P, *, atol=1e-10, strongly_connected=False):
     """Validate push weights ``P`` (columns sum to 1, ``P >= 0``); return it as float64.
 
     ``P_ij`` is the share node ``j`` sends to node ``i``; ``1^T P = 1^T`` keeps the sum of the
-    pushed values. The error for a row-stochastic matrix says so (receive weights were given).
+    pushed values. Rules and messages as :func:`check_row_stochastic`, with the sides swapped
+    (a row-stochastic matrix is named as receive weights).
 
     Raises
     ------
     TheorylabError
-        Columns not summing to 1 (naming the worst column, and noting when the rows do, i.e. a
-        row-stochastic matrix), a negative entry, or (``strongly_connected``) a support that is
-        not strongly connected.
+        Columns not summing to 1 (noting when the rows do, i.e. a row-stochastic matrix), a
+        negative entry, or (``strongly_connected``) a support that is not strongly connected.
 
     Example
     -------
     >>> check_column_stochastic([[0.5, 0.0], [0.5, 1.0]]).shape
     (2, 2)
     """
-    atol = check_positive("atol", atol)
-    P = _as_matrix(P, "P")
-    bad = _sums_message(np.asarray(P.sum(axis=0)).ravel(), "column", atol)
-    if bad is not None:
-        rows_ok = _sums_message(np.asarray(P.sum(axis=1)).ravel(), "row", atol) is None
-        hint = (
-            " Its rows sum to 1: this is a row-stochastic matrix of receive weights; push-sum "
-            "needs the sender's weights, column-stochastic (e.g. column_stochastic_weights(G), "
-            "or the transpose if the orientation is swapped)"
-            if rows_ok
-            else " Normalise columns: P / P.sum(axis=0, keepdims=True)"
-        )
-        raise TheorylabError(
-            f"column {bad[0]} of P sums to {bad[1]!r}, expected a column-stochastic P (every "
-            f"column sums to 1, +- {atol:g}; column j = node j's send weights).{hint}"
-        )
+    P = _one_sided(P, "column", check_positive("atol", atol))
     if strongly_connected:
         check_strongly_connected(P)
     return P
