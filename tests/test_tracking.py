@@ -201,11 +201,18 @@ def test_swapped_orientation_and_non_doubly_stochastic_weights_are_named():
 
 
 def test_not_strongly_connected_push_weights_are_rejected():
-    # node 0 pushes to 1 but nobody pushes to 0: column_stochastic_weights refuses the graph
+    # node 0 pushes to 1 but nobody pushes to 0: column_stochastic_weights refuses the graph,
+    # and push-sum refuses such a P (columns sum to 1, but node 0's mass only ever leaves it)
     import networkx as nx
 
     with pytest.raises(TheorylabError, match="not strongly connected"):
         column_stochastic_weights(nx.DiGraph([(0, 1), (1, 2), (2, 1)]))
+    P = np.array([[0.5, 0.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.5, 0.5]])
+    with pytest.raises(TheorylabError, match="push-sum: the schedule's union graph: .*node 0"):
+        _init(PushSum(0.1), [P], n=3)
+    # a time-varying schedule needs only its union to be strongly connected
+    ring3 = column_stochastic_weights(random_directed(3, 0, seed=0))
+    _init(PushSum(0.1), [np.eye(3), ring3], n=3)
 
 
 def test_unstable_step_sizes_warn_naming_the_condition():

@@ -14,7 +14,11 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from theorylab.directed import check_column_stochastic, check_row_stochastic
+from theorylab.directed import (
+    check_column_stochastic,
+    check_row_stochastic,
+    check_strongly_connected,
+)
 from theorylab.errors import TheorylabError, TheorylabWarning
 
 
@@ -37,12 +41,21 @@ def require_doubly_stochastic(schedule, who: str, atol: float = 1e-10) -> None:
 
 
 def require_column_stochastic(schedule, who: str, atol: float = 1e-10) -> None:
-    """Raise unless every matrix of ``schedule`` is column-stochastic (nonnegative)."""
+    """Raise unless every matrix of ``schedule`` is column-stochastic (nonnegative) and the
+    union of one period's supports is strongly connected (else some node's mass never reaches
+    some other node and push-sum cannot average)."""
+    union = None
     for k, P in enumerate(schedule):
         try:
-            check_column_stochastic(P, atol=atol)
+            P = check_column_stochastic(P, atol=atol)
         except TheorylabError as exc:
             raise TheorylabError(f"{who}: schedule[{k}]: {exc}") from None
+        support = abs(sp.csr_array(P)) if sp.issparse(P) else np.abs(P)
+        union = support if union is None else union + support
+    try:
+        check_strongly_connected(union)
+    except TheorylabError as exc:
+        raise TheorylabError(f"{who}: the schedule's union graph: {exc}") from None
 
 
 def warn_step(who: str, gamma: float, condition: str) -> None:
