@@ -353,3 +353,38 @@ def test_same_trajectory_on_both_executors_world_2(pool, name):
                 getattr(traj, key), getattr(sim, key), rtol=1e-12, atol=1e-14
             )
         assert traj.bytes_sent == sim.bytes_sent
+
+
+def _lazy_ops_on_a_rank(rank, world_size):
+    from verify.runtime.distributed import DistributedCommunicator
+
+    comm = DistributedCommunicator(_J(world_size))
+    x = torch.arange(2 * 3 * 2, dtype=torch.float64).reshape(2, 3, 2)[rank : rank + 1] + 1.0
+    part = torch.tensor([[True, False, True], [True, True, False]])[rank : rank + 1]
+    mean = comm.subset_mean(x, part)
+    after_mean = comm.bytes_sent
+    flags, values = comm.triggered_gather(x, part)
+    try:
+        comm.subset_mean(x, torch.zeros(1, 3, dtype=torch.bool))
+        empty = None
+    except TheorylabError as exc:
+        empty = str(exc)
+    return mean, after_mean, comm.bytes_sent - after_mean, flags, values, empty
+
+
+@pytest.mark.distributed
+def test_subset_mean_and_triggered_gather_agree_across_executors_world_2(pool):
+    x = torch.arange(2 * 3 * 2, dtype=torch.float64).reshape(2, 3, 2) + 1.0
+    part = torch.tensor([[True, False, True], [True, True, False]])
+    sim = SimulatedCommunicator(_J(2))
+    mean = sim.subset_mean(x, part)
+    mean_bytes = sim.bytes_sent
+    flags, values = sim.triggered_gather(x, part)
+    gather_bytes = sim.bytes_sent - mean_bytes
+    out = pool.run(_lazy_ops_on_a_rank)
+    assert sum(o[1] for o in out) == mean_bytes
+    assert sum(o[2] for o in out) == gather_bytes == 2 * 1 * 3 + (2 + 2) * 2 * 8
+    for rank, (m, _, _, f, v, empty) in enumerate(out):
+        torch.testing.assert_close(m[0], mean[rank], rtol=0, atol=0)
+        assert torch.equal(f, flags) and torch.equal(v, values)
+        assert empty is not None and "no participant" in empty  # raised on every rank
