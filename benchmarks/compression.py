@@ -11,12 +11,19 @@ all-reduce is then a local no-op copy, so the time is their compression work):
 as the same n x m matrix theorylab's PowerSGD uses). Ratios are ours / torch fp16 hook (and ours /
 torch PowerSGD for powersgd), all timed in this run.
 
-Usage: ``python benchmarks/compression.py [--quick]``
+Part 3 (issue 13 section 1, one thread, d = 10^6): for every registered compressor,
+encode + decode against the plain torch/numpy code a user would write for the same message
+(``vs_plain``; target <= 1.5), and against an uncompressed gloo all-reduce of the same vector
+between 2 processes timed in the same run (``vs_allreduce``; target < 1 for every compressor
+sending <= 1/8 of the bytes, ``bytes_frac``). Medians of interleaved repeats.
+
+Usage: ``python benchmarks/compression.py [--quick] [--no-allreduce]``
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -29,7 +36,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from theorylab.commands._output import format_table  # noqa: E402
+from theorylab.output import format_table  # noqa: E402
 from theorylab.compressors import COMPRESSORS, PowerSGD, get_compressor  # noqa: E402
 
 
@@ -135,9 +142,185 @@ def throughput_table(d: int, repeats: int) -> list[dict]:
     return rows
 
 
+# ---- part 3: plain-torch baselines for the same messages -------------------------------------
+
+
+def _plain_baselines(x: torch.Tensor, d: int) -> dict:
+    """Encode + decode with plain torch/numpy producing the same wire content (same bytes, or
+    fewer/cheaper where noted), one callable per registry name."""
+    import numpy as np
+
+    k = max(1, math.ceil(0.01 * d - 1e-9))
+    g = torch.Generator().manual_seed(0)
+
+    def cast(dt):
+        return lambda: x.to(dt).view(torch.uint8).view(dt).to(torch.float32)
+
+    def randk(scale):
+        def f():
+            seed = int(torch.randint(0, 2**62, (1,), generator=g))
+            idx = torch.randint(0, d, (k,), generator=torch.Generator().manual_seed(seed))
+            vals = x[idx]  # sent: seed + k floats (with replacement: cheaper than without)
+            idx2 = torch.randint(0, d, (k,), generator=torch.Generator().manual_seed(seed))
+            out = torch.zeros(d)
+            out[idx2] = vals * scale
+            return out
+
+        return f
+
+    def topk():
+        idx = torch.topk(x.abs(), k, sorted=False).indices
+        vals = x[idx]
+        out = torch.zeros(d)
+        out[idx] = vals
+        return out
+
+    def qsgd(s=7):
+        def f():
+            norm = torch.linalg.vector_norm(x)
+            r = x.abs() * (s / norm)
+            lvl = torch.floor(r)
+            lvl += torch.rand(d, generator=g) < r - lvl
+            code = torch.where(x < 0, s - lvl, s + lvl).to(torch.uint8)
+            packed = code[0::2] | (code[1::2] << 4)  # two 4-bit codes per byte
+            c = torch.stack([packed & 15, packed >> 4], 1).reshape(-1)
+            return (c.to(torch.float32) - s) * (norm / s)
+
+        return f
+
+    def natural():
+        a = x.abs()
+        mant, e = torch.frexp(a)
+        e = e - 1 + (torch.rand(d, generator=g) < 2 * mant - 1).to(torch.int32)
+        code = (e + 160).to(torch.int16) * torch.where(x < 0, -1, 1).to(torch.int16)  # 16 bits
+        return torch.ldexp(torch.sign(code.float()), code.abs().to(torch.int32) - 160)
+
+    def sign(scaled):
+        def f():
+            bits = np.packbits((x < 0).numpy(), bitorder="little")
+            scale = x.abs().mean() if scaled else 1.0
+            neg = torch.from_numpy(np.unpackbits(bits, count=d, bitorder="little"))
+            return (1 - 2 * neg.to(torch.float32)) * scale
+
+        return f
+
+    table = torch.tensor([[(b // 3**j) % 3 for j in range(5)] for b in range(243)]).float() - 1
+
+    def terngrad():
+        m = x.abs().amax()
+        keep = torch.rand(d, generator=g) * m < x.abs()
+        t = (~keep).to(torch.uint8) + 2 * (keep & (x >= 0)).to(torch.uint8)
+        t = t.reshape(-1, 5)
+        b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
+        return table.index_select(0, b.to(torch.int32)).reshape(-1) * m
+
+    return {
+        "identity": lambda: x.view(torch.uint8).clone().view(torch.float32),
+        "fp16": cast(torch.float16),
+        "bf16": cast(torch.bfloat16),
+        "rand-k": randk(d / k),
+        "rand-k-unscaled": randk(1.0),
+        "top-k": topk,
+        "qsgd": qsgd(),
+        "scaled-qsgd": qsgd(),
+        "natural": natural,
+        "sign": sign(False),
+        "scaled-sign": sign(True),
+        "terngrad": terngrad,
+    }
+
+
+def _allreduce_worker(rank, path, d, repeats, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=2)
+    x = torch.randn(d)
+    times = []
+    for i in range(repeats + 2):
+        dist.barrier()
+        t = time.perf_counter()
+        dist.all_reduce(x)
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    if rank == 0:
+        out.put(statistics.median(times))
+    dist.destroy_process_group()
+
+
+def allreduce_seconds(d: int, repeats: int) -> float:
+    """Median time of an uncompressed gloo all-reduce of ``d`` float32 between 2 processes."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = [
+            ctx.Process(
+                target=_allreduce_worker, args=(r, os.path.join(tmp, "pg"), d, repeats, out)
+            )
+            for r in range(2)
+        ]
+        for p in procs:
+            p.start()
+        result = out.get(timeout=600)
+        for p in procs:
+            p.join()
+    return result
+
+
+def payoff_table(d: int, repeats: int, allreduce_s: float | None, psgd_torch_s: float) -> list:
+    """Issue 13 section 1: ours / plain and ours / all-reduce, medians of paired repeats."""
+    x = torch.randn(d, generator=torch.Generator().manual_seed(0))
+    plain = _plain_baselines(x, d)
+    rows = []
+    for name in COMPRESSORS:
+        C = get_compressor(name)
+        g = torch.Generator().manual_seed(2)
+
+        def ours(C=C, g=g):
+            C.decode(C.encode(x, g), x.shape, x.dtype, x.device)
+
+        base = plain.get(name)
+        ours()
+        if base is not None:
+            base()
+        t_ours, ratios = [], []
+        for _ in range(repeats):  # interleaved: each ratio pairs runs made close in time
+            t = time.perf_counter()
+            ours()
+            a = time.perf_counter() - t
+            t_ours.append(a)
+            if base is not None:
+                t = time.perf_counter()
+                base()
+                ratios.append(a / (time.perf_counter() - t))
+        s = statistics.median(t_ours)
+        frac = C.bits(d) / (32 * d)
+        rows.append(
+            {
+                "compressor": C.spec,
+                "ms": 1e3 * s,
+                "bytes_frac": frac,
+                "vs_plain": statistics.median(ratios)
+                if ratios
+                else (s / psgd_torch_s if name == "powersgd" else None),
+                "vs_allreduce": s / allreduce_s if allreduce_s else None,
+                "target_met": None
+                if allreduce_s is None
+                else (
+                    (not ratios or statistics.median(ratios) <= 1.5)
+                    and (frac > 1 / 8 or s < allreduce_s)
+                ),
+            }
+        )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument(
+        "--no-allreduce", action="store_true", help="skip the 2-process gloo all-reduce"
+    )
     args = parser.parse_args(argv)
     dims = [10**k for k in range(3, 6 if args.quick else 8)]
     d_tp, repeats = (10**5, 5) if args.quick else (10**6, 7)
@@ -155,9 +338,20 @@ def main(argv=None) -> int:
                 f"\n== encode + decode, d = {d_tp}, median of {repeats}, 1 thread; ratios are "
                 "time / torch hook time (lower is faster) =="
             )
-            print(format_table(throughput_table(d_tp, repeats)))
+            tp = throughput_table(d_tp, repeats)
+            print(format_table(tp))
         finally:
             dist.destroy_process_group()
+    psgd_torch_s = next(r["ms"] for r in tp if r["method"].startswith("torch powerSGD")) / 1e3
+    ar = None if args.no_allreduce else allreduce_seconds(d_tp, 4 * repeats)
+    print(
+        f"\n== pay-off at d = {d_tp} (1 thread, medians of {2 * repeats + 1} interleaved pairs): "
+        "vs_plain = ours / plain torch for the same message (target <= 1.5; powersgd: / torch's "
+        "hook); vs_allreduce = ours / uncompressed gloo all-reduce, 2 processes"
+        + ("" if ar is None else f" ({1e3 * ar:.2f} ms)")
+        + "; target < 1 where bytes_frac <= 1/8 =="
+    )
+    print(format_table(payoff_table(d_tp, 2 * repeats + 1, ar, psgd_torch_s)))
     return 0
 
 

@@ -32,7 +32,7 @@ import time  # noqa: E402
 
 import networkx as nx  # noqa: E402
 
-from theorylab.commands._output import format_table  # noqa: E402
+from theorylab.output import format_table  # noqa: E402
 from theorylab.design import optimal_weights, subgradient_weights  # noqa: E402
 from theorylab.errors import SolverError  # noqa: E402
 from theorylab.mixing import mixing_matrix  # noqa: E402

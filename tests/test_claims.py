@@ -446,12 +446,12 @@ def test_diverging_choco_run_is_a_fail_verdict(tmp_path, monkeypatch):
     # curve): the rate fit must not raise, the claim fails naming the checkpoint
     from types import SimpleNamespace
 
-    def diverging(self, algorithm, oracle, schedule, x0, steps, *, seed, record=None, **kw):
+    def diverging(ctx, algorithm, oracle, schedule, x0, steps, *, seed, record=None, **kw):
         cons = np.exp(0.5 * np.asarray(record, float))[:, None]
         cons[len(record) // 2 :] = np.inf
         return SimpleNamespace(consensus=cons, steps=list(record), bytes_sent=0)
 
-    monkeypatch.setattr(ClaimContext, "run_simulated", diverging)
+    monkeypatch.setattr("verify.claims.compression.run", diverging)  # the shared run loop
     (result,) = run_claims(
         ["choco_consensus_rate"], ClaimContext(world_size=2), tmp_path, figures=False
     )
@@ -566,3 +566,158 @@ def test_figures_written_and_redrawn(tmp_path, toys):
     assert plot_main([str(tmp_path), "--out", str(out)]) == 0
     assert (out / "toy_pass.png").exists()
     assert plot_main([str(tmp_path / "missing")]) == 2
+
+
+# ---- issue 14: power, shape on intervals, term isolation; issue 8: shared setup --------------
+
+
+def test_max_abs_t_critical_keeps_the_family_wise_level_and_beats_bonferroni():
+    # correlated checkpoints (a random walk's partial sums): the simultaneous max-|t| bands
+    # fail a correct prediction with probability ~ 1 - level (99%: at most ~2% in 300 trials,
+    # P(false alarm count > 6 | p = 0.01) < 0.003) and are much narrower than Bonferroni's
+    rng = np.random.default_rng(3)
+    m, R, trials = 12, 200, 300
+    fails = 0
+    for _ in range(trials):
+        x = np.cumsum(rng.standard_normal((R, m)), axis=1)
+        fails += not stats.exact_rule(np.zeros(m), x, level=0.99).passed
+    assert fails <= 6
+    x = np.cumsum(rng.standard_normal((R, m)), axis=1)
+    c = stats.max_abs_t_critical(x, 0.99)
+    bonferroni = sps.t.ppf(1 - 0.01 / (2 * m), R - 1)
+    assert sps.t.ppf(0.995, R - 1) < c < bonferroni
+    # nearly identical checkpoints: one test, not m
+    z = rng.standard_normal((R, 1))
+    c1 = stats.max_abs_t_critical(z + 1e-3 * rng.standard_normal((R, m)), 0.99)
+    assert c1 < 1.05 * sps.t.ppf(0.995, R - 1) < 0.85 * bonferroni
+
+
+def test_exact_rule_reports_its_detectable_error_and_detects_it():
+    rng = np.random.default_rng(4)
+    x = rng.normal(1.0, 0.5, size=(4000, 1))
+    out = stats.exact_rule([1.0], x, level=0.99)
+    assert out.passed and 0.02 < out.mde < 0.06  # (2.58 + 1.64) 0.5 / sqrt(4000) = 3.3%
+    # a prediction off by the detectable error fails in >= 95% of fresh samples
+    misses = sum(
+        stats.exact_rule([1.0 + out.mde], rng.normal(1.0, 0.5, size=(4000, 1))).passed
+        for _ in range(200)
+    )
+    assert misses <= 20
+
+
+def test_shape_rule_needs_the_whole_interval_inside_the_band():
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    noisy = x**-1.0 * np.exp([0.3, -0.3, 0.3, -0.3])  # centred, but a wide interval
+    out = stats.shape_rule(x, noisy, -1.0, tol=0.5)
+    lo, hi = out.interval
+    assert lo < -1.0 < hi and hi - lo > 1.0 and not out.passed  # the truth inside, too wide
+    assert stats.shape_rule(x, x**-1.0, -1.0, tol=0.15).passed
+
+
+def test_every_registered_algorithm_has_an_example_in_the_one_table():
+    from verify.algorithms import ALGORITHMS
+    from verify.claims.common import EXAMPLES, TOPOLOGIES, examples
+
+    assert set(ALGORITHMS) == set(EXAMPLES)
+    runs = examples(False) + examples(True)
+    for name, kwargs, topo in runs:
+        ALGORITHMS[name](**kwargs)  # each example builds, on a topology known by name
+        assert topo in TOPOLOGIES
+    assert {n for n, *_ in examples(True)} >= {"compressed_psgd", "ef_sgd", "ef21", "choco_sgd"}
+
+
+def test_topologies_by_name_come_from_theorylab_and_are_doubly_stochastic():
+    from verify.claims.common import TOPOLOGIES, schedule, schedule_rho
+
+    for name in TOPOLOGIES:
+        n = 9 if name == "torus" else 8
+        for W in schedule(name, n):
+            assert np.allclose(W.sum(axis=0), 1) and np.allclose(W.sum(axis=1), 1)
+    assert schedule_rho(schedule("complete", 5)) < 1e-12
+    assert abs(schedule_rho(schedule("ring", 8)) - (1 + 2 * np.cos(2 * np.pi / 8)) / 3) < 1e-12
+    with pytest.raises(TheorylabError, match="unknown topology"):
+        schedule("moebius", 4)
+
+
+def test_run_observe_hook_sees_every_step_on_the_simulator():
+    from verify.algorithms.gossip import Gossip
+    from verify.claims.common import run, schedule
+
+    seen = []
+    traj = run(
+        ClaimContext(world_size=2), Gossip(), None, schedule("ring", 5),
+        np.arange(10.0).reshape(5, 2), 4, seed=0, executor="simulated",
+        observe=lambda k, before, after, ctx: seen.append(k) or float(after.x.sum()),
+    )  # fmt: skip
+    assert seen == [0, 1, 2, 3] and len(traj.observed) == 1
+    assert np.allclose(traj.observed[0], 45.0)  # gossip keeps the sum
+
+
+def test_dsgd_bound_derivation_matches_the_rate_and_pins_each_term():
+    from theorylab.rates import dsgd
+    from verify.claims.foundation import _derived_bound_terms
+
+    for form in ("atc", "cta"):
+        kw = dict(gamma=0.02, L=1.0, mu=0.2, sigma2=1.3, zeta2=0.7, rho=0.4, n=6, form=form)
+        rate = dsgd(**kw)
+        derived = _derived_bound_terms(**kw)
+        for term, value in derived.items():
+            assert value > 0 and rate.terms[term] == pytest.approx(value, rel=1e-12)
+            assert rate.terms[term] != pytest.approx(value / 2, rel=1e-3)
+
+
+def test_catalog_groups_claims_by_question_with_a_sentence_and_detectable_errors():
+    from verify.claims import catalog, format_catalog
+
+    rows = catalog()
+    assert {r["claim"] for r in rows} == set(CLAIMS)
+    questions = [r["question"] for r in rows]
+    assert all(questions.index(q) == i or questions[i - 1] == q for i, q in enumerate(questions))
+    for r in rows:
+        assert r["question"].endswith("?") and r["plain"] and r["detectable"]
+    text = format_catalog(rows)
+    assert "How does the graph affect the rate?" in text and "detectable at 95% power" in text
+
+
+def test_figures_plot_never_takes_a_file_name_from_file_contents(tmp_path):
+    from figures.plot import redraw
+
+    good = {"claim": "toy", "kind": "exact", "verdict": "pass", "timestamp": "1",
+            "series": {"p": {"x": [0, 1], "y": [1.0, 2.0]}}}  # fmt: skip
+    (tmp_path / "toy-0123456789ab.json").write_text(json.dumps(good))
+    evil = dict(good, claim="../../escape")
+    (tmp_path / "escape-0123456789ab.json").write_text(json.dumps(evil))
+    (tmp_path / "deep-0123456789ab.json").write_text("[" * 200_000)
+    os.mkfifo(tmp_path / "fifo-0123456789ab.json")
+    with pytest.warns(UserWarning):
+        paths = redraw(tmp_path)
+    assert [p.name for p in paths] == ["toy.png"]
+    assert all(p.parent == tmp_path / "figures" for p in paths)
+    assert not (tmp_path.parent / "escape.png").exists()
+
+
+def test_figures_draw_every_claim_from_a_saved_result_without_importing_claims():
+    import ast
+    import pathlib
+
+    from figures.draw import DRAWERS
+
+    assert set(DRAWERS) == set(CLAIMS)
+    for name in ("draw.py", "plot.py"):
+        tree = ast.parse((pathlib.Path(__file__).parent.parent / "figures" / name).read_text())
+        mods = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        mods += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not any(m.startswith("verify") for m in mods), (name, mods)
+
+
+def test_a_failing_row_shows_the_failing_checks_own_values():
+    from verify.claims.stats import RuleOutcome
+
+    claim = CLAIMS["compressed_bytes"]
+    ok = RuleOutcome(passed=True, predicted=100.0, measured=100.0, interval=(100.0, 100.0),
+                     detail="bytes equal")  # fmt: skip
+    bad = RuleOutcome(passed=False, predicted=0.0, measured=3e-9, interval=(0.0, 1e-13),
+                      detail="max |distributed - simulated| = 3e-09")  # fmt: skip
+    r = claim.make_result({"x: bytes": ok, "x: trajectory": bad})
+    assert r.verdict == "fail" and r.measured == 3e-9 and r.interval == (0.0, 1e-13)
+    assert r.detail.startswith("x: trajectory:")

@@ -24,6 +24,20 @@ __all__ = ["HELP", "add_arguments", "run", "register", "calibrate_ping_pong", "m
 HELP = "run the claims that check theory against real runs; print the table, save results"
 
 
+def _seconds(text: str) -> float:
+    """argparse type of ``--timeout``: a finite number of seconds > 0."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return value
+
+
 def add_arguments(parser) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument(
@@ -72,6 +86,16 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="re-run claims that already have a saved result for the same configuration",
     )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="time limit of each claim: a claim whose worker processes are still busy after it "
+        "(e.g. a frozen worker) becomes an error naming the stuck ranks (default: per claim, "
+        "120 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
+        "workers is not counted)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
@@ -110,14 +134,11 @@ def _select(names):
 
 
 def _list(as_json: bool) -> int:
-    from theorylab.output import emit, format_table
-    from verify.claims import CLAIMS, IMPORT_ERRORS
+    from theorylab.output import emit
+    from verify.claims import IMPORT_ERRORS, catalog, format_catalog
 
-    rows = [
-        {"claim": c.name, "kind": c.kind, "issue": c.issue, "description": c.description}
-        for c in CLAIMS.values()
-    ]
-    table = format_table(rows, ["claim", "kind", "issue", "description"])
+    rows = catalog()  # grouped by the lecture question each claim answers
+    table = format_catalog(rows)
     for module, err in IMPORT_ERRORS.items():
         table += f"\n(module verify.claims.{module} not loaded: {err})"
     emit({"claims": rows, "import_errors": IMPORT_ERRORS}, table, as_json)
@@ -143,6 +164,7 @@ def run(args) -> int:
         seed=args.seed,
         replicas=args.replicas,
         progress=progress.update,
+        claim_timeout_s=args.timeout,
     ) as ctx:
         results = run_claims(
             [c.name for c in claims],

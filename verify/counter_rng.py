@@ -6,7 +6,7 @@ torch operations. The simulator (all nodes stacked) and a rank (one node) theref
 same numbers without a Python loop over nodes, and CPU and CUDA produce the same integer words.
 
 Construction (int64 arithmetic wrapping mod 2^64; ``H`` is the SplitMix64 finaliser returning
-the top 63 bits, as :func:`theorylab.compressors._splitmix64`; ``G = 0x9E3779B97F4A7C15``;
+the top 63 bits, as :func:`theorylab.hashrng.splitmix64`; ``G = 0x9E3779B97F4A7C15``;
 ``D = 0xBF58476D1CE4E5B9``, an arbitrary constant that keeps the node streams apart from the
 index stream: without it node key 0 would give ``K_{0,0} = E_0`` and the word ``H(0) = 0``)::
 
@@ -47,8 +47,12 @@ from __future__ import annotations
 
 import torch
 
-from theorylab.compressors import _GOLDEN, _MIX1, _MIX2, _splitmix64, _to_signed64
 from theorylab.errors import TheorylabError, check_int
+from theorylab.hashrng import GOLDEN as _GOLDEN
+from theorylab.hashrng import MIX1 as _MIX1
+from theorylab.hashrng import MIX2 as _MIX2
+from theorylab.hashrng import splitmix64 as _splitmix64
+from theorylab.hashrng import to_signed64 as _to_signed64
 
 __all__ = [
     "node_keys",

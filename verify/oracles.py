@@ -29,7 +29,7 @@ import torch
 from theorylab.errors import TheorylabError, check_int
 from verify.counter_rng import counter_normal, counter_randint, index_words, node_keys
 
-__all__ = ["NOISE_MODES", "QuadraticOracle", "LogisticOracle"]
+__all__ = ["NOISE_MODES", "QuadraticOracle", "RecordingQuadraticOracle", "LogisticOracle"]
 
 
 NOISE_MODES = ("generator", "counter")
@@ -303,6 +303,25 @@ class QuadraticOracle(_OracleBase):
             buf = torch.empty_like(g)
             self._scratch["noise"] = buf
         return buf
+
+
+class RecordingQuadraticOracle(QuadraticOracle):
+    """A :class:`QuadraticOracle` that keeps a copy of the gradients of its last call.
+
+    ``last_grad`` (shape ``(m, R, d)``, or ``None`` before the first call) lets a claim check an
+    identity that involves the stochastic gradients a step used (e.g. EF-SGD's virtual iterate
+    ``x~+ = x~ - gamma mean_j g_j``) from an ``observe`` hook, without a loop of its own. Same
+    arguments, draws and results as :class:`QuadraticOracle`.
+    """
+
+    last_grad: torch.Tensor | None = None
+
+    def grad(
+        self, x: torch.Tensor, nodes: torch.Tensor, generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        g = super().grad(x, nodes, generators)
+        self.last_grad = g.detach().clone()
+        return g
 
 
 class LogisticOracle(_OracleBase):

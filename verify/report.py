@@ -6,26 +6,49 @@ Results live in a folder (``./results`` by default): one JSON file per claim and
 file in the same folder, then ``os.replace``) as soon as its claim finishes, so a failed or
 killed run loses no finished result; re-running skips every claim whose file already exists for
 the same configuration (unless ``force``; a saved ``'error'`` is retried). An exception inside a
-claim becomes a result with verdict ``'error'`` and its traceback, and the run goes on.
+claim becomes a result with verdict ``'error'`` and its traceback, and the run goes on; so does a
+claim that outlives its time limit (``ClaimContext.claim_timeout_s``, ``theorylab verify
+--timeout``, else :meth:`Claim.default_timeout_s`).
 Figures (one PNG per claim, drawn by the claim's ``plot``) go to ``RESULTS/figures/NAME.png``.
+
+A results folder is untrusted input. :func:`load_result` reads only regular files (a FIFO or a
+device is refused without blocking; a directory is refused), at most :data:`MAX_RESULT_BYTES`,
+nested at most :data:`MAX_JSON_DEPTH` deep, checks the type of every field, and checks that the
+file is named after its own content (``NAME-HASH.json`` with ``HASH`` the hash of its
+configuration), so a result is never resumed for another configuration and a claim name is
+always a plain identifier. Anything else is skipped with a :class:`ResultFileWarning` (and, when
+resuming, recomputed). File names are built from registered claim names and configuration
+hashes only, never from a file's content.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
+import stat
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from theorylab.errors import TheorylabError
-from verify.claims.base import CLAIMS, Claim, ClaimContext, ClaimResult, plot_series, versions
+from theorylab.errors import TheorylabError, TheorylabWarning
+from verify.claims.base import (
+    CLAIMS,
+    VERDICTS,
+    Claim,
+    ClaimContext,
+    ClaimResult,
+    plot_series,
+    versions,
+)
 
 __all__ = [
     "config_hash",
@@ -33,6 +56,11 @@ __all__ = [
     "save_result",
     "load_result",
     "load_results",
+    "validate_result",
+    "ResultFileError",
+    "ResultFileWarning",
+    "MAX_RESULT_BYTES",
+    "MAX_JSON_DEPTH",
     "run_claims",
     "result_rows",
     "format_results",
@@ -42,6 +70,21 @@ __all__ = [
 
 TABLE_COLUMNS = ("claim", "kind", "predicted", "measured", "interval", "verdict", "wall_s")
 
+#: largest result file read (bytes); a result of the full budget is well under 1 MB
+MAX_RESULT_BYTES = 64 * 2**20
+#: deepest nesting of lists/objects accepted in a result file (a result nests about 4 deep)
+MAX_JSON_DEPTH = 32
+#: what a claim name (the first part of a result's file name) may be
+_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
+
+
+class ResultFileError(TheorylabError):
+    """A file in a results folder is not a valid saved result; the message says why."""
+
+
+class ResultFileWarning(TheorylabWarning):
+    """A file in a results folder was skipped (and, when resuming, its claim recomputed)."""
+
 
 def config_hash(config: dict[str, Any]) -> str:
     """First 12 hex digits of the SHA-256 of the canonical JSON of ``config``."""
@@ -50,7 +93,17 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def result_path(results_dir: str | os.PathLike, name: str, config: dict[str, Any]) -> Path:
-    """``RESULTS/NAME-HASH.json`` for claim ``name`` with ``config``."""
+    """``RESULTS/NAME-HASH.json`` for claim ``name`` with ``config``.
+
+    Raises
+    ------
+    TheorylabError
+        If ``name`` is not a plain identifier (letters, digits, ``_``): it names a file.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise TheorylabError(
+            f"a claim name must be 1-128 letters, digits or '_' (it names a file), got {name!r}"
+        )
     return Path(results_dir) / f"{name}-{config_hash(config)}.json"
 
 
@@ -89,20 +142,233 @@ def save_result(result: ClaimResult, results_dir: str | os.PathLike) -> Path:
     return path
 
 
-def load_result(path: str | os.PathLike) -> ClaimResult:
-    """Read one result file."""
-    with open(path) as fh:
-        return ClaimResult.from_dict(json.load(fh))
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Opened non-blocking, and checked on the open descriptor, so a FIFO (or a device, or a file
+    swapped for one between a check and the open) can never block the reader.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise ResultFileError("it is a directory, not a file") from None
+    except OSError as exc:
+        raise ResultFileError(f"it cannot be opened: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ResultFileError("it is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultFileError("it is not a regular file (a FIFO, socket or device?)")
+        if info.st_size > limit:
+            raise ResultFileError(f"it has {info.st_size} bytes, more than the {limit} allowed")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ResultFileError(f"it has more than the {limit} bytes allowed")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ResultFileError(f"it cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
-def load_results(results_dir: str | os.PathLike) -> list[ClaimResult]:
-    """Every result in ``results_dir`` (files that are not results are skipped), oldest first."""
-    out = []
-    for path in sorted(Path(results_dir).glob("*.json")):
+def _depth_at_most(value, limit: int) -> bool:
+    """Whether lists/dicts in ``value`` nest at most ``limit`` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (list, dict)):
+            if depth > limit:
+                return False
+            stack.extend((u, depth + 1) for u in (v.values() if isinstance(v, dict) else v))
+    return True
+
+
+_NONFINITE = ("inf", "-inf", "nan")
+
+
+def _is_number(v, *, encoded_nonfinite: bool = True) -> bool:
+    """A JSON number (not a bool), or a non-finite float as ``ClaimResult.to_dict`` writes it."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    return encoded_nonfinite and isinstance(v, str) and v in _NONFINITE
+
+
+def _check_fields(data: dict) -> None:
+    """Raise :class:`ResultFileError` naming the first field of ``data`` of the wrong type."""
+
+    def bad(key: str, expected: str):
+        value = repr(data[key])
+        if len(value) > 60:
+            value = value[:57] + "..."
+        return ResultFileError(f"field {key!r} must be {expected}, got {value}")
+
+    def is_str_or_none(v) -> bool:
+        return v is None or isinstance(v, str)
+
+    def is_interval(v) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(_is_number(u) for u in v)
+
+    for key in ("claim", "kind", "verdict"):
+        if key not in data:
+            raise ResultFileError(f"field {key!r} is missing")
+    if not isinstance(data["claim"], str) or not _NAME.fullmatch(data["claim"]):
+        raise bad("claim", "a claim name (letters, digits, '_')")
+    if data["verdict"] not in VERDICTS:
+        raise bad("verdict", f"one of {VERDICTS}")
+    expected = {
+        "kind": (lambda v: isinstance(v, str), "a string"),
+        "predicted": (lambda v: v is None or _is_number(v) or isinstance(v, str), "a number"),
+        "measured": (lambda v: v is None or _is_number(v), "a number or null"),
+        "interval": (lambda v: v is None or is_interval(v), "a list of two numbers or null"),
+        "detail": (lambda v: isinstance(v, str), "a string"),
+        "issue": (lambda v: isinstance(v, str), "a string"),
+        "checks": (
+            lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
+            "a list of objects",
+        ),
+        "series": (lambda v: isinstance(v, dict), "an object"),
+        "config": (lambda v: isinstance(v, dict), "an object"),
+        "seeds": (
+            lambda v: (
+                isinstance(v, list)
+                and all(isinstance(u, int) and not isinstance(u, bool) for u in v)
+            ),
+            "a list of integers",
+        ),
+        "versions": (
+            lambda v: isinstance(v, dict) and all(isinstance(u, str) for u in v.values()),
+            "an object of strings",
+        ),
+        "backend": (lambda v: isinstance(v, str), "a string"),
+        "device": (lambda v: isinstance(v, str), "a string"),
+        "world_size": (
+            lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+            "an integer >= 1 or null",
+        ),
+        "wall_s": (
+            lambda v: _is_number(v, encoded_nonfinite=False) and math.isfinite(v) and v >= 0,
+            "a finite number of seconds >= 0",
+        ),
+        "bytes_sent": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "an integer >= 0",
+        ),
+        "timestamp": (lambda v: isinstance(v, str), "a string"),
+        "traceback": (is_str_or_none, "a string or null"),
+    }
+    for key, (ok, what) in expected.items():
+        if key in data and not ok(data[key]):
+            raise bad(key, what)
+    for i, check in enumerate(data.get("checks", [])):
+        kinds = {
+            "name": lambda v: isinstance(v, str),
+            "passed": lambda v: isinstance(v, bool),
+            "predicted": lambda v: v is None or _is_number(v) or isinstance(v, str),
+            "measured": lambda v: v is None or _is_number(v),
+            "interval": lambda v: v is None or is_interval(v),
+            "detail": lambda v: isinstance(v, str),
+        }
+        for key, ok in kinds.items():
+            if key in check and not ok(check[key]):
+                raise ResultFileError(f"field 'checks'[{i}][{key!r}] has the wrong type")
+
+
+def validate_result(data, name: str | None = None) -> ClaimResult:
+    """A :class:`ClaimResult` from untrusted decoded JSON ``data``, or :class:`ResultFileError`.
+
+    Checks the type of every field (numbers are numbers, ``wall_s`` is finite, ``claim`` is a
+    plain identifier, ...) and, given the file ``name``, that it is ``CLAIM-HASH.json`` with
+    ``HASH`` = :func:`config_hash` of the stored configuration (and the configuration's own
+    ``claim`` entry, when present, is the claim).
+    """
+    if not isinstance(data, dict):
+        raise ResultFileError(f"it holds a JSON {type(data).__name__}, not a result object")
+    _check_fields(data)
+    config = data.get("config", {})
+    if "claim" in config and config["claim"] != data["claim"]:
+        raise ResultFileError(
+            f"its configuration is of claim {config['claim']!r} but the result of {data['claim']!r}"
+        )
+    if name is not None:
+        expected = f"{data['claim']}-{config_hash(config)}.json"
+        if name != expected:
+            raise ResultFileError(
+                f"its name does not match its content (claim and configuration give {expected})"
+            )
+    try:
+        return ClaimResult.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ResultFileError(f"it is not a valid result: {exc}") from None
+
+
+def load_result(path: str | os.PathLike, *, check_name: bool = True) -> ClaimResult:
+    """Read and validate one result file (untrusted input; see the module docstring).
+
+    Parameters
+    ----------
+    path : path
+        A ``NAME-HASH.json`` file written by :func:`save_result`.
+    check_name : bool, default True
+        Require the file name to be ``CLAIM-HASH.json`` for the claim and configuration inside
+        (a renamed or edited file is not that result).
+
+    Raises
+    ------
+    ResultFileError
+        Naming the file and why it is not a valid result: not a regular file (directory, FIFO,
+        device), too large, not UTF-8 JSON, nested deeper than :data:`MAX_JSON_DEPTH`, a field of
+        the wrong type, or a name that does not match its content. Never blocks.
+    """
+    path = Path(path)
+    try:
+        raw = _read_regular_file(path, MAX_RESULT_BYTES)
         try:
-            out.append(load_result(path))
-        except (json.JSONDecodeError, TypeError, KeyError, ValueError):
-            continue
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ResultFileError("it is not UTF-8 text") from None
+        try:
+            data = json.loads(text)
+        except RecursionError:  # e.g. "[" x 200000: the parser's own nesting limit
+            raise ResultFileError(f"its JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
+        except ValueError as exc:
+            raise ResultFileError(f"it is not valid JSON: {exc}") from None
+        if not _depth_at_most(data, MAX_JSON_DEPTH):
+            raise ResultFileError(f"its JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        return validate_result(data, path.name if check_name else None)
+    except ResultFileError as exc:
+        raise ResultFileError(f"{path}: {exc}") from None
+
+
+def load_results(results_dir: str | os.PathLike, *, check_name: bool = True) -> list[ClaimResult]:
+    """Every valid result in ``results_dir``, oldest first; the rest skipped with a warning.
+
+    The loader for everything that reads a results folder (``figures/plot.py`` included):
+    each ``*.json`` entry goes through :func:`load_result`; an entry that is not a valid result
+    (see there) is skipped with a :class:`ResultFileWarning` naming it and the reason. Every
+    returned result's ``claim`` is a plain identifier (letters, digits, ``_``), safe in a file
+    name. A missing folder gives an empty list.
+    """
+    out = []
+    try:
+        entries = sorted(Path(results_dir).glob("*.json"))
+    except OSError as exc:
+        warnings.warn(f"cannot list {results_dir}: {exc}", ResultFileWarning, stacklevel=2)
+        return []
+    for path in entries:
+        try:
+            out.append(load_result(path, check_name=check_name))
+        except ResultFileError as exc:
+            warnings.warn(f"skipping {exc}", ResultFileWarning, stacklevel=2)
     return sorted(out, key=lambda r: r.timestamp)
 
 
@@ -179,6 +445,33 @@ def save_figure(result: ClaimResult, path: str | os.PathLike) -> Path:
     return path
 
 
+def _run_one(claim: Claim, ctx: ClaimContext) -> ClaimResult:
+    """``claim.run(ctx)`` under the claim's time limit; an exception becomes an error result."""
+    limit = ctx.claim_timeout_s
+    if limit is None:
+        limit = claim.default_timeout_s(ctx)
+    t0 = time.perf_counter()
+    ctx.deadline = time.monotonic() + limit
+    try:
+        result = claim.run(ctx)
+        if not isinstance(result, ClaimResult):
+            raise TypeError(
+                f"claim {claim.name!r}.run returned {type(result).__name__}, "
+                "expected ClaimResult (use Claim.make_result)"
+            )
+    except Exception as exc:
+        result = _error_result(claim, exc)
+        if time.monotonic() >= ctx.deadline:
+            result.detail += (
+                f" [the claim's time limit of {limit:g} s was reached; set it with "
+                "`theorylab verify --timeout SECONDS`]"
+            )
+    finally:
+        ctx.deadline = None
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
 def _resolve(names: Sequence[str] | None) -> list[Claim]:
     if not names:
         return list(CLAIMS.values())
@@ -229,6 +522,8 @@ def run_claims(
     """
     claims = _resolve(names)
     results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise TheorylabError(f"results folder {str(results_dir)!r} exists but is not a folder")
     results: list[ClaimResult] = []
     if not names:  # "all claims": a module that failed to import is an error, not a silent gap
         from verify.claims import IMPORT_ERRORS
@@ -255,26 +550,17 @@ def run_claims(
             config = {"claim": claim.name, **ctx.settings()}
         else:
             path = result_path(results_dir, claim.name, config)
-            resumed = path.exists() and not force
+            resumed = (path.exists() or path.is_symlink()) and not force
             if resumed:
                 try:
-                    result = load_result(path)
-                except (json.JSONDecodeError, TypeError, ValueError, KeyError):
-                    resumed = False  # unreadable file: recompute and overwrite it
+                    result = load_result(path)  # also checks that it is this configuration's
+                except ResultFileError as exc:
+                    warnings.warn(f"{exc}; recomputing it", ResultFileWarning, stacklevel=2)
+                    resumed = False  # unreadable or invalid: recompute (and replace if we can)
                 else:
                     resumed = result.verdict != "error"  # an exception is retried, not kept
             if not resumed:
-                t0 = time.perf_counter()
-                try:
-                    result = claim.run(ctx)
-                    if not isinstance(result, ClaimResult):
-                        raise TypeError(
-                            f"claim {claim.name!r}.run returned {type(result).__name__}, "
-                            "expected ClaimResult (use Claim.make_result)"
-                        )
-                except Exception as exc:
-                    result = _error_result(claim, exc)
-                result.wall_s = time.perf_counter() - t0
+                result = _run_one(claim, ctx)
         if not resumed:
             software = software or versions()
             result.config = config
@@ -282,7 +568,12 @@ def run_claims(
             result.backend, result.device = ctx.backend, ctx.device
             result.world_size = ctx.world_size
             result.timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            save_result(result, results_dir)
+            try:
+                save_result(result, results_dir)
+            except OSError as exc:  # e.g. a directory in the way: report the result anyway
+                warnings.warn(
+                    f"{claim.name}: result not saved to {path}: {exc}", ResultFileWarning, 2
+                )
         if figures and result.verdict != "error":
             png = results_dir / "figures" / f"{claim.name}.png"
             if not resumed or not png.exists():

@@ -74,6 +74,8 @@ class Trajectory:
     compute_s: float
     measure_s: float
     config: dict[str, Any] = field(default_factory=dict)
+    #: values of the ``observe`` hook after each step, one list per process (empty without it)
+    observed: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (arrays as nested lists)."""
@@ -111,6 +113,7 @@ class Trajectory:
             compute_s=max(t.compute_s for t in trajectories),
             measure_s=max(t.measure_s for t in trajectories),
             config={**first.config, "ranks": len(trajectories)},
+            observed=[obs for t in trajectories for obs in t.observed],
         )
 
 
@@ -164,6 +167,7 @@ def run_algorithm(
     x0: torch.Tensor,
     steps: int,
     record: Sequence[int] | None = None,
+    observe=None,
 ) -> Trajectory:
     """Run ``steps`` rounds of ``algorithm`` from ``x0`` and measure at the ``record`` steps.
 
@@ -178,6 +182,9 @@ def run_algorithm(
         Number of rounds ``k = 0, ..., steps - 1``.
     record : sequence of int in [0, steps], optional
         Checkpoint steps (step ``s`` = after ``s`` rounds); default every step ``0..steps``.
+    observe : callable(k, before, after, ctx) -> value, optional
+        Called after step ``k`` with the state before and after it; the values are returned in
+        ``Trajectory.observed`` (one list, for this process). Its time counts as measurement.
 
     Returns
     -------
@@ -212,10 +219,16 @@ def run_algorithm(
 
     start = time.perf_counter()
     state = algorithm.init(x0, ctx)
+    observed: list = []
     for k in range(steps):
         if k in wanted:
             measure_s += measure(state)
+        before = state
         state = algorithm.step(state, ctx, k)
+        if observe is not None:
+            t = time.perf_counter()
+            observed.append(observe(k, before, state, ctx))
+            measure_s += time.perf_counter() - t
     if steps in wanted:
         measure_s += measure(state)
     wall_s = time.perf_counter() - start
@@ -254,6 +267,7 @@ def run_algorithm(
         compute_s=max(0.0, wall_s - comm_s - measure_s),
         measure_s=measure_s,
         config=config,
+        observed=[observed] if observe is not None else [],
     )
 
 
@@ -308,6 +322,7 @@ def run_simulated(
     replicas: int | None = None,
     device="cpu",
     dtype: torch.dtype = torch.float64,
+    observe=None,
 ) -> Trajectory:
     """Run ``algorithm`` with all nodes stacked in this process (:class:`SimulatedCommunicator`).
 
@@ -320,7 +335,7 @@ def run_simulated(
     schedule : mixing matrices (see :class:`verify.runtime.simulated.SimulatedCommunicator`)
     x0 : array_like, shape (n, R, d) or (n, d)
         Initial values; ``(n, d)`` is repeated over ``replicas`` (default 1) replicas.
-    steps, seed, record
+    steps, seed, record, observe
         As in :func:`run_algorithm` / :func:`make_context`.
 
     Returns
@@ -332,7 +347,7 @@ def run_simulated(
     comm = SimulatedCommunicator(schedule, device=device, dtype=dtype)
     x0 = _initial(x0, comm.n, replicas, dtype, comm.device)
     ctx = make_context(comm, _build_oracle(oracle, comm.device), seed)
-    return run_algorithm(algorithm, ctx, x0, steps, record)
+    return run_algorithm(algorithm, ctx, x0, steps, record, observe)
 
 
 def run_distributed(
@@ -350,6 +365,7 @@ def run_distributed(
     device="cpu",
     dtype: torch.dtype = torch.float64,
     timeout_s: float = 60.0,
+    observe=None,
 ) -> Trajectory:
     """Run ``algorithm`` as node ``rank`` of an initialised process group of ``world_size``.
 
@@ -371,4 +387,4 @@ def run_distributed(
     x_all = _initial(x0, comm.n, replicas, dtype, "cpu")
     x_local = x_all[rank : rank + 1].to(comm.device).contiguous()
     ctx = make_context(comm, _build_oracle(oracle, comm.device), seed)
-    return run_algorithm(algorithm, ctx, x_local, steps, record)
+    return run_algorithm(algorithm, ctx, x_local, steps, record, observe)

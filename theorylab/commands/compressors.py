@@ -42,6 +42,10 @@ def rows(d: int, specs=None) -> list[dict]:
             out.append(C.describe(d))
         except ValueError as exc:  # e.g. k > d for an explicit k
             out.append({"compressor": C.spec, "class": C.kind, "error": str(exc)})
+    if specs and all("error" in r for r in out):  # nothing listable: say why, exit 2
+        from theorylab.errors import TheorylabError
+
+        raise TheorylabError("; ".join(f"{r['compressor']}: {r['error']}" for r in out))
     return out
 
 

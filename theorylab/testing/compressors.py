@@ -95,8 +95,9 @@ def vectors(
     ----------
     min_d, max_d : int, 1 <= min_d <= max_d.
     dtype : torch floating dtype of the result.
-    domain : (lo, hi), optional
-        Nonzero magnitudes are clipped into ``[lo, hi]`` (a compressor's ``domain(dtype)``).
+    domain : (lo, hi), a callable ``d -> (lo, hi)``, or a compressor, optional
+        Nonzero magnitudes are clipped into ``[lo, hi]``; a compressor ``C`` stands for
+        ``C.domain(dtype, d)`` at the drawn ``d`` (its declared domain).
     kinds : subset of the kinds above.
     """
     d = draw(st.integers(min_d, max_d))
@@ -124,12 +125,31 @@ def vectors(
             expo = draw(hnp.arrays(np.float64, d, elements=st.floats(-20.0, 20.0)))
             x = sgn * (0.5 + mags) * 10.0**expo
     if domain is not None:
-        lo, hi = domain
+        if hasattr(domain, "domain"):
+            lo, hi = domain.domain(dtype, d)
+        elif callable(domain):
+            lo, hi = domain(d)
+        else:
+            lo, hi = domain
         a = np.abs(x)
         a = np.where(a > 0, np.clip(a, lo, hi), 0.0)
         x = np.copysign(a, x)
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(dtype)
-    return torch.nan_to_num(t, posinf=float(fi.max), neginf=-float(fi.max))
+    t = torch.nan_to_num(t, posinf=float(fi.max), neginf=-float(fi.max))
+    if domain is not None:  # rounding to dtype may have stepped above hi: clip in dtype
+        top = _round_down(hi, dtype)
+        t = torch.where(t.double().abs() > hi, torch.sign(t) * top, t)
+    return t
+
+
+def _round_down(v: float, dtype: torch.dtype) -> float:
+    """The largest value of ``dtype`` that is ``<= v`` (``v`` finite, >= 0)."""
+    fi = torch.finfo(dtype)
+    r = float(torch.tensor(min(v, float(fi.max)), dtype=torch.float64).to(dtype))
+    while r > v:  # rounded up: one ulp down (half an ulp below a power of two)
+        mant, e = math.frexp(r)
+        r -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+    return r
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,9 +391,20 @@ def check_deterministic(C, x: torch.Tensor, seed: int = 0) -> dict:
 
 
 def check_finite(C, x: torch.Tensor, seed: int = 0) -> dict:
-    """``C(x)`` is finite with ``x``'s shape, dtype and device, also for ``x = 0``
-    (false failure 0)."""
-    for v in (x, torch.zeros_like(x)):
+    """``C(x)`` is finite with ``x``'s shape, dtype and device, also for ``x = 0`` and for ``x``
+    rescaled to the top of the declared domain (``max|x_i| = hi`` of ``C.domain(dtype, d)``,
+    where declared) (false failure 0)."""
+    cases = [x, torch.zeros_like(x)]
+    m = float(x.abs().max())
+    if hasattr(C, "domain") and m > 0:
+        try:
+            hi = C.domain(x.dtype, x.shape[-1])[1]
+        except TypeError:  # an older compressor: domain(dtype) only
+            hi = C.domain(x.dtype)[1]
+        edge = (x.to(torch.float64) * (hi / m)).to(x.dtype)
+        if bool(torch.isfinite(edge).all()) and float(edge.abs().max()) <= hi:
+            cases.append(edge)
+    for v in cases:
         y = copy.deepcopy(C).compress(v, _gen(seed, v.device))
         if y.shape != v.shape or y.dtype != v.dtype or y.device != v.device:
             _fail(C, "shape/dtype/device", v, f"got {tuple(y.shape)} {y.dtype} {y.device}")

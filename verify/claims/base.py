@@ -28,6 +28,7 @@ import abc
 import functools
 import math
 import platform
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -206,6 +207,12 @@ class ClaimContext:
         timeouts cannot see) is terminated after it and the claim becomes an ``'error'``.
         Default 600; ``None`` waits forever. Not part of a claim's configuration (it does not
         change a result that finishes).
+    claim_timeout_s : float > 0 or None
+        Time limit (seconds) of each claim (``theorylab verify --timeout``): once a claim has
+        run this long, its waits for the worker processes end and it becomes an ``'error'``
+        naming the stuck ranks; starting the pool does not count. ``None``: each claim's
+        :meth:`Claim.default_timeout_s`. Enforced by :func:`verify.report.run_claims` through
+        :attr:`deadline`; not part of a claim's configuration.
 
     The :attr:`pool` of worker processes is started on first use and shared by all claims;
     :meth:`close` (or leaving a ``with`` block) stops it.
@@ -222,6 +229,7 @@ class ClaimContext:
         replicas: int | None = None,
         progress: Callable[[str], None] | None = None,
         run_timeout_s: float | None = 600.0,
+        claim_timeout_s: float | None = None,
     ):
         if budget not in BUDGETS:
             raise TheorylabError(f"budget must be one of {BUDGETS}, got {budget!r}")
@@ -254,6 +262,18 @@ class ClaimContext:
                 f"{run_timeout_s!r}"
             )
         self.run_timeout_s = None if run_timeout_s is None else float(run_timeout_s)
+        # per-claim time limit (timeout plumbing): run_claims sets `deadline` (time.monotonic())
+        # around each claim; run_on_ranks waits at most until it
+        if claim_timeout_s is not None and not (
+            isinstance(claim_timeout_s, (int, float)) and not isinstance(claim_timeout_s, bool)
+            and math.isfinite(claim_timeout_s) and claim_timeout_s > 0
+        ):  # fmt: skip
+            raise TheorylabError(
+                f"claim_timeout_s must be a finite number of seconds > 0 or None, got "
+                f"{claim_timeout_s!r}"
+            )
+        self.claim_timeout_s = None if claim_timeout_s is None else float(claim_timeout_s)
+        self.deadline: float | None = None
         self._progress = progress
         self._pool = None
 
@@ -281,8 +301,12 @@ class ClaimContext:
         if self._pool is None:
             from verify.runtime import WorkerPool
 
-            self.progress(f"starting {self.world_size} {self.backend} workers")
-            self._pool = WorkerPool(self.world_size, self.backend, self.device)
+            t0 = time.monotonic()
+            self._pool = WorkerPool(
+                self.world_size, self.backend, self.device, progress=self.progress
+            )
+            if self.deadline is not None:  # start-up is not the claim's time
+                self.deadline += time.monotonic() - t0
         return self._pool
 
     @property
@@ -305,9 +329,19 @@ class ClaimContext:
         Raises
         ------
         verify.runtime.DistributedError
-            If a rank raises, dies, or the call takes longer than ``run_timeout_s``.
+            If a rank raises, dies, or the call takes longer than ``run_timeout_s`` or than is
+            left before :attr:`deadline` (the claim's time limit).
         """
-        return self.pool.run(fn, *args, run_timeout_s=self.run_timeout_s, **kwargs)
+        pool = self.pool
+        restart_s = pool.ensure_started()  # after a failure: not the claim's time either
+        limit = self.run_timeout_s
+        if self.deadline is not None:
+            self.deadline += restart_s
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the claim's time limit was spent before this run on the ranks")
+            limit = left if limit is None else min(limit, left)
+        return pool.run(fn, *args, run_timeout_s=limit, **kwargs)
 
     def run_distributed(
         self,
@@ -382,6 +416,13 @@ class Claim(abc.ABC):
         One sentence: what is predicted and how it is measured.
     version : int
         Bump when the measurement changes, so saved results of the old version are not reused.
+    timeout_s : dict of str to float
+        Default time limit of the claim per budget, in seconds at world size <= 4 (see
+        :meth:`default_timeout_s`); a claim much slower or faster than most may override it.
+    question, plain : str
+        The lecture question the claim answers and one plain sentence of what it shows.
+    detectable : dict of str -> (str, str)
+        Per term, the minimum detectable relative error at 95 % power (quick, full budget).
     """
 
     name: str = ""
@@ -389,6 +430,22 @@ class Claim(abc.ABC):
     issue: str = ""
     description: str = ""
     version: int = 1
+    #: slowest claims measured on 2 shared CPU cores, world size 4: quick 43 s at load 26
+    #: (ef_virtual_iterate; 11 s at load 15), full 567 s at load 15 (psgd_floor_shape); the
+    #: limits leave about 3x and 6x of that
+    timeout_s: Mapping[str, float] = {"quick": 120.0, "full": 3600.0}
+
+    def default_timeout_s(self, ctx: ClaimContext) -> float:
+        """Time limit of this claim: ``timeout_s[budget] * max(1, world_size / 4)`` seconds."""
+        return float(self.timeout_s[ctx.budget]) * max(1.0, ctx.world_size / 4)
+
+    #: the lecture question the claim answers, and one plain sentence of what it shows
+    #: (``theorylab verify --list`` groups the claims by question)
+    question: str = ""
+    plain: str = ""
+    #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
+    #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
+    detectable: dict = {}
 
     @abc.abstractmethod
     def config(self, budget: str) -> dict[str, Any]:
@@ -448,6 +505,7 @@ class Claim(abc.ABC):
                     "measured": v.measured,
                     "interval": list(v.interval),
                     "detail": v.detail,
+                    "mde": getattr(v, "mde", None),
                 }
                 for k, v in checks.items()
             ],
@@ -457,8 +515,18 @@ class Claim(abc.ABC):
         )
 
     def plot(self, result: ClaimResult, fig) -> None:
-        """Draw ``result`` on the matplotlib figure ``fig`` (default: :func:`plot_series`)."""
-        plot_series(result, fig)
+        """Draw ``result`` on the matplotlib figure ``fig``.
+
+        The drawing lives in :mod:`figures.draw` (it reads only the saved result, so
+        ``python -m figures.plot`` redraws it without importing any claim); without the
+        ``figures`` package, the generic :func:`plot_series`.
+        """
+        try:
+            from figures.draw import draw
+        except ImportError:  # figures/ not installed: the generic drawing
+            plot_series(result, fig)
+            return
+        draw(result.to_dict(), fig)
 
 
 def plot_series(result: ClaimResult, fig) -> None:

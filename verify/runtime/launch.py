@@ -12,7 +12,14 @@ the exception type and message, with the remote traceback, within a few seconds 
 running are given ``grace_s`` to finish, then terminated). The pool then re-creates its process
 group (or, if ranks had to be terminated, restarts its processes on the next call), so it stays
 usable. Every communication wait inside the ranks is bounded by ``timeout_s``; the whole call may
-be bounded by ``run_timeout_s``.
+be bounded by ``run_timeout_s``. A rank that dies is reported with the signal that killed it
+(``killed by signal SIGKILL``); a rank still missing at a time limit is reported with its process
+state where the operating system tells it (``stopped (SIGSTOP or SIGTSTP)``, ``running``, ...).
+
+Network exposure: the pool's rendezvous store is a ``TCPStore`` that this (parent) process hosts
+on a socket bound to ``master_addr`` only (``127.0.0.1`` by default, never the wildcard
+address), and with a loopback ``master_addr`` gloo is pinned to the loopback interface
+(``GLOO_SOCKET_IFNAME`` in the ranks), so a single-machine run listens on loopback only.
 
 Processes use the ``spawn`` start method; ``fn`` and its arguments must be picklable (``fn`` a
 module-level function) and the calling script must guard its entry point with
@@ -22,12 +29,15 @@ module-level function) and the calling script must guard its entry point with
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import pickle
+import signal
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import wait as _wait_any
 
 import torch
@@ -100,13 +110,14 @@ def _check_backend(backend: str, device, world_size: int | None = None) -> str:
     return backend
 
 
-def _init_group(backend, init_method, rank, world_size, device, timeout_s) -> None:
+def _init_group(backend, store, prefix, rank, world_size, device, timeout_s) -> None:
+    """Initialise the default process group over ``store`` (keys under ``prefix``)."""
     dev = rank_device(device, rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     dist.init_process_group(
         backend,
-        init_method=init_method,
+        store=dist.PrefixStore(prefix, store),
         rank=rank,
         world_size=world_size,
         timeout=datetime.timedelta(seconds=timeout_s),
@@ -123,11 +134,88 @@ def _error_payload(rank: int, exc: BaseException) -> tuple:
     )
 
 
-def _worker(rank, world_size, init_method, backend, device, timeout_s, threads, conn) -> None:
-    """Body of one pool process: init the group, then serve tasks from ``conn`` until 'stop'."""
-    torch.set_num_threads(threads)
+def _loopback_interface() -> str | None:
+    """Name of the loopback network interface (``lo`` on Linux, ``lo0`` on macOS), or ``None``."""
     try:
-        _init_group(backend, init_method, rank, world_size, device, timeout_s)
+        names = [name for _, name in socket.if_nameindex()]
+    except (OSError, AttributeError):  # no interface list on this platform
+        return None
+    for name in names:  # Linux: the interface whose flags carry IFF_LOOPBACK (0x8)
+        try:
+            with open(f"/sys/class/net/{name}/flags") as fh:
+                if int(fh.read().strip(), 16) & 0x8:
+                    return name
+        except (OSError, ValueError):
+            break  # no sysfs: fall back to the conventional names
+    return next((n for n in ("lo", "lo0") if n in names), None)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    """How a process ended, from ``multiprocessing``'s ``exitcode`` (negative = signal number).
+
+    ``-9`` -> ``'was killed by signal SIGKILL (9)'``, ``3`` -> ``'exited with code 3'``,
+    ``None`` -> ``'closed its connection but has not exited'``.
+    """
+    if exitcode is None:
+        return "closed its connection but has not exited"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "an unknown signal"
+        return f"was killed by signal {name} ({-exitcode})"
+    return f"exited with code {exitcode}"
+
+
+_STATES = {
+    "T": "stopped by a signal (SIGSTOP or SIGTSTP)",
+    "t": "stopped by a debugger",
+    "R": "running (computing)",
+    "S": "sleeping (e.g. waiting for another rank)",
+    "D": "in uninterruptible I/O",
+    "Z": "exited",
+}
+
+
+def _process_state(pid: int | None) -> str | None:
+    """The operating system's state of process ``pid`` in words, or ``None`` if unknown.
+
+    Read from ``/proc/PID/stat`` (Linux); ``None`` elsewhere or for a process that is gone.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 1 :].split()  # the command name may contain spaces
+    return _STATES.get(fields[0], f"in state {fields[0]!r}") if fields else None
+
+
+def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, conn) -> None:
+    """Body of one pool process: init the group, then serve tasks from ``conn`` until 'stop'.
+
+    ``rendezvous`` is ``(host, port, prefix, gloo_ifname)``: the parent's store, the key prefix
+    of this process group, and the network interface gloo must use (``None``: gloo's default).
+    """
+    conn.send_bytes(pickle.dumps(("up", rank)))  # imports done: start-up progress for the parent
+    torch.set_num_threads(threads)
+    host, port, prefix, gloo_ifname = rendezvous
+    if gloo_ifname is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = gloo_ifname  # the pool runs on one machine
+    try:
+        store = dist.TCPStore(
+            host, port, None, False, datetime.timedelta(seconds=timeout_s), use_libuv=True
+        )
+        _init_group(backend, store, prefix, rank, world_size, device, timeout_s)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send_bytes(pickle.dumps(_error_payload(rank, exc)))
         return
@@ -145,7 +233,7 @@ def _worker(rank, world_size, init_method, backend, device, timeout_s, threads, 
                 try:
                     if dist.is_initialized():
                         dist.destroy_process_group()
-                    _init_group(backend, msg[1], rank, world_size, device, timeout_s)
+                    _init_group(backend, store, msg[1], rank, world_size, device, timeout_s)
                     conn.send_bytes(pickle.dumps(("ready", rank)))
                 except BaseException as exc:  # noqa: BLE001
                     conn.send_bytes(pickle.dumps(_error_payload(rank, exc)))
@@ -185,15 +273,22 @@ class WorkerPool:
     timeout_s : float, default 60
         Process-group timeout: the limit on every collective / point-to-point wait in the ranks.
     master_addr : str, default ``"127.0.0.1"``
-        Address of rank 0's rendezvous store.
+        Address the rendezvous store (hosted by this process) listens on, and only on. With a
+        loopback address gloo is also pinned to the loopback interface.
     port : int or None
-        Rendezvous port; a free one is picked when ``None``.
+        Rendezvous port; the operating system picks a free one when ``None``.
     threads : int, default 1
         ``torch.set_num_threads`` in each rank.
-    start_timeout_s : float, default 120
-        Limit on starting the processes and the rendezvous.
+    start_timeout_s : float or None, default None
+        Limit on starting the processes and the rendezvous; ``None``: ``max(120, 8 world_size)``
+        seconds (16 ranks take about a minute to start on 2 CPU cores).
     grace_s : float, default 2
         After a rank fails, how long the others may take to finish before they are terminated.
+    progress : callable(str) or None
+        Called with start-up progress: ``'starting 16 gloo workers'``, then
+        ``'starting 16 gloo workers: 5/16 up'`` as ranks finish importing (at most about once a
+        second, and every 5 s while nothing changes), then ``'16 gloo workers ready after
+        41.0 s'``; ``None``: silent.
 
     Raises
     ------
@@ -219,30 +314,90 @@ class WorkerPool:
         master_addr: str = "127.0.0.1",
         port: int | None = None,
         threads: int = 1,
-        start_timeout_s: float = 120.0,
+        start_timeout_s: float | None = None,
         grace_s: float = 2.0,
+        progress: Callable[[str], None] | None = None,
     ):
         self.world_size = check_int("world_size", world_size, minimum=1)
         self.backend = _check_backend(backend, device, self.world_size)
         self.device = device
         self.timeout_s = check_positive("timeout_s", timeout_s)
+        if not isinstance(master_addr, str) or not master_addr:
+            raise TheorylabError(
+                f"master_addr must be a host name or IP address, got {master_addr!r}"
+            )
         self.master_addr = master_addr
         self.port = None if port is None else check_int("port", port, 1, 65535)
         self.threads = check_int("threads", threads, minimum=1)
+        if start_timeout_s is None:
+            start_timeout_s = max(120.0, 8.0 * self.world_size)
         self.start_timeout_s = check_positive("start_timeout_s", start_timeout_s)
         self.grace_s = check_positive("grace_s", grace_s, allow_zero=True)
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable or None, got {progress!r}")
+        self._progress = progress
         self._ctx = mp.get_context("spawn")
         self._procs: list = []
         self._conns: list = []
+        self._store = None
+        self._store_port: int | None = None
+        self._generation = 0
+        self._up = 0
+        self._shown_at = 0.0
+        self._started_at = 0.0
         self._start()
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _init_method(self) -> str:
-        port = self.port if self.port is not None else free_port(self.master_addr)
-        return f"tcp://{self.master_addr}:{port}"
+    def _open_store(self) -> None:
+        """Host the rendezvous store on a socket bound to ``master_addr`` (never the wildcard)."""
+        if self._store is not None:
+            return
+        try:
+            family, kind, proto, _, addr = socket.getaddrinfo(
+                self.master_addr, self.port or 0, type=socket.SOCK_STREAM
+            )[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise TheorylabError(
+                f"master_addr {self.master_addr!r} cannot be resolved: {exc}"
+            ) from exc
+        try:
+            sock.bind(addr)
+            sock.listen(max(128, 2 * self.world_size))
+        except OSError as exc:
+            sock.close()
+            raise DistributedError(
+                f"cannot listen on {self.master_addr}:{self.port or 0} for the rendezvous: {exc}"
+            ) from exc
+        self._store_port = int(sock.getsockname()[1])
+        # the store takes ownership of the socket (it closes it when it is destroyed)
+        self._store = dist.TCPStore(
+            self.master_addr,
+            self._store_port,
+            None,
+            True,
+            datetime.timedelta(seconds=self.timeout_s),
+            wait_for_workers=False,
+            master_listen_fd=sock.detach(),
+        )
+
+    def _rendezvous(self) -> tuple:
+        """``(host, port, prefix, gloo_ifname)`` for a new process group (a fresh key prefix)."""
+        self._open_store()
+        self._generation += 1
+        ifname = None
+        if self.backend == "gloo" and _is_loopback(self.master_addr):
+            ifname = _loopback_interface()
+        return (self.master_addr, self._store_port, f"pg{self._generation}/", ifname)
+
+    def _show(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress(message)
 
     def _start(self) -> None:
-        init_method = self._init_method()
+        rendezvous = self._rendezvous()
+        self._up, self._started_at, self._shown_at = 0, time.monotonic(), time.monotonic()
+        self._show(f"starting {self.world_size} {self.backend} workers")
         for rank in range(self.world_size):
             parent, child = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
@@ -250,7 +405,7 @@ class WorkerPool:
                 args=(
                     rank,
                     self.world_size,
-                    init_method,
+                    rendezvous,
                     self.backend,
                     self.device,
                     self.timeout_s,
@@ -264,19 +419,35 @@ class WorkerPool:
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
-        self._await_ready("start-up", self.start_timeout_s)
+        self._await_ready("start-up", self.start_timeout_s, heartbeat=True)
+        elapsed = time.monotonic() - self._started_at
+        self._show(f"{self.world_size} {self.backend} workers ready after {elapsed:.1f} s")
 
-    def _await_ready(self, what: str, limit_s: float) -> None:
-        replies = self._collect(limit_s, grace_s=0.0, what=what)
-        errors = [r for r in replies.values() if r[0] == "error"]
+    def _start_progress(self, rank_up: bool) -> None:
+        """Show start-up progress: when a rank is up (at most ~1/s), else every 5 s."""
+        self._up += rank_up
+        now = time.monotonic()
+        due = 1.0 if rank_up else 5.0
+        if (rank_up and self._up == self.world_size) or now - self._shown_at >= due:
+            self._shown_at = now
+            self._show(
+                f"starting {self.world_size} {self.backend} workers: {self._up}/"
+                f"{self.world_size} up"
+            )
+
+    def _await_ready(self, what: str, limit_s: float, heartbeat: bool = False) -> None:
+        replies = self._collect(limit_s, grace_s=0.0, what=what, heartbeat=heartbeat)
+        errors = [r for r in replies.values() if r[0] != "ready"]
         if errors or len(replies) < self.world_size:
+            error = self._error(replies, what, limit_s)  # before terminating: it reads states
             self._terminate()
-            raise self._error(replies, what, limit_s)
+            raise error
 
     def _terminate(self) -> None:
         for proc in self._procs:
             if proc.is_alive():
                 proc.terminate()
+                _continue(proc)  # a stopped (SIGSTOP) process acts on SIGTERM only once resumed
         deadline = time.monotonic() + 5.0
         for proc in self._procs:
             proc.join(max(0.0, deadline - time.monotonic()))
@@ -298,6 +469,7 @@ class WorkerPool:
         for proc in self._procs:
             proc.join(max(0.0, deadline - time.monotonic()))
         self._terminate()
+        self._store = None  # stops the rendezvous server and closes its socket
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -316,9 +488,36 @@ class WorkerPool:
         """Whether all ranks are running (after a forced stop the next ``run`` restarts them)."""
         return bool(self._procs) and all(p.is_alive() for p in self._procs)
 
+    def ensure_started(self) -> float:
+        """Restart the ranks if a failure stopped them; the seconds it took (0 when running).
+
+        :meth:`run` does this itself; call it first to keep the start-up out of a time budget.
+        """
+        if self.alive:
+            return 0.0
+        t0 = time.monotonic()
+        self._terminate()
+        self._start()
+        return time.monotonic() - t0
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the ranks, by rank (empty after a forced stop, until the next run)."""
+        return [p.pid for p in self._procs]
+
     # -- running --------------------------------------------------------------------------
-    def _collect(self, limit_s: float | None, grace_s: float, what: str) -> dict[int, tuple]:
-        """Replies by rank until all answered, a failure plus ``grace_s``, or ``limit_s``."""
+    def _died(self, rank: int) -> tuple:
+        proc = self._procs[rank]
+        proc.join(1.0)  # reap it, so the exit code (or the killing signal) is known
+        return ("died", rank, proc.exitcode)
+
+    def _collect(
+        self, limit_s: float | None, grace_s: float, what: str, heartbeat: bool = False
+    ) -> dict[int, tuple]:
+        """Replies by rank until all answered, a failure plus ``grace_s``, or ``limit_s``.
+
+        ``heartbeat``: start-up, show progress while waiting (see :meth:`_start_progress`).
+        """
         replies: dict[int, tuple] = {}
         start = time.monotonic()
         deadline = None if limit_s is None else start + limit_s
@@ -330,23 +529,32 @@ class WorkerPool:
                 break
             waiting = [c for c, r in by_conn.items() if r not in replies]
             waiting += [s for s, r in by_sentinel.items() if r not in replies]
-            ready = _wait_any(waiting, None if deadline is None else deadline - now)
+            wait_s = None if deadline is None else deadline - now
+            if heartbeat:
+                wait_s = 1.0 if wait_s is None else min(wait_s, 1.0)
+                self._start_progress(rank_up=False)
+            ready = _wait_any(waiting, wait_s)
             for obj in ready:
                 if obj in by_conn:
                     rank = by_conn[obj]
+                    if rank in replies:
+                        continue
                     try:
-                        replies[rank] = pickle.loads(obj.recv_bytes())
+                        reply = pickle.loads(obj.recv_bytes())
                     except (EOFError, OSError):
-                        code = self._procs[rank].exitcode
-                        replies[rank] = ("died", rank, code)
+                        replies[rank] = self._died(rank)
+                        continue
+                    if reply[0] == "up":  # start-up progress, not a reply
+                        self._start_progress(rank_up=True)
+                        continue
+                    replies[rank] = reply
                 else:
                     rank = by_sentinel[obj]
                     if rank not in replies:
                         conn = self._conns[rank]
                         if conn.poll(0):
                             continue  # its last reply is still in the pipe; read it first
-                        self._procs[rank].join(1.0)
-                        replies[rank] = ("died", rank, self._procs[rank].exitcode)
+                        replies[rank] = self._died(rank)
             failed = any(r[0] != "ok" and r[0] != "ready" for r in replies.values())
             if failed and len(replies) < self.world_size:
                 grace_deadline = time.monotonic() + grace_s
@@ -356,6 +564,7 @@ class WorkerPool:
     def _error(
         self, replies: dict[int, tuple], what: str, limit_s: float | None
     ) -> DistributedError:
+        """The error for a failed call; call it before terminating (it reads process states)."""
         failures = [r for r in replies.values() if r[0] in ("error", "died")]
         missing = [r for r in range(self.world_size) if r not in replies]
         lines = []
@@ -368,12 +577,19 @@ class WorkerPool:
                     first = (rank, exc_type, exc_message, tb)
             else:
                 _, rank, code = reply
-                lines.append(f"rank {rank} exited with code {code} without a result")
+                lines.append(f"rank {rank} {_describe_exit(code)} without a result")
                 if first is None:
                     first = (rank, None, None, None)
         if missing:
-            cause = "after another rank failed" if failures else f"within {limit_s} s"
+            cause = "after another rank failed" if failures else f"within {round(limit_s, 1)} s"
+            states = []
+            for rank in missing:
+                state = _process_state(self._procs[rank].pid) if rank < len(self._procs) else None
+                if state is not None:
+                    states.append(f"rank {rank} (pid {self._procs[rank].pid}) was {state}")
             lines.append(f"rank(s) {missing} did not finish {cause} and were terminated")
+            if states:
+                lines[-1] += " (" + "; ".join(states) + ")"
         message = f"{what} on {self.world_size} rank(s) failed: " + "; ".join(lines)
         if first is not None and first[3]:
             message += f"\n--- remote traceback of rank {first[0]} ---\n{first[3]}"
@@ -390,18 +606,21 @@ class WorkerPool:
         fn : callable
             A picklable (module-level) function; its result must be picklable.
         run_timeout_s : float or None
-            Wall-clock limit on the whole call (``None``: none; communication waits inside the
-            ranks are still bounded by the pool's ``timeout_s``).
+            Wall-clock limit on the whole call, not counting a restart of the ranks (``None``:
+            none; communication waits inside the ranks are still bounded by the pool's
+            ``timeout_s``, but a rank computing forever is not).
 
         Raises
         ------
         DistributedError
-            If a rank raises, dies, or the call exceeds ``run_timeout_s``. The pool stays usable:
-            its process group is re-created, or its processes restarted on the next call.
+            If a rank raises, dies (the message names the signal that killed it), or the call
+            exceeds ``run_timeout_s`` (the message gives each missing rank's process state, e.g.
+            stopped). The pool stays usable: its process group is re-created, or its processes
+            restarted on the next call.
         """
-        if not self.alive:
-            self._terminate()
-            self._start()
+        if run_timeout_s is not None:
+            run_timeout_s = check_positive("run_timeout_s", run_timeout_s)
+        self.ensure_started()
         task = pickle.dumps(("run", pickle.dumps((fn, args, kwargs))))
         for conn in self._conns:
             conn.send_bytes(task)
@@ -414,7 +633,7 @@ class WorkerPool:
         ):
             # every rank is back in its loop: a fresh process group drops any unmatched message
             try:
-                reinit = pickle.dumps(("reinit", self._init_method()))
+                reinit = pickle.dumps(("reinit", self._rendezvous()[2]))
                 for conn in self._conns:
                     conn.send_bytes(reinit)
                 self._await_ready("process-group re-creation", self.start_timeout_s)
@@ -423,6 +642,16 @@ class WorkerPool:
         else:
             self._terminate()  # ranks stuck in communication: restart on the next call
         raise error
+
+
+def _continue(proc) -> None:
+    """Send SIGCONT to ``proc`` (POSIX), so a stopped process acts on a pending signal."""
+    sigcont = getattr(signal, "SIGCONT", None)
+    if sigcont is not None and proc.pid is not None:
+        try:
+            os.kill(proc.pid, sigcont)
+        except OSError:
+            pass
 
 
 def launch(

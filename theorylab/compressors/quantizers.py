@@ -1,0 +1,587 @@
+"""Quantizers: float casts, QSGD, TernGrad, natural compression, sign and scaled sign."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from theorylab.compressors.base import (
+    Compressor,
+    _l1mean,
+    _l2norm,
+    _row_amax,
+    _sign_pm,
+    _uniform,
+    _work_dtype,
+)
+from theorylab.compressors.wire import (
+    bytes_to_floats,
+    floats_to_bytes,
+    pack_bits,
+    pack_trits,
+    pack_uint,
+    uint_width,
+    unpack_bits,
+    unpack_trits,
+    unpack_uint,
+)
+from theorylab.errors import TheorylabError, check_int
+
+__all__ = ["Cast", "QSGD", "qsgd_supremum", "TernGrad", "Natural", "Sign", "ScaledSign"]
+
+
+class Cast(Compressor):
+    """Round to a narrower float format and back: ``C(x) = fl_t(x)`` (round to nearest even).
+
+    Guarantee (tight, deterministic): on the target's normal range every entry has relative
+    error ``|fl(x_i) - x_i| <= u/(1+u) |x_i|`` with unit roundoff ``u = 2^-11`` (float16) or
+    ``2^-8`` (bfloat16), so ``||C(x) - x||^2 <= (u/(1+u))^2 ||x||^2``: class B(delta) with
+    ``delta = 1 - (u/(1+u))^2``. Attained at ``x_i = 1 + u`` (exactly halfway between 1 and the
+    next float; ties round to 1). Below the normal range (subnormals) the relative error can reach
+    1, so the declaration holds for entries 0 or with ``|x_i|`` in :meth:`domain`; entries that
+    overflow the target raise. Not unbiased. Bits: ``16 d``.
+
+    Parameters
+    ----------
+    target : torch.float16 or torch.bfloat16
+    """
+
+    unbiased = False
+    tight = True
+
+    def __init__(self, target: torch.dtype = torch.float16):
+        if target not in (torch.float16, torch.bfloat16):
+            raise TheorylabError(f"target must be torch.float16 or torch.bfloat16, got {target}")
+        self.target = target
+        self.name = "fp16" if target == torch.float16 else "bf16"
+        self.u = torch.finfo(target).eps / 2  # unit roundoff: 2^-11, 2^-8
+
+    def delta(self, d):
+        r = self.u / (1 + self.u)
+        return 1.0 - r * r
+
+    def domain(self, dtype=torch.float32, d=None):
+        """Normal range of the target, up to the largest target value that the input ``dtype``
+        can hold (bf16 of float16 input: 65280; 65504 would round to 65536, an inf in float16)."""
+        fi = torch.finfo(self.target)
+        bound = min(float(fi.max), float(torch.finfo(dtype).max))
+        v = float(torch.tensor(bound, dtype=torch.float64).to(self.target))
+        if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
+            mant, e = math.frexp(v)
+            v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+        return (float(fi.smallest_normal), v)
+
+    def worst_case_input(self, d):
+        """``x_i = 1 + u``: exactly halfway between 1 and the next float of the target."""
+        return torch.full((check_int("d", d, minimum=1),), 1.0 + self.u, dtype=torch.float64)
+
+    def payload_bits(self, d, dtype=torch.float32):
+        return 16 * int(d)
+
+    def _quantize(self, x, generator, dtype):
+        y = x.to(self.target)  # finite: |x_i| <= the target's max (domain, checked)
+        return (y,)
+
+    def _reconstruct(self, parts, d, dtype):
+        return parts[0].to(_work_dtype(dtype))
+
+    def _pack(self, parts, d, dtype):
+        return floats_to_bytes(parts[0])
+
+    def _unpack(self, buf, d, dtype):
+        return (bytes_to_floats(buf, self.target),)
+
+
+# --------------------------------------------------------------------------------------------
+# quantizers
+
+
+#: largest s for which QSGD's omega at d < 4 s^2 is computed exactly (enumeration cost ~ s^5)
+_QSGD_EXACT_MAX_S = 8
+
+
+def _odd_square_sums(q_max: int, top: int, m_max: int) -> list[int]:
+    """``rows[q]``: bitset (a Python int) of the sums of ``q`` squares ``(2m+1)^2``, ``m <= m_max``,
+    up to ``top``."""
+    mask = (1 << (top + 1)) - 1
+    rows = [1]
+    for _ in range(q_max):
+        cur = 0
+        for m in range(m_max + 1):
+            cur |= rows[-1] << (2 * m + 1) ** 2
+        rows.append(cur & mask)
+    return rows
+
+
+def _square_sums(k_max: int, top: int) -> list[int]:
+    """``rows[k]``: bitset of the sums of at most ``k`` positive squares, up to ``top``."""
+    mask = (1 << (top + 1)) - 1
+    rows = [1]
+    for _ in range(k_max):
+        cur = rows[-1]
+        for j in range(1, math.isqrt(top) + 1):
+            cur |= rows[-1] << j * j
+        rows.append(cur & mask)
+    return rows
+
+
+def _odd_square_split(total: int, q: int, m_max: int) -> list[int]:
+    """``q`` odd numbers ``2m+1`` (``m <= m_max``) whose squares sum to ``total``."""
+    rows = _odd_square_sums(q, total, m_max)
+    out = []
+    for k in range(q, 0, -1):
+        for m in range(m_max, -1, -1):
+            rest = total - (2 * m + 1) ** 2
+            if rest >= 0 and (rows[k - 1] >> rest) & 1:
+                out.append(2 * m + 1)
+                total = rest
+                break
+    return out
+
+
+def _square_split(total: int, k: int) -> list[int]:
+    """At most ``k`` positive integers whose squares sum to ``total``."""
+    rows = _square_sums(k, total)
+    out = []
+    while total:
+        k = next(i for i in range(k + 1) if (rows[i] >> total) & 1)
+        j = next(j for j in range(1, math.isqrt(total) + 1) if (rows[k - 1] >> total - j * j) & 1)
+        out.append(j)
+        total -= j * j
+        k -= 1
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def qsgd_supremum(s: int, d: int) -> tuple[float, tuple[float, ...]]:
+    """``max {sum_i f(r_i) : r in R^d, r >= 0, ||r|| = s}``, ``f(r) = frac(r)(1 - frac(r))``,
+    and a maximiser ``r``, by the finite KKT enumeration of :class:`QSGD`'s docstring.
+
+    QSGD's tight ``omega(d)`` is the maximum divided by ``s^2``. Cost about ``d s^3`` bitset
+    steps (``d < 4 s^2``); exact up to float rounding of the final square roots.
+
+    >>> round(qsgd_supremum(1, 2)[0], 12) == round(2 ** 0.5 - 1, 12)
+    True
+    """
+    s = check_int("s", s, minimum=1)
+    d = check_int("d", d, minimum=1)
+    S2 = s * s
+    top = 9 * S2 + 8  # A < 4S / (2/3)^2 <= 9 s^2 whenever some m_i >= 1
+    reach = [_odd_square_sums(d, top, M) for M in range(s + 1)]
+    jreach = _square_sums(d, S2)
+    best, arg = 0.0, None
+    for q in range(1, d + 1):
+        for J in range(S2):
+            if not (jreach[d - q] >> J) & 1:
+                continue
+            S = S2 - J
+            t = 4 * S
+            for M in range(s + 1):
+                a_lo = math.floor(4 * S * ((2 * M + 1) / (2 * M + 2)) ** 2) + 1
+                a_hi = math.ceil(4 * S * ((2 * M + 1) / (2 * M)) ** 2) - 1 if M else top
+                bits = reach[M][q]
+                cands = []
+                below = bits & ((1 << (min(t, a_hi) + 1)) - 1)
+                if below:
+                    cands.append(below.bit_length() - 1)
+                above = bits >> max(t, a_lo)
+                if above:
+                    cands.append((above & -above).bit_length() - 1 + max(t, a_lo))
+                for A in cands:
+                    F = math.sqrt(S * A) - S - (A - q) / 4
+                    if a_lo <= A <= a_hi and F > best:
+                        best, arg = F, (q, J, M, A)
+    if arg is None:  # d = 1: r = (s), variance 0
+        return 0.0, (float(s),) + (0.0,) * (d - 1)
+    q, J, M, A = arg
+    c = 2 * math.sqrt((S2 - J) / A)
+    r = [c * k / 2 for k in _odd_square_split(A, q, M)] + [
+        float(j) for j in _square_split(J, d - q)
+    ]
+    return best, tuple(r + [0.0] * (d - len(r)))
+
+
+class QSGD(Compressor):
+    """QSGD / standard dithering with ``s`` levels and the l2 norm (Alistarh et al. 2017).
+
+    ``C(x)_i = ||x|| sgn(x_i) xi_i / s`` where, with ``r_i = s |x_i| / ||x||`` and
+    ``l_i = floor(r_i)``, ``xi_i = l_i + 1`` with probability ``r_i - l_i`` and ``l_i`` otherwise
+    (independently); sgn(0) = +1.
+
+    Guarantee (tight for ``d >= 4 s^2`` and for every ``d`` when ``s <= 8``): U(omega). Exact
+    variance ``E||C(x) - x||^2 = (||x||^2/s^2) sum_i f(r_i)`` with ``f(r) = frac(r)(1 - frac(r))``
+    and ``sum_i r_i^2 = s^2``, so ``omega(d) = max {sum f(r_i) : r >= 0, ||r|| = s} / s^2``
+    (derived here; the literature's ``min(d/s^2, sqrt(d)/s)`` of Lemma 3.1 is not attained):
+
+    - ``omega(d) = sqrt(d)/s - 1`` if ``d >= 4 s^2`` -- attained at the all-equal vector.
+      Proof: for any ``lam >= 0``,
+      ``sum f(r_i) <= sum_i [f(r_i) - lam r_i^2] + lam s^2 <= d/(4(1+lam)) + lam s^2`` because
+      ``max_r f(r) - lam r^2 = 1/(4(1+lam))`` (on [0,1] it is ``r - (1+lam) r^2``; on
+      [m, m+1], m >= 1, it is at most ``1/4 - lam <= 1/(4(1+lam))``). Take
+      ``1 + lam = sqrt(d)/(2s)``.
+    - ``d < 4 s^2``: the maximum (attained: ``f`` is continuous on the compact sphere) is found
+      by a finite enumeration of the KKT points (:func:`qsgd_supremum`). A maximiser has some
+      coordinates at integers (``f = 0``; their squares sum to ``J``) and the other ``q`` on open
+      pieces ``(m_i, m_i + 1)``, where stationarity ``1 - 2(r_i - m_i) = 2 lam r_i`` gives
+      ``r_i = c (m_i + 1/2)`` with one ``c = 1/(1 + lam)``. With ``A = sum (2 m_i + 1)^2`` and
+      ``S = s^2 - J`` the sphere fixes ``c = 2 sqrt(S/A)`` and
+      ``sum f(r_i) = sqrt(S A) - S - (A - q)/4``; the point is feasible iff ``c`` lies in every
+      used piece, i.e. ``c in (2M/(2M+1), (2M+2)/(2M+1))`` for ``M = max m_i`` (``c < 2`` if
+      ``M = 0``). The value is concave in ``A`` (peak at ``A = 4S``, ``c = 1``), so for each
+      ``(q, J, M)`` only the achievable ``A`` (sums of ``q`` odd squares, a bitset recursion)
+      nearest to ``4S`` on either side can win. For ``s > 8`` the enumeration is skipped and
+      ``omega(d) = d/(4 s^2)`` (``p(1-p) <= 1/4``) is declared, an upper bound attained only when
+      ``4 s^2`` is a sum of ``d`` odd squares (:meth:`tight_at` says which).
+
+    Both are ``<= min(d/s^2, sqrt(d)/s)`` (:meth:`omega_literature`).
+
+    Wire: header = ``||x||`` (a float of the compute dtype); payload = the signed level
+    ``sgn(x_i) xi_i + s`` in ``[0, 2s]`` packed in ``ceil(log2(2s + 1))`` bits per coordinate
+    (fixed-width, no Elias coding): ``bits = d ceil(log2(2s+1)) + b``.
+
+    Parameters
+    ----------
+    s : int >= 1, number of levels (default 7: 4 bits per coordinate).
+    """
+
+    name = "qsgd"
+    unbiased = True
+    tight = False  # tight for d >= 4 s^2, and every d when s <= 8: see tight_at
+    stochastic = True
+
+    def __init__(self, s: int = 7):
+        self.s = check_int("s", s, minimum=1)
+
+    def params(self):
+        return {"s": self.s}
+
+    def omega(self, d):
+        d = check_int("d", d, minimum=1)
+        s = self.s
+        if d >= 4 * s * s:
+            return math.sqrt(d) / s - 1.0
+        if s <= _QSGD_EXACT_MAX_S:
+            return qsgd_supremum(s, d)[0] / (s * s)
+        return d / (4.0 * s * s)
+
+    def omega_literature(self, d: int) -> float:
+        """The published bound ``min(d/s^2, sqrt(d)/s)`` (QSGD Lemma 3.1(ii)); not tight."""
+        return min(d / self.s**2, math.sqrt(d) / self.s)
+
+    def tight_at(self, d):
+        d = check_int("d", d, minimum=1)
+        N = 4 * self.s * self.s
+        if d >= N or self.s <= _QSGD_EXACT_MAX_S:
+            return True
+        if d <= 2:  # d = 1: variance 0; d = 2: a^2 + b^2 = 2 (mod 8) for odd a, b, N = 0, 4
+            return False
+        return (N - d) % 8 == 0
+
+    def worst_case(self, d: int) -> torch.Tensor | None:
+        """An ``x`` attaining the declared omega at ``d`` (float64), or None if not attained."""
+        d = check_int("d", d, minimum=1)
+        s = self.s
+        if d >= 4 * s * s:
+            return torch.ones(d, dtype=torch.float64)
+        if s <= _QSGD_EXACT_MAX_S:
+            return torch.tensor(qsgd_supremum(s, d)[1], dtype=torch.float64)
+        if not self.tight_at(d):
+            return None
+        # 4 s^2 = sum of d odd squares: r_i = (2 m_i + 1)/2 from a decomposition found by the
+        # same bitset recursion (max piece s)
+        return torch.tensor(_odd_square_split(4 * s * s, d, s), dtype=torch.float64) / 2
+
+    def worst_case_input(self, d: int) -> torch.Tensor:
+        """Where the declared omega is attained (:meth:`worst_case`); where it is only an upper
+        bound (``s > 8``, some ``d < 4 s^2``), the all-equal vector."""
+        x = self.worst_case(d)
+        return torch.ones(d, dtype=torch.float64) if x is None else x
+
+    def domain(self, dtype=torch.float32, d=None):
+        """``|x_i| <= max / sqrt(d)`` (so ``||x||``, which is sent and which ``C(x)`` reaches,
+        is representable in ``dtype``), less a rounding margin of ``2^-10``."""
+        fmax = float(torch.finfo(dtype).max) * (1 - 2.0**-10)
+        return (0.0, fmax / math.sqrt(d) if d is not None else 0.0)
+
+    def payload_bits(self, d, dtype=torch.float32):
+        return int(d) * uint_width(2 * self.s + 1)
+
+    def header_bytes(self, dtype=torch.float32):
+        return _work_dtype(dtype).itemsize
+
+    def _ratio(self, x, norm):
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        return (self.s * x.abs() / safe).clamp(max=self.s)
+
+    def _quantize(self, x, generator, dtype):
+        norm = _l2norm(x)
+        if not bool(torch.isfinite(norm).all()):
+            raise TheorylabError(
+                f"qsgd needs ||x||_2 representable in {x.dtype} (it is sent and C(x) reaches it);"
+                " a row's norm overflows: scale x down"
+            )
+        r = self._ratio(x, norm)
+        lo = torch.floor(r)
+        up = _uniform(x.shape, generator, x.device, x.dtype) < (r - lo)
+        level = (lo + up.to(x.dtype)).clamp(max=self.s).to(torch.int32)  # int32: vectorised
+        signed = torch.where(x < 0, -level, level)
+        return norm.reshape(-1), signed
+
+    def _reconstruct(self, parts, d, dtype):
+        norm, signed = parts
+        return norm.unsqueeze(1) * (signed.to(norm.dtype) / self.s)
+
+    def _pack(self, parts, d, dtype):
+        norm, signed = parts
+        return torch.cat(
+            [
+                floats_to_bytes(norm.reshape(-1, 1)),
+                pack_uint(signed + self.s, uint_width(2 * self.s + 1)),
+            ],
+            1,
+        )
+
+    def _unpack(self, buf, d, dtype):
+        nb = _work_dtype(dtype).itemsize
+        norm = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
+        signed = unpack_uint(buf[:, nb:], d, uint_width(2 * self.s + 1)) - self.s
+        return norm, signed
+
+    def coordinate_law(self, x: torch.Tensor):
+        """Independent two-point law of each ``C_i(x)`` (float64): ``(lo, hi, p_hi)``."""
+        x = x.to(torch.float64)
+        norm = _l2norm(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], 1)
+        r = self._ratio(x, norm)
+        lo = torch.floor(r)
+        sg = _sign_pm(x)
+        unit = norm / self.s
+        return sg * unit * lo, sg * unit * (lo + 1), r - lo
+
+
+class TernGrad(Compressor):
+    """TernGrad without clipping (Wen et al. 2017): ``C(x)_i = ||x||_inf sgn(x_i) b_i`` with
+    ``b_i ~ Bernoulli(|x_i| / ||x||_inf)`` independent.
+
+    Guarantee (tight): U(omega) with ``omega = (sqrt(d) - 1)/2``. Exact variance
+    ``||x||_inf ||x||_1 - ||x||^2``; the worst case is ``x = (1, t, ..., t)``,
+    ``t = 1/(sqrt(d) + 1)`` (then ``||x||_1 = sqrt(d)``, ``||x||^2 = 2 sqrt(d)/(sqrt(d)+1)``).
+    The paper's 2.5-sigma clipping (not done here) makes it biased.
+
+    Wire: header ``||x||_inf`` (compute dtype), then ternary digits ``sgn(x_i) b_i + 1`` packed
+    base 3, five per byte: ``bits = 8 ceil(d/5) + b``.
+    """
+
+    name = "terngrad"
+    unbiased = True
+    tight = True
+    stochastic = True
+
+    def omega(self, d):
+        return (math.sqrt(check_int("d", d, minimum=1)) - 1.0) / 2.0
+
+    def payload_bits(self, d, dtype=torch.float32):
+        return 8 * (-(-int(d) // 5))
+
+    def header_bytes(self, dtype=torch.float32):
+        return _work_dtype(dtype).itemsize
+
+    @staticmethod
+    def _prob(x, m):
+        safe = torch.where(m > 0, m, torch.ones_like(m))
+        return (x.abs() / safe).clamp(max=1)
+
+    def _quantize(self, x, generator, dtype):
+        m = _row_amax(x)
+        keep = _uniform(x.shape, generator, x.device, x.dtype) < self._prob(x, m)
+        # the digit sgn(x_i) b_i + 1 in uint8 (no int64 temporaries): 2 kept >= 0, 0 kept < 0
+        trit = (~keep).to(torch.uint8) + 2 * (keep & (x >= 0)).to(torch.uint8)
+        return m.reshape(-1), trit
+
+    def _reconstruct(self, parts, d, dtype):
+        return self._reconstruct_times(parts, d, dtype, 1.0)
+
+    def _reconstruct_times(self, parts, d, dtype, c):
+        m, trit = parts
+        if trit.dtype != m.dtype:  # from _quantize (uint8 digits); _unpack gives floats
+            trit = trit.to(m.dtype)
+        return (m * c).unsqueeze(1) * (trit - 1)
+
+    def _pack(self, parts, d, dtype):
+        m, trit = parts
+        return torch.cat([floats_to_bytes(m.reshape(-1, 1)), pack_trits(trit)], 1)
+
+    def _unpack(self, buf, d, dtype):
+        nb = _work_dtype(dtype).itemsize
+        wd = _work_dtype(dtype)
+        return bytes_to_floats(buf[:, :nb], wd).reshape(-1), unpack_trits(buf[:, nb:], d, wd)
+
+    def coordinate_law(self, x: torch.Tensor):
+        x = x.to(torch.float64)
+        m = x.abs().amax(dim=-1, keepdim=True)
+        return torch.zeros_like(x), _sign_pm(x) * m, self._prob(x, m)
+
+    def worst_case_input(self, d):
+        return self.worst_case(d)
+
+    @staticmethod
+    def worst_case(d: int) -> torch.Tensor:
+        """The ``x`` attaining ``omega = (sqrt(d) - 1)/2`` (float64)."""
+        x = torch.full((d,), 1.0 / (math.sqrt(d) + 1.0), dtype=torch.float64)
+        x[0] = 1.0
+        return x
+
+
+class Natural(Compressor):
+    """Natural compression C_nat (Horvath et al.): round ``|x_i|`` to one of the two nearest
+    powers of two, ``2^(e-1) <= |x_i| < 2^e``, up with probability ``|x_i|/2^(e-1) - 1``.
+
+    Guarantee (tight): U(omega) with ``omega = 1/8`` (Theorem 3 of the paper:
+    ``E||C_nat(x)||^2 <= 9/8 ||x||^2``), attained at ``|x_i| = (4/3) 2^a``. Exact for every
+    finite input whose ``|x_i| <= 2^emax`` (the largest power of two of the dtype; above it the
+    rounded-up power would overflow, and compress raises), subnormals included.
+
+    Wire: per coordinate one code in ``[0, 2P]`` (0 for zero, else sign and the index of the power
+    of two among the ``P`` powers representable in the dtype, subnormal ones included) in
+    ``ceil(log2(2P + 1))`` bits: 10 bits for float32 and bfloat16 (P = 277, 261), 7 for float16
+    (P = 40), 13 for float64 (P = 2098). The paper's 9 bits (sign + 8-bit exponent) omit the
+    subnormal powers. No header.
+    """
+
+    name = "natural"
+    unbiased = True
+    tight = True
+    stochastic = True
+
+    def omega(self, d):
+        return 0.125
+
+    @staticmethod
+    def _exponents(dtype):
+        fi = torch.finfo(dtype)
+        emin = int(round(math.log2(fi.smallest_normal * fi.eps)))  # smallest subnormal power
+        emax = math.frexp(fi.max)[1] - 1  # largest power of two <= max
+        return emin, emax
+
+    def _width(self, dtype):
+        emin, emax = self._exponents(dtype)
+        return uint_width(2 * (emax - emin + 1) + 1)
+
+    def domain(self, dtype=torch.float32, d=None):
+        return (0.0, 2.0 ** self._exponents(dtype)[1])
+
+    def worst_case_input(self, d):
+        """``|x_i| = (4/3) 2^a``: the up-probability 1/3 maximises the relative variance."""
+        return torch.full((check_int("d", d, minimum=1),), 4.0 / 3.0, dtype=torch.float64)
+
+    def payload_bits(self, d, dtype=torch.float32):
+        return int(d) * self._width(dtype)
+
+    def _quantize(self, x, generator, dtype):
+        emin, emax = self._exponents(dtype)
+        a = x.abs()
+        mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
+        up = _uniform(x.shape, generator, x.device, x.dtype) < (2 * mant - 1)
+        expo = e - 1 + up.to(torch.int32)  # int32 throughout (int64 ops are not vectorised)
+        code = torch.where(a > 0, 2 * (expo - emin) + (x < 0).to(torch.int32) + 1, 0)
+        return (code,)
+
+    def _reconstruct(self, parts, d, dtype):
+        (code,) = parts
+        emin, _ = self._exponents(dtype)
+        wd = _work_dtype(dtype)
+        c = (code.to(torch.int32) - 1).clamp(min=0)
+        mag = torch.ldexp(torch.ones(c.shape, dtype=wd, device=c.device), (c >> 1) + emin)
+        val = torch.where((c & 1) == 1, -mag, mag)
+        return torch.where(code > 0, val, torch.zeros((), dtype=wd, device=code.device))
+
+    def _pack(self, parts, d, dtype):
+        return pack_uint(parts[0], self._width(dtype))
+
+    def _unpack(self, buf, d, dtype):
+        return (unpack_uint(buf, d, self._width(dtype)),)
+
+    def coordinate_law(self, x: torch.Tensor):
+        x = x.to(torch.float64)
+        a = x.abs()
+        mant, e = torch.frexp(a)
+        lo = torch.ldexp(torch.ones_like(a), e - 1)
+        sg = _sign_pm(x)
+        zero = a == 0
+        return (
+            torch.where(zero, 0.0, sg * lo),
+            torch.where(zero, 0.0, sg * 2 * lo),
+            torch.where(zero, 0.0, 2 * mant - 1),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# signs
+
+
+class Sign(Compressor):
+    """``C(x) = sign(x)`` (sgn(0) = +1). In no class: ``C(tx) = C(x)`` for every ``t > 0``, so no
+    ``omega`` or ``delta`` bounds it (neither is declared). Wire: ``d`` bit-packed signs
+    (bit 1 = negative), no header: ``bits = d``."""
+
+    name = "sign"
+
+    def payload_bits(self, d, dtype=torch.float32):
+        return int(d)
+
+    def _quantize(self, x, generator, dtype):
+        return (x < 0,)
+
+    def _reconstruct(self, parts, d, dtype):
+        neg = parts[0]
+        wd = _work_dtype(dtype)
+        return 1 - 2 * neg.to(wd)
+
+    def _pack(self, parts, d, dtype):
+        return pack_bits(parts[0])
+
+    def _unpack(self, buf, d, dtype):
+        return (unpack_bits(buf, d),)
+
+
+class ScaledSign(Sign):
+    """Scaled sign (Karimireddy et al. 2019): ``C(x) = (||x||_1 / d) sign(x)`` (sgn(0) = +1).
+
+    Guarantee (tight): B(delta) with ``delta = 1/d``: the identity
+    ``||C(x) - x||^2 = ||x||^2 - ||x||_1^2 / d`` gives ``delta(x) = ||x||_1^2 / (d ||x||^2) >= 1/d``
+    with equality at ``x = e_1``. Not unbiased. Wire: header ``||x||_1 / d`` (compute dtype),
+    then ``d`` packed sign bits: ``bits = d + b``.
+    """
+
+    name = "scaled-sign"
+    tight = True
+
+    def delta(self, d):
+        return 1.0 / check_int("d", d, minimum=1)
+
+    def worst_case_input(self, d):
+        """``e_1``: ``delta(x) = ||x||_1^2 / (d ||x||^2) = 1/d``."""
+        x = torch.zeros(check_int("d", d, minimum=1), dtype=torch.float64)
+        x[0] = 1.0
+        return x
+
+    def header_bytes(self, dtype=torch.float32):
+        return _work_dtype(dtype).itemsize
+
+    def _quantize(self, x, generator, dtype):
+        return _l1mean(x).reshape(-1), x < 0
+
+    def _reconstruct(self, parts, d, dtype):
+        scale, neg = parts
+        return scale.unsqueeze(1) * (1 - 2 * neg.to(scale.dtype))
+
+    def _pack(self, parts, d, dtype):
+        scale, neg = parts
+        return torch.cat([floats_to_bytes(scale.reshape(-1, 1)), pack_bits(neg)], 1)
+
+    def _unpack(self, buf, d, dtype):
+        nb = _work_dtype(dtype).itemsize
+        return bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1), unpack_bits(
+            buf[:, nb:], d
+        )

@@ -1,0 +1,272 @@
+"""Bit packing for compressed messages: signs, ternary digits, b-bit levels and compact indices.
+
+Every helper is vectorised over a leading batch of rows (no Python loop over coordinates) and
+works on any device. Conventions, fixed once for the whole wire format:
+
+- **bit order**: LSB first. Bit ``j`` of byte ``i`` of a row holds bit number ``8 i + j`` of the
+  row's bit stream; an unsigned ``w``-bit integer occupies ``w`` consecutive stream bits, least
+  significant bit first. Unused bits of the last byte are zero.
+- **ternary**: base-3 packing, 5 trits per byte (``3^5 = 243 <= 256``): byte ``i`` holds
+  ``t[5i] + 3 t[5i+1] + 9 t[5i+2] + 27 t[5i+3] + 81 t[5i+4]``; ``n`` trits take
+  ``ceil(n / 5)`` bytes, i.e. 1.6 bits per trit (the entropy bound is log2 3 = 1.585).
+- **floats**: raw IEEE bytes in the machine's byte order (little endian on x86, ARM and CUDA);
+  :func:`floats_to_bytes` / :func:`bytes_to_floats`.
+
+All functions take and return tensors whose last dimension is the packed axis; leading
+dimensions are rows.
+
+Example
+-------
+>>> import torch
+>>> bits = torch.tensor([[1, 0, 1, 1, 0, 0, 0, 0, 1]], dtype=torch.bool)
+>>> pack_bits(bits)
+tensor([[13,  1]], dtype=torch.uint8)
+>>> unpack_bits(pack_bits(bits), 9).equal(bits)
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "packed_bytes",
+    "uint_width",
+    "pack_bits",
+    "unpack_bits",
+    "pack_uint",
+    "unpack_uint",
+    "pack_trits",
+    "unpack_trits",
+    "floats_to_bytes",
+    "bytes_to_floats",
+]
+
+_TRITS_PER_BYTE = 5
+
+
+def packed_bytes(nbits: int) -> int:
+    """Bytes needed for ``nbits`` bits: ``ceil(nbits / 8)``."""
+    return (int(nbits) + 7) // 8
+
+
+def uint_width(levels: int) -> int:
+    """Bits of an unsigned integer that takes ``levels`` values: ``ceil(log2 levels)``, 0 for 1.
+
+    >>> [uint_width(v) for v in (1, 2, 3, 4, 5, 1000000)]
+    [0, 1, 2, 2, 3, 20]
+    """
+    levels = int(levels)
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    return (levels - 1).bit_length()
+
+
+def _bit_weights(device) -> torch.Tensor:
+    return torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+
+
+# b_0 + 2^8 b_1 + ... + 2^56 b_7 (eight 0/1 bytes read as one little-endian int64) times this
+# constant puts b_j at bit 56 + j and every other partial product elsewhere without carries
+# (they land on distinct bits below 56 or at 64 and above): byte = (word * _GATHER) >> 56.
+_GATHER = 0x0102040810204080
+
+
+def _aligned(u: torch.Tensor, itemsize: int) -> torch.Tensor:
+    u = u.contiguous()
+    return u.clone() if u.storage_offset() % itemsize else u
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """Pack a boolean tensor ``(..., n)`` into ``uint8`` ``(..., ceil(n/8))``, LSB first."""
+    n = bits.shape[-1]
+    nbytes = packed_bytes(n)
+    b = bits.to(torch.uint8)
+    if nbytes * 8 != n:
+        b = torch.nn.functional.pad(b, (0, nbytes * 8 - n))
+    words = _aligned(b.reshape(-1), 8).view(torch.int64)  # little endian: byte j -> bits 8j..
+    packed = ((words * _GATHER) >> 56) & 0xFF
+    return packed.to(torch.uint8).reshape(*bits.shape[:-1], nbytes)
+
+
+def unpack_bits(buf: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: ``uint8 (..., ceil(n/8))`` -> ``bool (..., n)``."""
+    bits = (buf.unsqueeze(-1) & _bit_weights(buf.device)).bool()
+    return bits.reshape(*buf.shape[:-1], buf.shape[-1] * 8)[..., :n]
+
+
+#: values packed per vectorised pass (a multiple of 8, so every chunk ends on a byte boundary)
+_CHUNK = 1 << 20
+
+
+def _container(width: int) -> torch.dtype:
+    # int32 shifts are vectorised (int64 ones were 20x slower on CPU); the bit pattern of a
+    # value < 2^32 survives the wrap-around of .to(int32)
+    return torch.int32 if width <= 32 else torch.int64
+
+
+def _group(width: int):
+    """Byte-level layout for ``width`` when ``lcm(width, 8) <= 64``: ``(g, nb, ctype)``, ``g``
+    values in ``nb = lcm/8`` bytes, assembled in an integer of ``ctype`` (int32 when the group
+    fits 32 bits: int64 shifts are not vectorised on CPU), else None (bit planes)."""
+    lcm = width * 8 // _gcd(width, 8)
+    if lcm > 64:
+        return None
+    return lcm // width, lcm // 8, torch.int32 if lcm <= 32 else torch.int64
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _pack_groups(values, n, width, g, nb, ctype):
+    """``g`` values per group OR-ed into one little-endian integer of ``nb`` bytes: the same bit
+    stream as the bit-plane path (value ``i`` at stream bits ``i w .. i w + w - 1``)."""
+    lead = values.shape[:-1]
+    ngroups = -(-n // g)
+    v = values.to(ctype)
+    if ngroups * g != n:
+        v = torch.nn.functional.pad(v, (0, ngroups * g - n))
+    v = v.reshape(*lead, ngroups, g)
+    word = v[..., 0].clone()
+    for j in range(1, g):
+        word |= v[..., j] << (j * width)
+    raw = word.unsqueeze(-1).view(torch.uint8)  # (..., ngroups, itemsize), little endian
+    out = raw[..., :nb].reshape(*lead, ngroups * nb)
+    return out[..., : packed_bytes(n * width)].contiguous()
+
+
+def _unpack_groups(buf, n, width, g, nb, ctype):
+    lead = buf.shape[:-1]
+    ngroups = -(-n // g)
+    size = ctype.itemsize
+    raw = torch.zeros(*lead, ngroups, size, dtype=torch.uint8, device=buf.device)
+    flat = raw[..., :nb].reshape(*lead, ngroups * nb) if nb == size else None
+    have = min(buf.shape[-1], ngroups * nb)
+    if flat is not None:  # contiguous: copy straight in
+        raw.view(*lead, ngroups * nb)[..., :have] = buf[..., :have]
+    else:
+        padded = torch.zeros(*lead, ngroups * nb, dtype=torch.uint8, device=buf.device)
+        padded[..., :have] = buf[..., :have]
+        raw[..., :nb] = padded.reshape(*lead, ngroups, nb)
+    word = raw.view(ctype).squeeze(-1)  # (..., ngroups)
+    mask = (1 << width) - 1
+    parts = [(word >> (j * width)) & mask for j in range(g)]
+    v = torch.stack(parts, -1).reshape(*lead, ngroups * g)[..., :n]
+    return v.to(torch.int64)
+
+
+def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
+    """Pack non-negative integers ``< 2**width`` of shape ``(..., n)`` into
+    ``uint8 (..., ceil(n * width / 8))``: ``width`` bits each, LSB first, no padding between
+    values. ``width == 0`` (a single possible value) packs to zero bytes.
+    """
+    width = int(width)
+    lead, n = values.shape[:-1], values.shape[-1]
+    if width == 0:
+        return torch.zeros(*lead, 0, dtype=torch.uint8, device=values.device)
+    if not 0 < width <= 63:
+        raise ValueError(f"width must be in [0, 63], got {width}")
+    group = _group(width)
+    if group is not None and width % 8:
+        return _pack_groups(values, n, width, *group)
+    v = values.to(_container(width))
+    if width % 8 == 0:  # whole bytes: the low width/8 bytes of each (little-endian) integer
+        nb = width // 8
+        raw = _aligned(v, v.element_size()).view(torch.uint8).reshape(*lead, n, v.element_size())
+        return raw[..., :nb].reshape(*lead, n * nb)
+    if n > _CHUNK:  # bounded temporaries: chunks of _CHUNK values end on a byte boundary
+        return torch.cat(
+            [pack_uint(v[..., i : i + _CHUNK], width) for i in range(0, n, _CHUNK)], -1
+        )
+    shifts = torch.arange(width, dtype=v.dtype, device=v.device)
+    bits = ((v.unsqueeze(-1) >> shifts) & 1).to(torch.uint8)  # (..., n, width), LSB first
+    return pack_bits(bits.reshape(*lead, n * width))
+
+
+def unpack_uint(buf: torch.Tensor, n: int, width: int) -> torch.Tensor:
+    """Inverse of :func:`pack_uint`: returns ``int64 (..., n)``."""
+    width = int(width)
+    lead = buf.shape[:-1]
+    if width == 0:
+        return torch.zeros(*lead, n, dtype=torch.int64, device=buf.device)
+    group = _group(width)
+    if group is not None and width % 8:
+        return _unpack_groups(buf, n, width, *group)
+    ctype = _container(width)
+    if width % 8 == 0:
+        nb, size = width // 8, ctype.itemsize
+        raw = torch.zeros(*lead, n, size, dtype=torch.uint8, device=buf.device)
+        raw[..., :nb] = buf[..., : n * nb].reshape(*lead, n, nb)
+        v = raw.reshape(*lead, n * size).contiguous().view(ctype)
+    elif n > _CHUNK:
+        step = _CHUNK * width // 8  # bytes of one chunk of values
+        parts = [
+            unpack_uint(buf[..., (i // _CHUNK) * step :], min(_CHUNK, n - i), width)
+            for i in range(0, n, _CHUNK)
+        ]
+        return torch.cat(parts, -1)
+    else:
+        bits = unpack_bits(buf, n * width).reshape(-1, n, width).to(ctype)
+        planes = bits.permute(2, 0, 1).contiguous()  # (width, rows, n): contiguous bit planes
+        v = torch.zeros(planes.shape[1:], dtype=ctype, device=buf.device)
+        for b in range(width):  # one vectorised pass per bit plane (width <= 63), not per value
+            v |= planes[b] << b
+        v = v.reshape(*lead, n)
+    v = v.to(torch.int64)
+    return v & 0xFFFFFFFF if ctype == torch.int32 else v
+
+
+_TRIT_TABLES: dict = {}
+
+
+def _trit_table(device, dtype) -> torch.Tensor:
+    """``(243, 5)`` lookup table: row ``b`` holds the base-3 digits of ``b``, least first."""
+    key = (str(device), dtype)
+    if key not in _TRIT_TABLES:
+        b = torch.arange(243)
+        digits = torch.stack([(b // 3**j) % 3 for j in range(_TRITS_PER_BYTE)], 1)
+        _TRIT_TABLES[key] = digits.to(device=device, dtype=dtype)
+    return _TRIT_TABLES[key]
+
+
+def pack_trits(trits: torch.Tensor) -> torch.Tensor:
+    """Pack digits in {0, 1, 2} of shape ``(..., n)`` into ``uint8 (..., ceil(n/5))`` (base 3)."""
+    n = trits.shape[-1]
+    nbytes = -(-n // _TRITS_PER_BYTE)
+    t = trits.to(torch.uint8)
+    pad = nbytes * _TRITS_PER_BYTE - n
+    if pad:
+        t = torch.nn.functional.pad(t, (0, pad))
+    t = t.reshape(*trits.shape[:-1], nbytes, _TRITS_PER_BYTE)
+    acc = t[..., 4] * 3  # Horner in uint8: every partial sum is <= 242
+    for j in (3, 2, 1):
+        acc += t[..., j]
+        acc *= 3
+    return acc + t[..., 0]
+
+
+def unpack_trits(buf: torch.Tensor, n: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """Inverse of :func:`pack_trits`: digits in {0, 1, 2} as ``dtype (..., n)`` (default int64),
+    by a 243 x 5 lookup table (one gather, no division)."""
+    table = _trit_table(buf.device, dtype)
+    t = table.index_select(0, buf.reshape(-1).to(torch.int32))
+    return t.reshape(*buf.shape[:-1], buf.shape[-1] * _TRITS_PER_BYTE)[..., :n]
+
+
+def floats_to_bytes(x: torch.Tensor) -> torch.Tensor:
+    """Raw bytes of a float tensor ``(..., n)``: ``uint8 (..., n * itemsize)``."""
+    if x.dim() == 0:
+        x = x.reshape(1)
+    flat = x.reshape(-1).contiguous()
+    return flat.view(torch.uint8).reshape(*x.shape[:-1], -1)
+
+
+def bytes_to_floats(buf: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Inverse of :func:`floats_to_bytes`: ``uint8 (..., n * itemsize)`` -> ``dtype (..., n)``."""
+    flat = buf.reshape(-1).contiguous()
+    if flat.storage_offset() % dtype.itemsize:  # a slice starting mid-element: realign
+        flat = flat.clone()
+    return flat.view(dtype).reshape(*buf.shape[:-1], -1)
