@@ -189,12 +189,26 @@ def ctx():
         yield c
 
 
-def test_the_lazy_claims_pass_at_the_quick_budget(ctx):
+def test_the_lazy_claims_pass_at_the_quick_budget_and_draw_from_their_saved_results(ctx, tmp_path):
+    import json
+
+    from matplotlib.figure import Figure
+
+    from figures.draw import DRAWERS, draw
+    from verify.claims.base import ClaimResult
+    from verify.report import save_figure
+
     results = [CLAIMS[name].run(ctx) for name in LAZY]
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results if not r.passed)
     assert all(r.passed for r in results), shown
-    for r in results:  # every claim states what it can detect
+    for r in results:  # every claim states what it can detect, and draws its own figure
         assert CLAIMS[r.claim].detectable and r.series.get("caption")
+        assert r.claim in DRAWERS
+        saved = json.loads(json.dumps(r.to_dict()))  # as written to disk
+        fig = Figure()
+        draw(saved, fig)
+        assert len(fig.axes) >= 2 and all(ax.get_xlabel() for ax in fig.axes)
+        assert save_figure(ClaimResult.from_dict(saved), tmp_path / f"{r.claim}.png").stat().st_size
 
 
 @pytest.mark.parametrize("bug", list(BUGS))
