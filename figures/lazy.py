@@ -70,19 +70,19 @@ def _local_sgd_drift_shape(result, fig) -> None:
     panels = _panels(result["series"])
     for ax, (name, s) in zip(_axes(fig, len(panels)), panels.items()):
         x, m, e = _num(s["x"]), _num(s["measured"]), _num(s["exact"])
-        ax.loglog(x, e, "-", label=f"predicted (exact; slope {s['exact_slope']:+.3f})")
+        ax.loglog(x, e, "-", label=f"predicted (exact), slope {s['exact_slope']:+.3f}")
         lo, hi = s.get("interval", [np.nan, np.nan])
-        label = f"measured (slope {s['fitted_slope']:+.3f}, [{lo:+.3f}, {hi:+.3f}])"
+        label = f"measured, slope {s['fitted_slope']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
         if "lo" in s:
             yerr = [m - _num(s["lo"]), _num(s["hi"]) - m]
-            ax.errorbar(x, m, yerr=yerr, fmt="o", ms=4, label=f"{label}, 99% band")
+            ax.errorbar(x, m, yerr=yerr, fmt="o", ms=4, label=label)
         else:
-            ax.loglog(x, m, "o", ms=4, label=f"{label}, deterministic")
+            ax.loglog(x, m, "o", ms=4, label=label)
         ref = e[0] * (x / x[0]) ** s["nominal"]
         ax.loglog(x, ref, ":", color="k", lw=1, label=f"nominal slope {s['nominal']:+.0f}")
         ax.set_xlabel(name.rsplit(" vs ", 1)[-1])
         ax.set_title(name, fontsize="small")
-        ax.legend(fontsize="xx-small")
+        ax.legend(fontsize="xx-small", loc="upper left")  # the data rise to the upper right
     fig.axes[0].set_ylabel("drift: consensus after the tau - 1 local steps")
     _caption(fig, result)
 
