@@ -113,6 +113,7 @@ def _scaffold_no_heterogeneity_floor(result, fig) -> None:
         yerr[:, -1] = [me[-1] - lo, hi - me[-1]]
         bx.bar(pos + 0.2, me, 0.4, yerr=yerr, capsize=3, label="measured (gap: 99% interval)")
         bx.set_xticks(pos, [*nz["names"], "gap (paired)"])
+        bx.set_xlabel("algorithm (stationary window mean)")
         bx.set_yscale("log")
         bx.set_ylabel("stationary server error (with noise)")
         bx.set_title("same seeds, with noise", fontsize="small")
@@ -170,10 +171,11 @@ def _event_triggered_communication(result, fig) -> None:
     ax.set_ylabel("E||x - x*||^2")
     ax.legend(fontsize="x-small")
     d = s["deviation"]
-    bx.semilogy(d["x"], np.maximum(_num(d["B_k"]), 1e-20), "-", color="k", label="B_k (bound)")
+    floor = 1e-4 * float(np.nanmax(_num(d["B_k"])))  # step 0: both exactly 0
+    bx.semilogy(d["x"], np.maximum(_num(d["B_k"]), floor), "-", color="k", label="B_k (bound)")
     for key in d:
         if key not in ("x", "B_k"):
-            bx.semilogy(d["x"], np.maximum(_num(d[key]), 1e-20), ".", ms=3,
+            bx.semilogy(d["x"], np.maximum(_num(d[key]), floor), ".", ms=3,
                         label=f"measured ({key})")  # fmt: skip
     bx.set_xlabel("step")
     bx.set_ylabel("max |sqrt(err) - sqrt(err_PSGD)| (same noise)")
@@ -183,7 +185,8 @@ def _event_triggered_communication(result, fig) -> None:
     cx.bar(pos, f["fraction per node"], 0.6, label="reported by each node")
     cx.axhline(float(f["fraction from bytes"]), color="k", ls="--",
                label="from the counted bytes")  # fmt: skip
-    cx.set_xticks(pos, [f"node {i}" for i in pos])
+    cx.set_xticks(pos, [f"{i}" for i in pos])
+    cx.set_xlabel("node")
     cx.set_ylim(0, 1)
     cx.set_ylabel("fraction of rounds sent")
     cx.legend(fontsize="x-small")

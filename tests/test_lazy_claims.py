@@ -207,7 +207,7 @@ def test_the_lazy_claims_pass_at_the_quick_budget_and_draw_from_their_saved_resu
         saved = json.loads(json.dumps(r.to_dict()))  # as written to disk
         fig = Figure()
         draw(saved, fig)
-        assert len(fig.axes) >= 2 and all(ax.get_xlabel() for ax in fig.axes)
+        assert len(fig.axes) >= 2 and all(ax.get_xlabel() for ax in fig.axes), r.claim
         assert save_figure(ClaimResult.from_dict(saved), tmp_path / f"{r.claim}.png").stat().st_size
 
 
