@@ -290,6 +290,8 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     "local_sgd": [({"gamma": 0.1, "tau": 3, "eta_g": 0.8, "participation": 2}, "complete")],
     "scaffold": [({"gamma": 0.1, "tau": 3}, "complete")],
     "event_triggered": [({"gamma": 0.2, "threshold": 0.02, "decay": 0.9}, "complete")],
+    # asynchronous family: every gradient tau steps old (averaged with comm.mean)
+    "delayed_sgd": [({"gamma": 0.1, "tau": 2}, "complete")],
 }  # fmt: skip
 
 
