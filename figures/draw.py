@@ -378,7 +378,12 @@ def draw(result: Mapping[str, Any], fig) -> None:
             ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ========
+# -- lazy communication (issue 9): its drawings live in figures/lazy.py ------------------------
+from figures.lazy import DRAWERS as _LAZY_DRAWERS  # noqa: E402
+
+DRAWERS.update(_LAZY_DRAWERS)
+
+# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ===============
 from figures.draw_async import DRAWERS as _ASYNC_DRAWERS  # noqa: E402
 
 DRAWERS.update(_ASYNC_DRAWERS)

@@ -139,7 +139,47 @@ class Communicator(abc.ABC):
         """The mixing matrix of round ``k``."""
         return self.schedule[k % len(self.schedule)]
 
-    # == point-to-point operations (asynchronous family: the parameter server) =========
+    # -- lazy communication (issue 9: FedAvg partial participation, event-triggered) -------
+    # Not abstract, so that a communicator written before these operations still loads; both
+    # executors implement them.
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over the participating nodes, replica by replica (partial participation).
+
+        ``x`` has shape ``(m, R, ...)`` and ``participate`` is a ``bool`` tensor of shape
+        ``(m, R)`` (node ``nodes[l]`` takes part in replica ``r`` iff ``participate[l, r]``).
+        Every local row, participant or not, becomes
+        ``(1/S_r) sum_{j : p_jr} x_jr`` with ``S_r = #{j : p_jr}`` the replica's number of
+        participants, which must be at least 1 in every replica (else ``TheorylabError``, raised
+        on every node). ``x`` is not modified.
+
+        Bytes counted (``bytes_sent``): only participants send, as in a bandwidth-optimal ring
+        all-reduce among the ``S_r`` participants: node ``i`` counts
+        ``floor(2 (S - 1) b_i^S / S)`` summed over the distinct participant counts ``S`` of the
+        replicas, where ``b_i^S`` is the bytes of its rows in the replicas with ``S_r = S``
+        where it takes part. Non-participants count 0, and delivering the result to them (the
+        server's next broadcast) is not counted. With every node participating in every replica
+        this is exactly :meth:`mean`'s count.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement subset_mean")
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather: only the rows a node decides to send go on the wire.
+
+        ``x`` has shape ``(m, R, ...)``, ``send`` is a ``bool`` tensor ``(m, R)``. Returns
+        ``(flags, values)``: ``flags`` is ``bool`` of shape ``(n, R)`` (every node's ``send``,
+        in node order) and ``values`` of shape ``(n, R, ...)`` holds ``x_j[r]`` where
+        ``flags[j, r]`` and zeros elsewhere, on every node.
+
+        Bytes counted: each node all-gathers its ``R`` one-byte flags (``(n - 1) R`` bytes),
+        then sends its triggered rows, packed (``t_i`` rows of ``b`` bytes, ``t_i`` = its number
+        of ``True`` flags), to each of the ``n - 1`` others: ``(n - 1) (R + t_i b)`` bytes. A
+        node that triggers nowhere sends only its flags.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement triggered_gather")
+
+    # == point-to-point operations (asynchronous family: the parameter server) ================
     # Implemented by both executors (at the end of their classes). A communicator that does not
     # implement them raises NotImplementedError naming the operation. Errors: PeerError (below).
     def send(
