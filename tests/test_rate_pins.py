@@ -1,0 +1,611 @@
+"""Every term of every rate pinned to its formula, written out here independently (issue 14.3).
+
+Each ``_case_*`` function returns ``(rate, expected)`` where ``expected`` maps every term name to
+the value computed in this file from the formula stated in the rate function's docstring (never
+through the module's private helpers), at parameter points where each term is non-negligible.
+``_check_terms`` compares them at rtol 1e-12 and checks that ``total`` is the sum of the terms.
+``test_halving_any_term_fails_its_pin`` shows the pins have teeth: for every case and every
+non-zero term, a copy of the rate with that one term halved must fail ``_check_terms``.
+Step-size conditions are pinned by their thresholds: gamma just below passes silently, just above
+warns with TheorylabWarning and reports ``step_size_ok=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import pytest
+
+from theorylab.errors import TheorylabWarning
+from theorylab.rates import (
+    choco_gossip,
+    choco_sgd,
+    compressed_lower_bound,
+    compressed_psgd,
+    dsgd,
+    ef21,
+    ef_sgd,
+    exact_diffusion,
+    gossip_consensus,
+    gradient_tracking,
+    psgd,
+    transient_iterations,
+)
+
+RTOL = 1e-12
+
+
+def _check_terms(rate, expected: dict, rtol: float = RTOL) -> None:
+    """Assert that ``rate`` has exactly the terms of ``expected``, each equal at ``rtol``, and
+    that ``rate.total`` is their sum."""
+    assert set(rate.terms) == set(expected), (sorted(rate.terms), sorted(expected))
+    for name, want in expected.items():
+        got = rate.terms[name]
+        assert math.isclose(got, want, rel_tol=rtol, abs_tol=0.0), (
+            f"{rate.name}: term {name!r} = {got!r}, expected {want!r}"
+        )
+    want_total = math.fsum(expected.values())
+    assert math.isclose(rate.total, want_total, rel_tol=rtol, abs_tol=0.0), (
+        f"{rate.name}: total {rate.total!r} != sum of the expected terms {want_total!r}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# decentralized: psgd, dsgd, transient_iterations, gossip_consensus
+
+
+def _psgd_sc(gamma, L, mu, sigma2, n, T, r0_sq):
+    decay = 0.0 if T is None else (1 - gamma * mu) ** (2 * T)
+    return {
+        "optimization": decay * r0_sq,
+        "noise": gamma * sigma2 / (n * mu * (2 - gamma * mu)) * (1 - decay),
+    }
+
+
+def _case_psgd_sc_T():
+    kw = dict(gamma=0.2, L=2.0, mu=0.5, sigma2=3.0, n=4, T=7, r0_sq=5.0)
+    return psgd(**kw), _psgd_sc(**kw)
+
+
+def _case_psgd_sc_T2():
+    kw = dict(gamma=0.05, L=1.0, mu=1.0, sigma2=0.7, n=3, T=20, r0_sq=0.4)
+    return psgd(**kw), _psgd_sc(**kw)
+
+
+def _case_psgd_sc_steady():
+    kw = dict(gamma=0.3, L=3.0, mu=0.25, sigma2=2.0, n=8, T=None, r0_sq=1.0)
+    return psgd(**kw), _psgd_sc(**kw)
+
+
+def _case_psgd_nc():
+    gamma, L, sigma2, n, T, delta = 0.1, 2.0, 3.0, 5, 40, 1.5
+    want = {"optimization": 2 * delta / (gamma * T), "noise": gamma * L * sigma2 / n}
+    return psgd(gamma=gamma, L=L, sigma2=sigma2, n=n, T=T, delta=delta), want
+
+
+def _case_psgd_nc2():
+    gamma, L, sigma2, n, T, delta = 0.4, 0.5, 1.0, 2, 9, 0.3
+    want = {"optimization": 2 * delta / (gamma * T), "noise": gamma * L * sigma2 / n}
+    return psgd(gamma=gamma, L=L, sigma2=sigma2, n=n, T=T, delta=delta), want
+
+
+def _dsgd_sc_expected(gamma, L, mu, sigma2, zeta2, rho, n, T, form, e0, xi0):
+    """The docstring's recursion, iterated by a scalar loop per source (T given) or solved in
+    closed form for the 2x2 steady state (T None)."""
+    if form == "atc":
+        q = rho
+        c_e = 2 * gamma**2 * rho**2 * L**2 / (1 - rho)
+        c_het = 2 * gamma**2 * rho**2 * zeta2 / (1 - rho)
+        c_top = gamma**2 * rho**2 * sigma2 * (1 - 1 / n)
+    else:
+        q = rho + gamma * L
+        c_e = 2 * gamma**2 * L**2 / (1 - q)
+        c_het = 2 * gamma**2 * zeta2 / (1 - q)
+        c_top = gamma**2 * sigma2 * (1 - 1 / n)
+    a, b, c, d = 1 - gamma * mu, gamma * L**2 / mu, c_e, q
+    sources = {
+        "noise": (gamma**2 * sigma2 / n, 0.0),
+        "topology": (0.0, c_top),
+        "heterogeneity": (0.0, c_het),
+    }
+    out = {}
+    if T is None:
+        # (I - G)^{-1} c with I - G = [[1-a, -b], [-c, 1-d]]
+        det = (1 - a) * (1 - d) - b * c
+        out["optimization"] = 0.0
+        for name, (c0, c1) in sources.items():
+            u0 = ((1 - d) * c0 + b * c1) / det
+            u1 = (c * c0 + (1 - a) * c1) / det
+            out[name] = u0 + u1
+        return out
+    u, v = e0, xi0
+    for _ in range(T):
+        u, v = a * u + b * v, c * u + d * v
+    out["optimization"] = u + v
+    for name, (c0, c1) in sources.items():
+        u = v = 0.0
+        for _ in range(T):
+            u, v = a * u + b * v + c0, c * u + d * v + c1
+        out[name] = u + v
+    return out
+
+
+def _dsgd_case(**kw):
+    rate = dsgd(
+        gamma=kw["gamma"], L=kw["L"], mu=kw["mu"], sigma2=kw["sigma2"], zeta2=kw["zeta2"],
+        rho=kw["rho"], n=kw["n"], T=kw["T"], form=kw["form"], avg_error0=kw["e0"],
+        consensus0=kw["xi0"],
+    )  # fmt: skip
+    return rate, _dsgd_sc_expected(**kw)
+
+
+def _case_dsgd_atc_T():
+    return _dsgd_case(
+        gamma=0.05, L=1.0, mu=0.5, sigma2=2.0, zeta2=3.0, rho=0.6, n=6, T=15, form="atc",
+        e0=1.0, xi0=0.5,
+    )  # fmt: skip
+
+
+def _case_dsgd_atc_steady():
+    return _dsgd_case(
+        gamma=0.1, L=1.5, mu=1.0, sigma2=1.0, zeta2=4.0, rho=0.5, n=4, T=None, form="atc",
+        e0=0.0, xi0=0.0,
+    )  # fmt: skip
+
+
+def _case_dsgd_cta_T():
+    return _dsgd_case(
+        gamma=0.04, L=2.0, mu=1.0, sigma2=1.5, zeta2=2.0, rho=0.3, n=5, T=12, form="cta",
+        e0=2.0, xi0=1.0,
+    )  # fmt: skip
+
+
+def _case_dsgd_cta_steady():
+    return _dsgd_case(
+        gamma=0.02, L=1.0, mu=0.5, sigma2=1.0, zeta2=1.0, rho=0.7, n=8, T=None, form="cta",
+        e0=0.0, xi0=0.0,
+    )  # fmt: skip
+
+
+def _case_dsgd_nc_koloskova():
+    L, sigma2, zeta2, rho, n, T, delta = 2.0, 3.0, 5.0, 0.8, 8, 50, 1.5
+    p = 1 - rho**2
+    want = {
+        "noise": math.sqrt(L * delta * sigma2 / (n * T)),
+        "heterogeneity": (L * delta * math.sqrt(zeta2) / (p * T)) ** (2 / 3),
+        "topology": (L * delta * math.sqrt(sigma2 / p) / T) ** (2 / 3),
+        "optimization": L * delta / (p * T),
+    }
+    rate = dsgd(gamma=0.01, L=L, sigma2=sigma2, zeta2=zeta2, rho=rho, n=n, T=T, delta=delta)
+    return rate, want
+
+
+def _case_dsgd_nc_lian():
+    L, sigma2, rho, n, T, delta = 1.5, 4.0, 0.5, 4, 100, 2.0
+    want = {
+        "optimization": 8 * delta * L / T,
+        "noise": (8 * delta + 4 * L) * math.sqrt(sigma2) / math.sqrt(T * n),
+    }
+    rate = dsgd(
+        gamma=0.01, L=L, sigma2=sigma2, zeta2=1.0, rho=rho, n=n, T=T, delta=delta,
+        source="lian2017",
+    )  # fmt: skip
+    assert rate.extra["gamma"] == pytest.approx(1 / (2 * L + math.sqrt(sigma2) * math.sqrt(T / n)))
+    return rate, want
+
+
+def _transient(kw, value):
+    return transient_iterations(**kw), {"transient_iterations": value}
+
+
+def _case_transient_sc_het():
+    n, rho, L, mu, s2, z2 = 16, 0.7, 2.0, 0.1, 3.0, 5.0
+    p = 1 - rho**2
+    kw = dict(n=n, rho=rho, L=L, mu=mu, sigma2=s2, zeta2=z2)
+    return _transient(kw, n * L * z2 / (mu * s2 * p**2))
+
+
+def _case_transient_sc_iid():
+    n, rho, L, mu = 9, 0.4, 1.5, 0.3
+    kw = dict(n=n, rho=rho, L=L, mu=mu, heterogeneous=False)
+    return _transient(kw, n * L / (mu * (1 - rho**2)))
+
+
+def _case_transient_nc_het():
+    n, rho, L, s2, z2, delta = 8, 0.6, 2.0, 1.5, 3.0, 0.7
+    p = 1 - rho**2
+    kw = dict(n=n, rho=rho, regime="nonconvex", L=L, sigma2=s2, zeta2=z2, delta=delta)
+    return _transient(kw, n**3 * L * delta * z2**2 / (p**4 * s2**3))
+
+
+def _case_transient_nc_iid():
+    n, rho, L, s2, delta = 5, 0.9, 1.0, 2.0, 3.0
+    p = 1 - rho**2
+    kw = dict(n=n, rho=rho, regime="nonconvex", heterogeneous=False, L=L, sigma2=s2, delta=delta)
+    return _transient(kw, n**3 * L * delta / (p**2 * s2))
+
+
+def _case_transient_gt_sc():
+    n, rho, L, mu, c = 10, 0.5, 2.0, 0.2, 0.6
+    kw = dict(n=n, rho=rho, L=L, mu=mu, algorithm="gradient_tracking", c=c)
+    return _transient(kw, n * L / (mu * (1 - rho**2) * c**2))
+
+
+def _case_transient_gt_nc():
+    n, rho, L, s2, delta, c = 6, 0.8, 1.5, 2.0, 0.5, 0.7
+    kw = dict(
+        n=n, rho=rho, regime="nonconvex", L=L, sigma2=s2, delta=delta,
+        algorithm="gradient_tracking", c=c,
+    )  # fmt: skip
+    return _transient(kw, n**3 * L * delta / (s2 * (1 - rho**2) ** 2 * c**4))
+
+
+def _case_transient_ed_sc():
+    n, rho, L, mu = 12, 0.75, 3.0, 0.5
+    kw = dict(n=n, rho=rho, L=L, mu=mu, algorithm="exact_diffusion")
+    return _transient(kw, n * L * rho**2 / (mu * (1 - rho)))
+
+
+def _case_transient_ed_nc():
+    n, rho, L, s2, delta = 7, 0.6, 2.0, 0.5, 1.5
+    kw = dict(
+        n=n, rho=rho, regime="nonconvex", L=L, sigma2=s2, delta=delta, algorithm="exact_diffusion"
+    )
+    return _transient(kw, n**3 * L * delta * rho**4 / (s2 * (1 - rho) ** 2))
+
+
+def _case_gossip_static():
+    return gossip_consensus(0.8, 5, consensus0=3.0), {"consensus": 0.8**10 * 3.0}
+
+
+def _case_gossip_varying():
+    rhos = [0.9, 0.5, 0.7]
+    want = 0.9**2 * 0.5**2 * 0.7**2 * 2.5
+    return gossip_consensus(rhos, 3, consensus0=2.5), {"consensus": want}
+
+
+# ---------------------------------------------------------------------------------------------
+# compression
+
+
+def _cpsgd_sc(gamma, L, mu, sigma2, zeta2, n, omega, T, r0_sq):
+    q = (1 - gamma * mu) ** 2 + 2 * gamma**2 * omega * L**2 / n
+    decay = 0.0 if T is None else q**T
+    scale = gamma**2 / (n * (1 - q)) * (1 - decay)
+    return {
+        "optimization": decay * r0_sq,
+        "noise": scale * (1 + omega) * sigma2,
+        "heterogeneity": scale * 2 * omega * zeta2,
+    }
+
+
+def _case_cpsgd_sc_T():
+    kw = dict(gamma=0.1, L=2.0, mu=0.5, sigma2=3.0, zeta2=1.5, n=4, omega=3.0, T=10, r0_sq=2.0)
+    return compressed_psgd(**kw), _cpsgd_sc(**kw)
+
+
+def _case_cpsgd_sc_steady():
+    kw = dict(gamma=0.05, L=1.0, mu=1.0, sigma2=1.0, zeta2=2.0, n=2, omega=7.0, T=None, r0_sq=0)
+    return compressed_psgd(**kw), _cpsgd_sc(**kw)
+
+
+def _cpsgd_nc_case(gamma, L, sigma2, zeta2, n, omega, T, f_gap):
+    want = {
+        "optimization": 2 * f_gap / (gamma * T),
+        "noise": gamma * L * (1 + omega) * sigma2 / n,
+        "heterogeneity": gamma * L * omega * zeta2 / n,
+    }
+    rate = compressed_psgd(
+        gamma=gamma, L=L, sigma2=sigma2, zeta2=zeta2, n=n, omega=omega, T=T, f_gap=f_gap
+    )
+    return rate, want
+
+
+def _case_cpsgd_nc():
+    return _cpsgd_nc_case(0.1, 2.0, 3.0, 1.5, 4, 3.0, 30, 1.2)
+
+
+def _case_cpsgd_nc2():
+    return _cpsgd_nc_case(0.02, 5.0, 1.0, 4.0, 8, 15.0, 200, 0.5)
+
+
+def _ef_sgd_case(L, sigma2, delta, T, f_gap):
+    want = {
+        "sgd": (4 * f_gap + L * sigma2) / (2 * math.sqrt(T + 1)),
+        "compression": 4 * L**2 * sigma2 * (1 - delta) / (delta**2 * (T + 1)),
+    }
+    return ef_sgd(L=L, sigma2=sigma2, delta=delta, T=T, f_gap=f_gap), want
+
+
+def _case_ef_sgd():
+    return _ef_sgd_case(2.0, 3.0, 0.25, 99, 1.5)
+
+
+def _case_ef_sgd2():
+    return _ef_sgd_case(0.5, 1.0, 0.6, 15, 4.0)
+
+
+def _ef21_consts(delta):
+    theta = 1 - math.sqrt(1 - delta)
+    beta = (1 - delta) / (1 - math.sqrt(1 - delta))
+    return theta, beta
+
+
+def _case_ef21_nc():
+    L, Lt, delta, T, f_gap, G0 = 2.0, 3.0, 0.3, 50, 1.5, 2.5
+    theta, beta = _ef21_consts(delta)
+    gamma = 1 / (L + Lt * math.sqrt(beta / theta))
+    want = {"optimization": 2 * f_gap / (gamma * T), "initial_error": G0 / (theta * T)}
+    rate = ef21(L=L, L_tilde=Lt, delta=delta, T=T, f_gap=f_gap, G0=G0)
+    assert math.isclose(rate.extra["gamma"], gamma, rel_tol=RTOL)
+    return rate, want
+
+
+def _case_ef21_nc_given_gamma():
+    L, Lt, delta, T, f_gap, G0, gamma = 1.0, 1.0, 0.5, 20, 3.0, 1.0, 0.1
+    theta, _ = _ef21_consts(delta)
+    want = {"optimization": 2 * f_gap / (gamma * T), "initial_error": G0 / (theta * T)}
+    return ef21(L=L, L_tilde=Lt, delta=delta, T=T, f_gap=f_gap, G0=G0, gamma=gamma), want
+
+
+def _case_ef21_pl():
+    L, Lt, delta, T, f_gap, G0, mu = 2.0, 1.5, 0.4, 30, 1.0, 3.0, 0.2
+    theta, beta = _ef21_consts(delta)
+    gamma = min(1 / (L + Lt * math.sqrt(2 * beta / theta)), theta / (2 * mu))
+    r = (1 - gamma * mu) ** T
+    want = {"optimization": r * f_gap, "initial_error": r * gamma * G0 / theta}
+    rate = ef21(L=L, L_tilde=Lt, delta=delta, T=T, f_gap=f_gap, G0=G0, mu=mu)
+    assert math.isclose(rate.extra["gamma"], gamma, rel_tol=RTOL)
+    return rate, want
+
+
+def _case_ef21_pl_theta_binding():
+    # here theta/(2 mu) is the smaller of the two limits
+    L, Lt, delta, T, f_gap, G0, mu = 0.1, 0.1, 0.2, 10, 1.0, 3.0, 1.0
+    theta, beta = _ef21_consts(delta)
+    gamma = theta / (2 * mu)
+    assert gamma < 1 / (L + Lt * math.sqrt(2 * beta / theta))
+    r = (1 - gamma * mu) ** T
+    want = {"optimization": r * f_gap, "initial_error": r * gamma * G0 / theta}
+    return ef21(L=L, L_tilde=Lt, delta=delta, T=T, f_gap=f_gap, G0=G0, mu=mu), want
+
+
+def _case_choco_gossip():
+    g, delta, T, e0 = 0.3, 0.4, 25, 2.0
+    want = {"consensus": (1 - g * g * delta / 82) ** T * e0}
+    rate = choco_gossip(spectral_gap=g, beta=1.2, delta=delta, T=T, e0=e0)
+    beta = 1.2
+    gc = g * g * delta / (16 * g + g * g + 4 * beta**2 + 2 * g * beta**2 - 8 * g * delta)
+    assert math.isclose(rate.extra["gamma"], gc, rel_tol=RTOL)
+    return rate, want
+
+
+def _case_choco_sgd():
+    sigma2, G2, mu, L, n, g, delta, T = 2.0, 3.0, 0.5, 2.0, 4, 0.6, 0.5, 10
+    c = g**2 * delta
+    want = {
+        "noise": sigma2 / (mu * n * T),
+        "consensus": (L / mu) * G2 / (mu * c**2 * T**2),
+        "higher_order": G2 / (mu * c**3 * T**3),
+    }
+    rate = choco_sgd(sigma2=sigma2, G2=G2, mu=mu, L=L, n=n, spectral_gap=g, delta=delta, T=T)
+    return rate, want
+
+
+def _case_compressed_lb_unbiased():
+    L, f_gap, sigma2, n, T, omega = 2.0, 1.5, 3.0, 4, 20, 3.0
+    want = {
+        "statistical": math.sqrt(f_gap * L * sigma2 / (n * T)),
+        "compression": (1 + omega) * f_gap * L / T,
+    }
+    return compressed_lower_bound(L=L, f_gap=f_gap, sigma2=sigma2, n=n, T=T, omega=omega), want
+
+
+def _case_compressed_lb_contractive():
+    L, f_gap, sigma2, n, T, delta = 1.0, 2.0, 1.0, 2, 50, 0.1
+    want = {
+        "statistical": math.sqrt(f_gap * L * sigma2 / (n * T)),
+        "compression": f_gap * L / (delta * T),
+    }
+    return compressed_lower_bound(L=L, f_gap=f_gap, sigma2=sigma2, n=n, T=T, delta=delta), want
+
+
+# ---------------------------------------------------------------------------------------------
+# tracking
+
+
+def _case_gt_sc():
+    L, s2, n, rho, T, mu, r0, c = 2.0, 3.0, 4, 0.5, 10, 0.5, 4.0, 0.8
+    p = 1 - rho**2
+    want = {
+        "noise": s2 / (mu * n * T),
+        "topology": L * s2 / (mu**2 * p * c**2 * T**2),
+        "heterogeneity": 0.0,
+        "optimization": L * r0 * math.exp(-mu * p * c * T / L),
+    }
+    return gradient_tracking(L=L, sigma2=s2, n=n, rho=rho, T=T, mu=mu, r0_sq=r0, c=c), want
+
+
+def _case_gt_nc():
+    L, s2, n, rho, T, delta, c = 1.5, 2.0, 8, 0.7, 40, 3.0, 0.5
+    p = 1 - rho**2
+    want = {
+        "noise": math.sqrt(L * delta * s2 / (n * T)),
+        "topology": (L * delta * math.sqrt(s2) / (math.sqrt(p) * c * T)) ** (2 / 3),
+        "heterogeneity": 0.0,
+        "optimization": L * delta / (p * c * T),
+    }
+    return gradient_tracking(L=L, sigma2=s2, n=n, rho=rho, T=T, delta=delta, c=c), want
+
+
+def _case_ed_sc():
+    L, s2, n, rho, T, mu, r0 = 2.0, 3.0, 4, 0.6, 8, 0.5, 4.0
+    want = {
+        "noise": s2 / (mu * n * T),
+        "topology": L * rho**2 * s2 / (mu**2 * (1 - rho) * T**2),
+        "heterogeneity": 0.0,
+        "optimization": L * r0 * math.exp(-mu * (1 - rho) * T / L),
+    }
+    return exact_diffusion(L=L, sigma2=s2, n=n, rho=rho, T=T, mu=mu, r0_sq=r0), want
+
+
+def _case_ed_nc():
+    L, s2, n, rho, T, delta = 1.5, 2.0, 8, 0.7, 40, 3.0
+    want = {
+        "noise": math.sqrt(L * delta * s2 / (n * T)),
+        "topology": (L * delta * rho * math.sqrt(s2) / (math.sqrt(1 - rho) * T)) ** (2 / 3),
+        "heterogeneity": 0.0,
+        "optimization": L * delta / ((1 - rho) * T),
+    }
+    return exact_diffusion(L=L, sigma2=s2, n=n, rho=rho, T=T, delta=delta), want
+
+
+# ---------------------------------------------------------------------------------------------
+# the pins and their teeth
+
+CASES = {
+    name[len("_case_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("_case_")
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_term_matches_its_formula(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TheorylabWarning)  # every pin is inside its condition
+        rate, expected = CASES[case]()
+    _check_terms(rate, expected)
+    assert rate.step_size_ok in (True, None)
+
+
+def _halvings():
+    out = []
+    for case in sorted(CASES):
+        rate, expected = CASES[case]()
+        for term, value in expected.items():
+            if value != 0.0:
+                out.append((case, term))
+    return out
+
+
+@pytest.mark.parametrize("case,term", _halvings())
+def test_halving_any_term_fails_its_pin(case, term):
+    rate, expected = CASES[case]()
+    half = dataclasses.replace(rate, terms={**rate.terms, term: 0.5 * rate.terms[term]})
+    with pytest.raises(AssertionError):
+        _check_terms(half, expected)
+
+
+def test_every_pin_has_every_term_non_negligible():
+    """No non-zero term is below 1e-6 of the total (so a wrong constant in it moves the total)."""
+    for case in CASES:
+        rate, expected = CASES[case]()
+        total = math.fsum(expected.values())
+        small = [k for k, v in expected.items() if v != 0.0 and v < 1e-6 * total]
+        assert not small, (case, small)
+
+
+# ---------------------------------------------------------------------------------------------
+# step-size conditions: the threshold of each, gamma just below passes, just above warns
+
+
+def _thresholds():
+    """(id, threshold, call(gamma) -> Rate); thresholds written out from each docstring."""
+    L, mu, n = 2.0, 0.5, 4
+    out = [
+        ("psgd_sc", 2 / (L + mu), lambda g: psgd(gamma=g, L=L, mu=mu, sigma2=1.0, n=n, T=5)),
+        ("psgd_nc", 1 / L, lambda g: psgd(gamma=g, L=L, sigma2=1.0, n=n, T=5, delta=1.0)),
+    ]
+    # DSGD: steady state finite iff mu^2 (1 - q) > L^2 c_e (binding here, below 2/(L + mu))
+    Ld, mud, rho = 1.0, 0.5, 0.8
+    atc = mud * (1 - rho) / (math.sqrt(2) * rho * Ld**2)
+    cta = (1 - rho) / (Ld * (1 + math.sqrt(2) * Ld / mud))
+    assert atc < 2 / (Ld + mud) and cta < 2 / (Ld + mud)
+    for form, thr in (("atc", atc), ("cta", cta)):
+        out.append(
+            (
+                f"dsgd_{form}",
+                thr,
+                lambda g, form=form: dsgd(
+                    gamma=g, L=Ld, mu=mud, sigma2=1.0, zeta2=1.0, rho=rho, n=n, form=form
+                ),
+            )
+        )
+    # compressed PSGD, strongly convex: q < 1 <=> gamma < 2 mu/(mu^2 + 2 omega L^2/n), which is
+    # below 2/(L + mu) at this omega
+    omega = 3.0
+    thr_q = 2 * mu / (mu**2 + 2 * omega * L**2 / n)
+    assert thr_q < 2 / (L + mu)
+    out.append(
+        (
+            "compressed_psgd_sc",
+            thr_q,
+            lambda g: compressed_psgd(gamma=g, L=L, mu=mu, sigma2=1.0, n=n, omega=omega),
+        )
+    )
+    # ... and at omega = 0 the binding limit is 2/(L + mu) (q < 1 up to 2/mu)
+    out.append(
+        (
+            "compressed_psgd_sc_omega0",
+            2 / (L + mu),
+            lambda g: compressed_psgd(gamma=g, L=L, mu=mu, sigma2=1.0, n=n, omega=0.0),
+        )
+    )
+    out.append(
+        (
+            "compressed_psgd_nc",
+            1 / (L * (1 + omega / n)),
+            lambda g: compressed_psgd(gamma=g, L=L, sigma2=1.0, n=n, omega=omega, T=5, f_gap=1.0),
+        )
+    )
+    delta, Lt = 0.3, 3.0
+    theta, beta = _ef21_consts(delta)
+    out.append(
+        (
+            "ef21_nc",
+            1 / (L + Lt * math.sqrt(beta / theta)),
+            lambda g: ef21(L=L, L_tilde=Lt, delta=delta, T=5, f_gap=1.0, gamma=g),
+        )
+    )
+    out.append(
+        (
+            "ef21_pl",
+            min(1 / (L + Lt * math.sqrt(2 * beta / theta)), theta / (2 * mu)),
+            lambda g: ef21(L=L, L_tilde=Lt, delta=delta, T=5, f_gap=1.0, gamma=g, mu=mu),
+        )
+    )
+    rho_t, c = 0.6, 0.7
+    out.append(
+        (
+            "gradient_tracking",
+            (1 - rho_t**2) * c / L,
+            lambda g: gradient_tracking(
+                L=L, sigma2=1.0, n=n, rho=rho_t, T=5, delta=1.0, c=c, gamma=g
+            ),
+        )
+    )
+    out.append(
+        (
+            "exact_diffusion",
+            (1 - rho_t) / L,
+            lambda g: exact_diffusion(L=L, sigma2=1.0, n=n, rho=rho_t, T=5, mu=mu, gamma=g),
+        )
+    )
+    return out
+
+
+THRESHOLDS = {name: (thr, call) for name, thr, call in _thresholds()}
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLDS))
+def test_step_size_threshold(name):
+    thr, call = THRESHOLDS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TheorylabWarning)
+        below = call(thr * (1 - 1e-6))
+    assert below.step_size_ok is True
+    assert all(math.isfinite(v) for v in below.terms.values())
+    with pytest.warns(TheorylabWarning):
+        above = call(thr * (1 + 1e-6))
+    assert above.step_size_ok is False
