@@ -16,10 +16,19 @@ import dataclasses
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 from theorylab.errors import TheorylabWarning
+from theorylab.problems import QuadraticProblem
 from theorylab.rates import (
+    asgd_avg_delay,
+    asgd_delayed,
+    asgd_max_delay,
+    asgd_workers,
+    asynchrony_bias,
+    bucketing_momentum_sgd,
+    byzantine_lower_bound,
     choco_gossip,
     choco_sgd,
     compressed_lower_bound,
@@ -28,9 +37,14 @@ from theorylab.rates import (
     ef21,
     ef_sgd,
     exact_diffusion,
+    fedavg,
     gossip_consensus,
     gradient_tracking,
+    local_sgd,
+    minibatch_vs_local,
     psgd,
+    robust_dshb,
+    scaffold,
     transient_iterations,
 )
 
@@ -460,6 +474,307 @@ def _case_ed_nc():
         "optimization": L * delta / ((1 - rho) * T),
     }
     return exact_diffusion(L=L, sigma2=s2, n=n, rho=rho, T=T, delta=delta), want
+
+
+# ---------------------------------------------------------------------------------------------
+# asynchronous
+
+
+def _case_asgd_delayed():
+    gamma, L, s2, T, delta, tmax, tavg = 0.05, 1.5, 2.0, 200, 3.0, 4, 2.5
+    want = {
+        "optimization": 2 * delta / (gamma * T),
+        "noise": gamma * L * s2,
+        "delay": 2 * gamma**2 * L**2 * s2 * tavg,
+    }
+    rate = asgd_delayed(gamma=gamma, L=L, sigma2=s2, T=T, delta=delta, tau_max=tmax, tau_avg=tavg)
+    return rate, want
+
+
+def _case_asgd_delayed_no_delay():
+    gamma, L, s2, T, delta = 0.3, 2.0, 1.0, 50, 1.0
+    want = {"optimization": 2 * delta / (gamma * T), "noise": gamma * L * s2, "delay": 0.0}
+    rate = asgd_delayed(gamma=gamma, L=L, sigma2=s2, T=T, delta=delta, tau_max=0, tau_avg=0)
+    return rate, want
+
+
+def _case_asgd_max_delay():
+    L, s2, T, delta, tmax = 2.0, 3.0, 100, 1.5, 7
+    want = {"noise": math.sqrt(L * delta * s2 / T), "delay": L * delta * (tmax + 1) / T}
+    return asgd_max_delay(L=L, sigma2=s2, T=T, delta=delta, tau_max=tmax), want
+
+
+def _case_asgd_avg_delay_constant():
+    L, s2, T, delta, tmax, tavg = 2.0, 3.0, 100, 1.5, 30, 3.5
+    want = {
+        "noise": math.sqrt(L * delta * s2 / T),
+        "delay": L * delta * math.sqrt((tmax + 1) * (tavg + 1)) / T,
+    }
+    return asgd_avg_delay(L=L, sigma2=s2, T=T, delta=delta, tau_max=tmax, tau_avg=tavg), want
+
+
+def _case_asgd_avg_delay_adaptive():
+    L, s2, T, delta, tmax, tavg = 1.0, 0.5, 60, 2.0, 30, 3.5
+    want = {"noise": math.sqrt(L * delta * s2 / T), "delay": L * delta * (tavg + 1) / T}
+    rate = asgd_avg_delay(
+        L=L, sigma2=s2, T=T, delta=delta, tau_max=tmax, tau_avg=tavg, adaptive=True
+    )
+    return rate, want
+
+
+def _case_asgd_workers_nc():
+    L, s2, T, n, delta = 2.0, 3.0, 100, 6, 1.5
+    want = {"noise": math.sqrt(L * delta * s2 / T), "delay": n * L * delta / T}
+    return asgd_workers(L=L, sigma2=s2, T=T, n=n, delta=delta), want
+
+
+def _case_asgd_workers_convex():
+    L, s2, T, n, r0 = 1.5, 2.0, 80, 4, 3.0
+    want = {"noise": math.sqrt(s2 * r0 / T), "delay": n * L * r0 / T}
+    return asgd_workers(L=L, sigma2=s2, T=T, n=n, r0_sq=r0), want
+
+
+def _case_asynchrony_bias():
+    # two workers, diagonal Hessians in d = 2: x_p and x* per coordinate by hand
+    a = [[1.0, 2.0], [3.0, 0.5]]
+    b = [[0.0, 1.0], [2.0, -1.0]]
+    speeds = [1.0, 3.0]
+    p = [s / sum(speeds) for s in speeds]
+    want = 0.0
+    for j in range(2):
+        xp = sum(p[i] * a[i][j] * b[i][j] for i in range(2)) / sum(p[i] * a[i][j] for i in range(2))
+        xs = sum(a[i][j] * b[i][j] for i in range(2)) / sum(a[i][j] for i in range(2))
+        want += 0.5 * (a[0][j] + a[1][j]) / 2 * (xp - xs) ** 2
+    problem = QuadraticProblem(np.array(a), np.array(b), sigma2=0.0)
+    return asynchrony_bias(problem, speeds=speeds), {"heterogeneity_bias": want}
+
+
+# ---------------------------------------------------------------------------------------------
+# byzantine
+
+
+def _case_robust_dshb():
+    kappa, z2, n, f, s2, L, delta, T, B2 = 0.4, 2.0, 10, 2, 3.0, 1.5, 2.0, 50, 0.5
+    want = {
+        "heterogeneity": kappa * z2 / (1 - kappa * B2),
+        "noise": math.sqrt((1 / (n - f) + kappa) * L * delta * s2 / T),
+        "optimization": L * delta / T,
+    }
+    rate = robust_dshb(kappa=kappa, zeta2=z2, n=n, f=f, sigma2=s2, L=L, delta=delta, T=T, B2=B2)
+    assert math.isclose(rate.extra["lower_bound"], f / (n - 2 * f) * z2, rel_tol=RTOL)
+    return rate, want
+
+
+def _case_robust_dshb_floor():
+    kappa, z2, n, f = 1.5, 3.0, 7, 3
+    want = {"heterogeneity": kappa * z2, "noise": 0.0, "optimization": 0.0}
+    return robust_dshb(kappa=kappa, zeta2=z2, n=n, f=f, sigma2=1.0), want
+
+
+def _case_bucketing():
+    c, z2, n, f, s2, L, delta, T = 2.0, 1.5, 12, 3, 2.0, 1.5, 2.0, 40
+    dB = f / n
+    want = {
+        "heterogeneity": c * dB * z2,
+        "noise": math.sqrt((c * dB + 1 / n) * L * delta * s2 / T),
+        "optimization": L * delta / T,
+    }
+    rate = bucketing_momentum_sgd(c=c, zeta2=z2, n=n, f=f, sigma2=s2, L=L, delta=delta, T=T)
+    return rate, want
+
+
+def _case_byzantine_lb():
+    z2, n, f = 3.0, 10, 2
+    return byzantine_lower_bound(zeta2=z2, n=n, f=f), {"heterogeneity": f / (n - 2 * f) * z2}
+
+
+def _case_byzantine_lb_B():
+    z2, n, f, B2 = 2.0, 11, 2, 1.5
+    return byzantine_lower_bound(zeta2=z2, n=n, f=f, B2=B2), {
+        "heterogeneity": f / (n - (2 + B2) * f) * z2
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# lazy: local SGD, minibatch vs local, FedAvg, SCAFFOLD
+
+
+def _local_nc_case(gamma, L, s2, z2, n, tau, T, delta):
+    d = 1 - 4 * gamma**2 * L**2 * (tau - 1) ** 2
+    want = {
+        "optimization": 2 * delta / (gamma * T),
+        "noise": gamma * L * s2 / n,
+        "drift_noise": L**2 * 2 * gamma**2 * (tau - 1) * s2 * (1 - 1 / n) / d,
+        "drift_heterogeneity": L**2 * 4 * gamma**2 * (tau - 1) ** 2 * z2 / d,
+    }
+    rate = local_sgd(gamma=gamma, L=L, sigma2=s2, zeta2=z2, n=n, tau=tau, T=T, delta=delta)
+    return rate, want
+
+
+def _case_local_sgd_nc():
+    return _local_nc_case(0.05, 2.0, 3.0, 2.0, 4, 4, 200, 1.0)
+
+
+def _case_local_sgd_nc2():
+    return _local_nc_case(0.02, 1.0, 1.0, 5.0, 8, 20, 500, 0.2)
+
+
+def _case_local_sgd_koloskova():
+    L, s2, z2, n, tau, T, delta = 2.0, 3.0, 2.0, 4, 5, 300, 1.5
+    want = {
+        "noise": math.sqrt(L * delta * s2 / (n * T)),
+        "drift_heterogeneity": (L * delta * math.sqrt(z2) * tau / T) ** (2 / 3),
+        "drift_noise": (L * delta * math.sqrt(s2 * tau) / T) ** (2 / 3),
+        "optimization": L * delta * tau / T,
+    }
+    rate = local_sgd(
+        gamma=0.01, L=L, sigma2=s2, zeta2=z2, n=n, tau=tau, T=T, delta=delta,
+        source="koloskova2020",
+    )  # fmt: skip
+    return rate, want
+
+
+def _local_sc_curve(gamma, L, mu, s2, z2, n, tau, steps, e0):
+    """The docstring's recursion for (e_t, Xi_t), t = 0..steps, written out as a plain loop."""
+    e, xi = [e0], []
+    for t in range(steps + 1):
+        k = t % tau
+        window = range(t - k, t)
+        xi.append(
+            2 * gamma**2 * k * s2 * (1 - 1 / n)
+            + 2 * gamma**2 * k * sum(3 * (L**2 * xi[j] + L**2 * e[j] + z2) for j in window)
+        )
+        if t < steps:
+            e.append(
+                ((1 - gamma * mu) * math.sqrt(e[t]) + gamma * L * math.sqrt(xi[t])) ** 2
+                + gamma**2 * s2 / n
+            )
+    return e, xi
+
+
+def _local_sc_expected(gamma, L, mu, s2, z2, n, tau, T, e0):
+    opt_noise = _psgd_sc(gamma, L, mu, s2, n, T, e0)
+    if T is None:
+
+        def limit(z):  # iterate the round map from 0 to its fixed point (monotone increase)
+            v = 0.0
+            for _ in range(10_000):
+                new = _local_sc_curve(gamma, L, mu, s2, z, n, tau, tau, v)[0][-1]
+                if new == v:
+                    break
+                v = new
+            return v
+
+        tot_s, tot = limit(0.0), limit(z2)
+    else:
+        e, xi = _local_sc_curve(gamma, L, mu, s2, 0.0, n, tau, T, e0)
+        tot_s = e[-1] + xi[-1]
+        e, xi = _local_sc_curve(gamma, L, mu, s2, z2, n, tau, T, e0)
+        tot = e[-1] + xi[-1]
+    base = math.fsum(opt_noise.values())
+    return {**opt_noise, "drift_noise": tot_s - base, "drift_heterogeneity": tot - tot_s}
+
+
+def _local_sc_case(gamma, L, mu, s2, z2, n, tau, T, e0):
+    rate = local_sgd(gamma=gamma, L=L, mu=mu, sigma2=s2, zeta2=z2, n=n, tau=tau, T=T, avg_error0=e0)
+    return rate, _local_sc_expected(gamma, L, mu, s2, z2, n, tau, T, e0)
+
+
+def _case_local_sgd_sc_T():
+    return _local_sc_case(0.1, 2.0, 0.5, 3.0, 2.0, 4, 5, 23, 4.0)
+
+
+def _case_local_sgd_sc_T2():
+    return _local_sc_case(0.05, 1.0, 1.0, 1.0, 0.5, 8, 3, 30, 1.0)
+
+
+def _case_local_sgd_sc_steady():
+    return _local_sc_case(0.2, 1.0, 1.0, 1.0, 1.0, 4, 4, None, 0.0)
+
+
+def _mvl(L, s2, z2, B2, M, K, R):
+    rates = minibatch_vs_local(L=L, sigma2=s2, zeta2=z2, r0_sq=B2, M=M, K=K, R=R)
+    noise = math.sqrt(s2) * math.sqrt(B2) / math.sqrt(M * K * R)
+    mb = {"optimization": L * B2 / R, "noise": noise}
+    loc = {
+        "optimization": L * B2 / (K * R),
+        "noise": noise,
+        "drift_noise": (L * s2 * B2**2) ** (1 / 3) / (K ** (1 / 3) * R ** (2 / 3)),
+        "drift_heterogeneity": (L * z2 * B2**2) ** (1 / 3) / R ** (2 / 3),
+    }
+    return rates, mb, loc
+
+
+def _case_minibatch_vs_local_minibatch():
+    rates, mb, _ = _mvl(2.0, 3.0, 1.5, 2.0, 4, 10, 8)
+    return rates["minibatch"], mb
+
+
+def _case_minibatch_vs_local_local():
+    rates, _, loc = _mvl(2.0, 3.0, 1.5, 2.0, 4, 10, 8)
+    return rates["local"], loc
+
+
+def _fedavg_common(s2, S, eta_g):
+    return s2 * (1 + S / eta_g**2)
+
+
+def _case_fedavg_sc():
+    L, s2, G2, n, S, K, R, mu, r0, B2, eta_g = 2.0, 3.0, 1.5, 20, 5, 4, 30, 0.5, 2.0, 0.5, 2.0
+    want = {
+        "noise": _fedavg_common(s2, S, eta_g) / (mu * R * K * S),
+        "sampling": (1 - S / n) * G2 / (mu * R * S),
+        "drift_heterogeneity": G2 / (mu * R**2),
+        "optimization": mu * r0 * math.exp(-mu * R / (16 * (1 + B2) * L)),
+    }
+    rate = fedavg(L=L, sigma2=s2, G2=G2, n=n, S=S, K=K, R=R, mu=mu, r0_sq=r0, B2=B2, eta_g=eta_g)
+    return rate, want
+
+
+def _case_fedavg_nc():
+    L, s2, G2, n, S, K, R, delta, B2, eta_g = 1.5, 2.0, 3.0, 10, 4, 5, 40, 2.0, 1.0, 1.5
+    want = {
+        "noise": math.sqrt(L * delta * _fedavg_common(s2, S, eta_g) / (R * K * S)),
+        "sampling": math.sqrt(L * delta * (1 - S / n) * G2 / (R * S)),
+        "drift_heterogeneity": (L * delta * math.sqrt(G2)) ** (2 / 3) / R ** (2 / 3),
+        "optimization": (1 + B2) * L * delta / R,
+    }
+    rate = fedavg(L=L, sigma2=s2, G2=G2, n=n, S=S, K=K, R=R, delta=delta, B2=B2, eta_g=eta_g)
+    return rate, want
+
+
+def _case_scaffold_sc():
+    L, s2, n, S, K, R, mu, r0, eta_g = 1.0, 2.0, 10, 4, 5, 200, 0.1, 3.0, 1.5
+    want = {
+        "noise": s2 * (1 + S / eta_g**2) / (mu * R * K * S),
+        "optimization": mu * r0 * math.exp(-min(S / (30 * n), mu / (162 * L)) * R),
+        "heterogeneity": 0.0,
+    }
+    rate = scaffold(L=L, sigma2=s2, n=n, S=S, K=K, R=R, eta_l=1e-4, eta_g=eta_g, mu=mu, r0_sq=r0)
+    return rate, want
+
+
+def _case_scaffold_sc_sampling_binding():
+    # S/(30 n) < mu/(162 L): the participation limit sets the linear rate
+    L, s2, n, S, K, R, mu, r0 = 1.0, 1.0, 100, 2, 3, 500, 1.0, 2.0
+    assert S / (30 * n) < mu / (162 * L)
+    want = {
+        "noise": s2 * (1 + S) / (mu * R * K * S),
+        "optimization": mu * r0 * math.exp(-S / (30 * n) * R),
+        "heterogeneity": 0.0,
+    }
+    return scaffold(L=L, sigma2=s2, n=n, S=S, K=K, R=R, eta_l=1e-5, mu=mu, r0_sq=r0), want
+
+
+def _case_scaffold_nc():
+    L, s2, n, S, K, R, delta, eta_g = 1.5, 2.0, 10, 4, 5, 40, 2.0, 1.5
+    want = {
+        "noise": math.sqrt(L * delta * s2 * (1 + n / eta_g**2) / (R * K * S)),
+        "optimization": (n / S) ** (2 / 3) * L * delta / R,
+        "heterogeneity": 0.0,
+    }
+    rate = scaffold(L=L, sigma2=s2, n=n, S=S, K=K, R=R, eta_l=1e-4, eta_g=eta_g, delta=delta)
+    return rate, want
 
 
 # ---------------------------------------------------------------------------------------------
