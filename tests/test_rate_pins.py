@@ -907,6 +907,81 @@ def _thresholds():
             lambda g: exact_diffusion(L=L, sigma2=1.0, n=n, rho=rho_t, T=5, mu=mu, gamma=g),
         )
     )
+    # asynchronous: L gamma + 2 L^2 gamma^2 tau_max^2 = 1, solved as a quadratic in gamma
+    tmax, tavg = 4.0, 2.0
+    qa, qb = 2 * L**2 * tmax**2, L
+    thr_async = (-qb + math.sqrt(qb**2 + 4 * qa)) / (2 * qa)
+    assert math.isclose(L * thr_async + 2 * L**2 * thr_async**2 * tmax**2, 1.0, rel_tol=1e-12)
+    common = dict(L=L, sigma2=1.0, T=10, delta=1.0)
+    out += [
+        (
+            "asgd_delayed",
+            thr_async,
+            lambda g: asgd_delayed(gamma=g, tau_max=tmax, tau_avg=tavg, **common),
+        ),
+        (
+            "asgd_delayed_tau0",
+            1 / L,
+            lambda g: asgd_delayed(gamma=g, tau_max=0, tau_avg=0, **common),
+        ),
+        (
+            "asgd_max_delay",
+            1 / (L * (tmax + 1)),
+            lambda g: asgd_max_delay(gamma=g, tau_max=tmax, **common),
+        ),
+        (
+            "asgd_avg_delay",
+            1 / (L * math.sqrt((tmax + 1) * (tavg + 1))),
+            lambda g: asgd_avg_delay(gamma=g, tau_max=tmax, tau_avg=tavg, **common),
+        ),
+        (
+            "asgd_avg_delay_adaptive",
+            1 / (L * (tavg + 1)),
+            lambda g: asgd_avg_delay(gamma=g, tau_max=tmax, tau_avg=tavg, adaptive=True, **common),
+        ),
+        ("asgd_workers", 1 / (n * L), lambda g: asgd_workers(gamma=g, n=n, **common)),
+    ]
+    # local SGD: non-convex gamma <= 1/L and gamma < 1/(2 L (tau - 1)); strongly convex 2/(L+mu)
+    kw = dict(L=L, sigma2=1.0, zeta2=1.0, n=n, T=10, delta=1.0)
+    out += [
+        ("local_sgd_nc_tau1", 1 / L, lambda g: local_sgd(gamma=g, tau=1, **kw)),
+        ("local_sgd_nc_tau2", 1 / (2 * L), lambda g: local_sgd(gamma=g, tau=2, **kw)),
+        ("local_sgd_nc_tau5", 1 / (2 * L * 4), lambda g: local_sgd(gamma=g, tau=5, **kw)),
+        (
+            "local_sgd_sc",
+            2 / (L + mu),
+            lambda g: local_sgd(
+                gamma=g, L=L, mu=mu, sigma2=1.0, zeta2=0.0, n=n, tau=1, T=3, avg_error0=1.0
+            ),
+        ),
+    ]
+    # FedAvg: eta_l eta_g K L <= 1; SCAFFOLD: the recalled limits
+    K, eta_g, nn, S = 4, 2.0, 10, 5
+    fkw = dict(L=L, sigma2=1.0, G2=1.0, n=nn, S=S, K=K, R=10, mu=mu, eta_g=eta_g)
+    out.append(("fedavg", 1 / (eta_g * K * L), lambda e: fedavg(eta_l=e, **fkw)))
+    skw = dict(L=L, sigma2=1.0, n=nn, S=S, K=K, R=10, eta_g=eta_g)
+    thr_s = min(1 / (81 * L * K * eta_g), S / (15 * mu * nn * K * eta_g))
+    out.append(("scaffold_sc", thr_s, lambda e: scaffold(eta_l=e, mu=mu, **skw)))
+    mu_big, S1 = 1.5, 1  # here S/(15 mu n K eta_g) is the smaller limit
+    thr_s2 = S1 / (15 * mu_big * nn * K * eta_g)
+    assert thr_s2 < 1 / (81 * L * K * eta_g)
+    skw1 = {**skw, "S": S1}
+    out.append(("scaffold_sc_mu_binding", thr_s2, lambda e: scaffold(eta_l=e, mu=mu_big, **skw1)))
+    out.append(
+        (
+            "scaffold_nc",
+            (S / nn) ** (2 / 3) / (24 * L * K * eta_g),
+            lambda e: scaffold(eta_l=e, delta=1.0, **skw),
+        )
+    )
+    # robust D-SHB: kappa B2 < 1
+    out.append(
+        (
+            "robust_dshb_kappa_B2",
+            1 / 0.5,
+            lambda k: robust_dshb(kappa=k, zeta2=1.0, n=10, f=2, sigma2=1.0, T=10, B2=0.5),
+        )
+    )
     return out
 
 
@@ -919,8 +994,13 @@ def test_step_size_threshold(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error", TheorylabWarning)
         below = call(thr * (1 - 1e-6))
-    assert below.step_size_ok is True
+    # robust D-SHB's condition (kappa B2 < 1) is on the rule, not a step: it has no step_size_ok
+    # and reports the violation as an infinite heterogeneity term
+    assert below.step_size_ok is (None if name.startswith("robust") else True)
     assert all(math.isfinite(v) for v in below.terms.values())
     with pytest.warns(TheorylabWarning):
         above = call(thr * (1 + 1e-6))
-    assert above.step_size_ok is False
+    if name.startswith("robust"):
+        assert above.terms["heterogeneity"] == math.inf
+    else:
+        assert above.step_size_ok is False
