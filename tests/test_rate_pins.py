@@ -13,12 +13,14 @@ warns with TheorylabWarning and reports ``step_size_ok=False``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import warnings
 
 import numpy as np
 import pytest
 
+from theorylab.cost import CommModel
 from theorylab.errors import TheorylabWarning
 from theorylab.problems import QuadraticProblem
 from theorylab.rates import (
@@ -29,12 +31,14 @@ from theorylab.rates import (
     asynchrony_bias,
     bucketing_momentum_sgd,
     byzantine_lower_bound,
+    choco_consensus_step,
     choco_gossip,
     choco_sgd,
     compressed_lower_bound,
     compressed_psgd,
     dsgd,
     ef21,
+    ef_residual_bound,
     ef_sgd,
     exact_diffusion,
     fedavg,
@@ -44,9 +48,12 @@ from theorylab.rates import (
     minibatch_vs_local,
     psgd,
     robust_dshb,
+    sampling_variance_factor,
     scaffold,
+    sync_time,
     transient_iterations,
 )
+from theorylab.staleness import applied_shares, predicted_staleness
 
 RTOL = 1e-12
 
@@ -1004,3 +1011,77 @@ def test_step_size_threshold(name):
         assert above.terms["heterogeneity"] == math.inf
     else:
         assert above.step_size_ok is False
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar-valued helpers of the rate modules (not Rate objects): the same pins and teeth
+
+
+def _scalars():
+    out = {}
+    g, s2, d = 0.1, 2.0, 0.3
+    out["ef_residual_bound"] = (
+        ef_residual_bound(gamma=g, sigma2=s2, delta=d),
+        4 * (1 - d) * g**2 * s2 / d**2,
+    )
+    gap, beta, d = 0.2, 1.3, 0.4
+    out["choco_consensus_step"] = (
+        choco_consensus_step(spectral_gap=gap, beta=beta, delta=d),
+        gap**2 * d / (16 * gap + gap**2 + 4 * beta**2 + 2 * gap * beta**2 - 8 * gap * d),
+    )
+    # sampling: brute force over all S-subsets of n scalars D_i (the identity's definition)
+    D, S = [0.3, -1.2, 2.0, 0.7, -0.4, 1.1], 3
+    n = len(D)
+    mean = sum(D) / n
+    spread = sum((x - mean) ** 2 for x in D) / n
+    subsets = list(itertools.combinations(D, S))
+    without = sum((sum(c) / S - mean) ** 2 for c in subsets) / len(subsets)
+    out["sampling_variance_factor"] = (sampling_variance_factor(n, S), without / spread)
+    out["sampling_variance_factor_formula"] = (
+        sampling_variance_factor(7, 3),
+        (7 - 3) / (3 * (7 - 1)),
+    )
+    draws = list(itertools.product(D, repeat=2))  # with replacement, S = 2
+    withr = sum((sum(c) / 2 - mean) ** 2 for c in draws) / len(draws)
+    out["sampling_variance_factor_replacement"] = (
+        sampling_variance_factor(n, 2, replacement=True),
+        withr / spread,
+    )
+    m = CommModel(alpha=2e-3, beta=3e-9, nbytes=8_000_000, compute_s=0.01)
+    out["sync_time_ring"] = (sync_time(5, m), 2 * 4 * (2e-3 + 3e-9 * 8_000_000 / 5))
+    out["sync_time_direct"] = (sync_time(5, m, allreduce="direct"), 4 * (2e-3 + 3e-9 * 8_000_000))
+    # staleness, exponential model: P(tau = k) = sum_i q_i^2 (1 - q_i)^k, tau_avg = n - 1
+    speeds = [1.0, 2.0, 5.0]
+    q = [v / sum(speeds) for v in speeds]
+    st = predicted_staleness(speeds)
+    for k in (0, 1, 4):
+        out[f"predicted_staleness_pmf{k}"] = (
+            float(st.pmf[k]),
+            sum(qi**2 * (1 - qi) ** k for qi in q),
+        )
+    out["predicted_staleness_tau_avg"] = (st.tau_avg, len(speeds) - 1.0)
+    for i, qi in enumerate(q):
+        out[f"predicted_staleness_worker{i}"] = (float(st.per_worker_tau_avg[i]), (1 - qi) / qi)
+        out[f"applied_shares{i}"] = (float(applied_shares(speeds)[i]), speeds[i] / sum(speeds))
+    return out
+
+
+SCALARS = _scalars()
+
+
+def _check_value(got: float, want: float, rtol: float = RTOL) -> None:
+    assert math.isclose(got, want, rel_tol=rtol, abs_tol=0.0), (got, want)
+
+
+@pytest.mark.parametrize("name", sorted(SCALARS))
+def test_scalar_matches_its_formula(name):
+    got, want = SCALARS[name]
+    assert want > 0
+    _check_value(got, want)
+
+
+@pytest.mark.parametrize("name", sorted(SCALARS))
+def test_halving_a_scalar_fails_its_pin(name):
+    got, want = SCALARS[name]
+    with pytest.raises(AssertionError):
+        _check_value(0.5 * got, want)
