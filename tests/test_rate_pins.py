@@ -1085,3 +1085,54 @@ def test_halving_a_scalar_fails_its_pin(name):
     got, want = SCALARS[name]
     with pytest.raises(AssertionError):
         _check_value(0.5 * got, want)
+
+
+# ---------------------------------------------------------------------------------------------
+# planted bugs inside the modules (not on the returned Rate): the pins above must catch them
+
+
+def _halve_dsgd_heterogeneity(monkeypatch):
+    from theorylab.rates import decentralized
+
+    real = decentralized._dsgd_sc_system
+
+    def planted(*args):
+        G, consts, valid, stable = real(*args)
+        consts = {**consts, "heterogeneity": 0.5 * consts["heterogeneity"]}
+        return G, consts, valid, stable
+
+    monkeypatch.setattr(decentralized, "_dsgd_sc_system", planted)
+    return ["dsgd_atc_T", "dsgd_atc_steady", "dsgd_cta_T", "dsgd_cta_steady"]
+
+
+def _halve_local_sgd_zeta2(monkeypatch):
+    from theorylab.rates import lazy
+
+    real = lazy._sc_recursion
+
+    def planted(gamma, L, mu, sigma2, zeta2, *rest):
+        return real(gamma, L, mu, sigma2, 0.5 * zeta2, *rest)
+
+    monkeypatch.setattr(lazy, "_sc_recursion", planted)
+    return ["local_sgd_sc_T", "local_sgd_sc_T2", "local_sgd_sc_steady"]
+
+
+def _halve_async_step_limit(monkeypatch):
+    from theorylab.rates import asynchronous
+
+    real = asynchronous._max_step_delayed
+    monkeypatch.setattr(asynchronous, "_max_step_delayed", lambda L, t: 0.5 * real(L, t))
+    return ["threshold:asgd_delayed", "threshold:asgd_delayed_tau0"]
+
+
+@pytest.mark.parametrize(
+    "plant", [_halve_dsgd_heterogeneity, _halve_local_sgd_zeta2, _halve_async_step_limit]
+)
+def test_planted_bugs_in_modules_fail_the_pins(plant, monkeypatch):
+    for target in plant(monkeypatch):
+        # a pin fails by an AssertionError, or by the warning it turns into an error
+        with pytest.raises((AssertionError, TheorylabWarning)):
+            if target.startswith("threshold:"):
+                test_step_size_threshold(target.split(":", 1)[1])
+            else:
+                test_every_term_matches_its_formula(target)
