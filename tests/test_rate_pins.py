@@ -1136,3 +1136,12 @@ def test_planted_bugs_in_modules_fail_the_pins(plant, monkeypatch):
                 test_step_size_threshold(target.split(":", 1)[1])
             else:
                 test_every_term_matches_its_formula(target)
+
+
+def test_compressed_psgd_condition_names_both_limits():
+    """The strongly convex bound needs gamma <= 2/(L + mu) (the contraction of the gradient step)
+    as well as q < 1, and the code enforces both: the stated condition must name both (it named
+    only q < 1, so a warning at omega = 0 cited a condition that held)."""
+    rate = compressed_psgd(gamma=0.1, L=2.0, mu=0.5, sigma2=1.0, n=4, omega=0.0)
+    assert "2/(L + mu)" in rate.step_size_condition
+    assert "omega L^2 / n < 1" in rate.step_size_condition
