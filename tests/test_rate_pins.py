@@ -36,7 +36,10 @@ from theorylab.rates import (
     choco_sgd,
     compressed_lower_bound,
     compressed_psgd,
+    compressed_psgd_randk_exact,
+    delay_adaptive_steps,
     dsgd,
+    dsgd_bound_curve,
     ef21,
     ef_residual_bound,
     ef_sgd,
@@ -45,12 +48,14 @@ from theorylab.rates import (
     gossip_consensus,
     gradient_tracking,
     local_sgd,
+    local_sgd_bound_curve,
     minibatch_vs_local,
     psgd,
     robust_dshb,
     sampling_variance_factor,
     scaffold,
     sync_time,
+    transient_crossing,
     transient_iterations,
 )
 from theorylab.staleness import applied_shares, predicted_staleness
@@ -1145,3 +1150,100 @@ def test_compressed_psgd_condition_names_both_limits():
     rate = compressed_psgd(gamma=0.1, L=2.0, mu=0.5, sigma2=1.0, n=4, omega=0.0)
     assert "2/(L + mu)" in rate.step_size_condition
     assert "omega L^2 / n < 1" in rate.step_size_condition
+
+
+# ---------------------------------------------------------------------------------------------
+# curves and crossings: the same formulas at every step
+
+
+def _curves():
+    out = {}
+    # DSGD bound curve: the docstring's u_{k+1} = G u_k + c from (avg_error0, consensus0)
+    kw = dict(gamma=0.05, L=1.0, mu=0.5, sigma2=2.0, zeta2=3.0, rho=0.6, n=6)
+    for form in ("atc", "cta"):
+        curve = dsgd_bound_curve(**kw, steps=12, avg_error0=1.0, consensus0=0.5, form=form)
+        for T in (1, 5, 12):
+            want = _dsgd_sc_expected(**kw, T=T, form=form, e0=1.0, xi0=0.5)
+            out[f"dsgd_bound_curve_{form}_{T}"] = (
+                float(curve["error"][T]),
+                math.fsum(want.values()),
+            )
+    # local SGD bound curve: the docstring's (e_t, Xi_t) recursion
+    lk = dict(gamma=0.1, L=2.0, mu=0.5, sigma2=3.0, zeta2=2.0, n=4, tau=5)
+    curve = local_sgd_bound_curve(**lk, steps=13, avg_error0=4.0)
+    e, xi = _local_sc_curve(
+        lk["gamma"], lk["L"], lk["mu"], lk["sigma2"], lk["zeta2"], lk["n"], lk["tau"], 13, 4.0
+    )
+    for t in (1, 4, 7, 13):
+        out[f"local_sgd_bound_curve_avg_{t}"] = (float(curve["avg_error"][t]), e[t])
+        out[f"local_sgd_bound_curve_consensus_{t}"] = (float(curve["consensus"][t]), xi[t])
+    # compressed PSGD with rand-k, exact: m_i^{t+1} = [(1 - g a_i)^2 + g^2 w a_i^2/n] m_i^t
+    #                                                 + g^2 (1 + w) sigma2/(n d)
+    a, e0, g, s2, n, k = [1.0, 0.5, 2.0, 0.25], [1.0, -2.0, 0.5, 3.0], 0.2, 1.5, 3, 1
+    d = len(a)
+    w = d / k - 1
+    m = [x * x for x in e0]
+    traj = [sum(m)]
+    for _ in range(6):
+        m = [
+            ((1 - g * ai) ** 2 + g**2 * w * ai**2 / n) * mi + g**2 * (1 + w) * s2 / (n * d)
+            for ai, mi in zip(a, m)
+        ]
+        traj.append(sum(m))
+    got = compressed_psgd_randk_exact(
+        hessian_diagonal=a, gamma=g, sigma2=s2, n=n, k=k, e0=e0, steps=6
+    )
+    for t in (1, 3, 6):
+        out[f"randk_exact_{t}"] = (float(got[t]), traj[t])
+    # delay-adaptive steps gamma min(1, n/tau)
+    steps = delay_adaptive_steps(0.3, [0, 2, 4, 7, 12], n=4)
+    for i, tau in enumerate([0, 2, 4, 7, 12]):
+        out[f"delay_adaptive_{tau}"] = (float(steps[i]), 0.3 * min(1.0, 4 / tau if tau else 1.0))
+    return out
+
+
+CURVES = _curves()
+
+
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_curve_point_matches_its_formula(name):
+    got, want = CURVES[name]
+    assert want > 0
+    _check_value(got, want)
+
+
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_halving_a_curve_point_fails_its_pin(name):
+    got, want = CURVES[name]
+    with pytest.raises(AssertionError):
+        _check_value(0.5 * got, want)
+
+
+@pytest.mark.parametrize(
+    "algorithm,want",
+    [
+        # sigma2/(mu n T) + L (sigma2/p + zeta2/p^2)/(mu^2 T^2) <= factor sigma2/(mu n T)
+        (
+            "dsgd",
+            lambda n, L, mu, s2, z2, p, rho, f: n * L * (1 / p + z2 / (s2 * p**2)) / (mu * (f - 1)),
+        ),
+        # ... with the topology term L sigma2/(mu^2 p c^2 T^2) (c = 1)
+        ("gradient_tracking", lambda n, L, mu, s2, z2, p, rho, f: n * L / (mu * p * (f - 1))),
+        # ... and L rho^2 sigma2/(mu^2 (1 - rho) T^2)
+        (
+            "exact_diffusion",
+            lambda n, L, mu, s2, z2, p, rho, f: n * L * rho**2 / (mu * (1 - rho) * (f - 1)),
+        ),
+    ],
+)
+def test_strongly_convex_transient_crossing_closed_form(algorithm, want):
+    n, L, mu, s2, z2, rho, f = 8, 1.3, 0.5, 1.7, 1.1, 0.55, 1.1
+    p = 1 - rho**2
+    value = want(n, L, mu, s2, z2, p, rho, f)
+    assert abs(value - round(value)) > 1e-6  # away from an integer: ceil is unambiguous
+    got = transient_crossing(
+        algorithm, regime="strongly_convex", n=n, rho=rho, L=L, mu=mu, sigma2=s2, zeta2=z2,
+        factor=f,
+    )  # fmt: skip
+    assert got == math.ceil(value)
+    assert got != math.ceil(0.5 * value)  # the teeth: a halved transient gives another T
