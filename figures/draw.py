@@ -443,8 +443,14 @@ def _byzantine_attacks_floor(result, fig) -> None:
     for i, (name, s) in enumerate(panels.items()):
         vals = np.array([np.inf if v is None else v for v in s["measured"]], dtype=float)
         shown = np.where(np.isfinite(vals), vals, 1e12)
-        ax.bar(pos + (i - (len(panels) - 1) / 2) * width, _pos(shown, 1e-20), width,
+        at = pos + (i - (len(panels) - 1) / 2) * width
+        ax.bar(at, _pos(shown, 1e-20), width,
                color=f"C{i}", label=f"{name}: measured ||grad f_H||^2 (mean of R)")  # fmt: skip
+        if "upper" in s:  # the one-sided upper confidence limit the bound is compared with
+            up = np.asarray(s["upper"], dtype=float)
+            ax.errorbar(at, _pos(shown, 1e-20), yerr=[np.zeros_like(up),
+                        np.maximum(_pos(up, 1e-20) - _pos(shown, 1e-20), 0)], fmt="none",
+                        ecolor="k", capsize=2, lw=0.8)  # fmt: skip
         if "bound" in s:
             ax.axhline(s["bound"], color=f"C{i}", ls="--", lw=1,
                        label=f"{name}: predicted floor kappa zeta2 = {s['bound']:.3g}")  # fmt: skip

@@ -463,14 +463,16 @@ class ByzantineAttacksFloor(Claim):
         for spec in cfg["rules"]:
             kap = _kappa(spec, n, f)
             bound = floor_of(spec)
-            floors = []
+            floors, upper = [], []
             for attack in cfg["attacks"]:
                 ctx.progress(f"{self.name}: {spec} / {attack}")
                 fl = _attack_floor(ctx, spec, problem, byz, attack=attack, **kw)
-                checks[f"{spec} / {attack}"] = bound_rule([bound], fl[:, None], level=level)
+                out = bound_rule([bound], fl[:, None], level=level)
+                checks[f"{spec} / {attack}"] = out
                 floors.append(float(np.mean(fl)))
+                upper.append(out.interval[1])
             series[spec] = {"x": list(range(len(floors))), "measured": floors, "bound": bound,
-                            "kappa": kap}  # fmt: skip
+                            "kappa": kap, "upper": upper}  # fmt: skip
         mean_floors = []
         for attack in cfg["attacks"]:
             fl = _attack_floor(ctx, "mean", problem, byz, attack=attack, **kw)
