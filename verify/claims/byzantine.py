@@ -125,7 +125,7 @@ def _outcome(passed, predicted, measured, detail, lo=None, hi=None) -> RuleOutco
                        detail)  # fmt: skip
 
 
-def _between_check(ratios, lower, upper, rtol) -> RuleOutcome:
+def _between_check(ratios, lower, upper, rtol, what="floor/zeta2") -> RuleOutcome:
     """Every measured ratio within ``[lower (1 - rtol), upper]``."""
     r, lo, up = (np.asarray(v, dtype=float) for v in (ratios, lower, upper))
     below = r < lo * (1 - rtol)
@@ -133,7 +133,7 @@ def _between_check(ratios, lower, upper, rtol) -> RuleOutcome:
     bad = below | above
     worst = int(np.argmax(bad)) if np.any(bad) else int(np.argmin(up / np.maximum(r, 1e-300)))
     detail = (
-        f"measured floor/zeta2 within [f/(n-2f), kappa_F] at {int(np.sum(~bad))}/{len(r)} f "
+        f"measured {what} within [f/(n-2f), kappa_F] at {int(np.sum(~bad))}/{len(r)} f "
         f"(below the lower bound at {int(np.sum(below))}, above kappa at {int(np.sum(above))}; "
         f"measured/lower bound {np.min(r / lo):.6g}..{np.max(r / lo):.6g}, kappa/measured >= "
         f"{np.min(up / np.maximum(r, 1e-300)):.3g}; tolerance {rtol:g})"
@@ -359,7 +359,7 @@ class EmpiricalKappaBound(Claim):
                 for f in fs
             ]  # fmt: skip
             kap = [_kappa(spec, n, f) for f in fs]
-            checks[spec] = _between_check(emp, lower, kap, 1e-6)
+            checks[spec] = _between_check(emp, lower, kap, 1e-6, what="empirical kappa")
             series[spec] = {"x": [f / n for f in fs], "measured": emp, "kappa": kap,
                             "lower": lower, "f": fs}  # fmt: skip
         series["caption"] = _caption(n=n, d=cfg["d"], batch=cfg["batch"],
