@@ -257,6 +257,21 @@ class Communicator(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement push")
 
+    # ---- robust aggregation (Byzantine family): broadcast from a subset of nodes ----------
+    # The all-gather itself is :meth:`gather` (every node receives the stack of all n rows);
+    # robust PSGD adds this second exchange so that omniscient Byzantine nodes can send after
+    # reading the honest rows (a "rushing" adversary).
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """The rows of the nodes in ``sources`` stacked in that order, on every node.
+
+        ``x`` has the local shape ``(m, *rest)``; only the source nodes' rows are read (another
+        node's rows may hold anything). Returns ``(len(sources), *rest)`` on every node.
+        ``sources`` lists distinct node ids in ``[0, n)``; an empty list returns an empty stack
+        and sends nothing. Bytes: each source sends its row to the ``n - 1`` others,
+        ``(n - 1) s`` per source (``s`` = bytes of one row), counted at the source.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement gather_from")
+
 
 class PeerError(RuntimeError):
     """A point-to-point wait failed: the peer did not answer within the timeout, or is gone.

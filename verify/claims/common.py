@@ -301,6 +301,10 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     "exact_diffusion": [({"gamma": 0.1, "form": "ed"}, "ring"),
                         ({"gamma": 0.1, "form": "d2"}, "exponential")],
     "push_sum": [({"gamma": 0.1}, "ring")],
+
+    # Byzantine family: no Byzantine node here (the claim also runs at world size 2, where
+    # f = 1 breaks 2f < n); tests/test_robust_psgd.py compares the executors with attacks
+    "robust_psgd": [({"gamma": 0.1, "beta": 0.5, "aggregator": "nnm+cw-median"}, "complete")],
 }  # fmt: skip
 
 

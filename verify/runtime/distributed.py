@@ -549,6 +549,27 @@ class DistributedCommunicator(Communicator):
             y.add_(z)
         return y.unsqueeze(0)
 
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """One broadcast from each source node (in order); every wait bounded by ``timeout_s``.
+
+        Bytes: ``(n - 1) s`` counted on each source rank (as the simulator counts them)."""
+        from verify.runtime.simulated import check_sources
+
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        own = x[0].contiguous()
+        bufs = [own.clone() if s == self.rank else torch.empty_like(own) for s in idx]
+        t = time.perf_counter()
+        works = [dist.broadcast(b, src=s, async_op=True) for b, s in zip(bufs, idx)]
+        self._wait(works, "gather_from")
+        self.comm_s += time.perf_counter() - t
+        if self.rank in idx:
+            self.bytes_sent += allgather_bytes(self.n, own.numel() * own.element_size())
+        if not bufs:
+            return own.new_empty((0, *own.shape))
+        return torch.stack(bufs)
+
 
 @dataclass(frozen=True)
 class _PushPlan:

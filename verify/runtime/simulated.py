@@ -464,3 +464,31 @@ class SimulatedCommunicator(Communicator):
         self.comm_s += time.perf_counter() - t
         self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
         return y
+
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """The source nodes' rows, ``(len(sources), ...)``; bytes ``(n - 1) s`` per source."""
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        self.bytes_sent += len(idx) * allgather_bytes(self.n, self._node_bytes(x))
+        return x[torch.as_tensor(idx, dtype=torch.long, device=x.device)].clone()
+
+
+def check_sources(sources, n: int) -> list[int]:
+    """``sources`` as a list of distinct node ids in ``[0, n)`` (for ``gather_from``).
+
+    Raises
+    ------
+    TheorylabError
+        A repeated id or one outside ``[0, n)``, named.
+    """
+    try:
+        idx = [int(s) for s in sources]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sources must be a sequence of node ids, got {sources!r}") from exc
+    for s in idx:
+        if not 0 <= s < n:
+            raise TheorylabError(f"gather_from: source node {s} is outside [0, {n})")
+    if len(set(idx)) != len(idx):
+        raise TheorylabError(f"gather_from: sources must be distinct, got {idx}")
+    return idx
