@@ -434,7 +434,7 @@ def test_claim_stuck_in_computation_is_stopped_by_the_run_timeout(tmp_path, monk
     with pytest.raises(TheorylabError, match="run_timeout_s"):
         ClaimContext(run_timeout_s=0)
     with ClaimContext(world_size=2, run_timeout_s=1.0) as ctx:
-        assert ctx.pool is not None  # start the workers first: start-up (seconds on a loaded machine) is not timed
+        assert ctx.pool is not None  # start-up (seconds under load) is not timed
         start = time.monotonic()
         (result,) = run_claims(["toy_hang"], ctx, tmp_path, figures=False)
         elapsed = time.monotonic() - start
