@@ -60,17 +60,17 @@ def _title(fig, question: str, caption: str, measured: bool) -> None:
 
     tag = "" if measured else "  [prediction only: no saved measurement in this folder]"
     lines = [f"{question}{tag}"] + [
-        w for part in caption.split("\n") for w in textwrap.wrap(part, 170) or [""]
+        w for part in caption.split("\n") for w in textwrap.wrap(part, 135) or [""]
     ]
     fig.suptitle("\n".join(lines), fontsize="medium")
 
 
 def _plain_ticks(ax, axis: str = "x") -> None:
     """Plain numbers (2, 4, 8, ...) instead of 2^k on a log axis of node counts."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     a = ax.xaxis if axis == "x" else ax.yaxis
-    a.set_major_formatter(ScalarFormatter())
+    a.set_major_formatter(FormatStrFormatter("%g"))
     a.set_minor_formatter(NullFormatter())
 
 
@@ -189,6 +189,9 @@ def fig_mixing(
     ax, bx = fig.subplots(1, 2, squeeze=False)[0]
     for c, (fam, make) in enumerate(families.items()):
         color = f"C{c}"
+        # distinct markers: the hypercube coincides with the static exponential graph (same
+        # rho), and the ring's SDP-optimal weights with its best-constant ones
+        mk = dict(marker="osDv^"[c], ms=7 if fam == "hypercube" else 4, mfc="none")
         if make is None:
             vals = []
             for n in ns:
@@ -199,8 +202,8 @@ def fig_mixing(
 
                     sched = topology.one_peer_exponential(n, sparse=False)
                     vals.append(float(schedule_rho([np.asarray(W) for W in sched.matrices])))
-            ax.plot(ns, vals, "o-", color=color, ms=3, label=f"{fam} (its own weights)")
-            bx.plot(ns, np.maximum(1 - np.asarray(vals), 1e-16), "o-", color=color, ms=3)
+            ax.plot(ns, vals, "-", color=color, label=f"{fam} (its own weights)", **mk)
+            bx.plot(ns, np.maximum(1 - np.asarray(vals), 1e-16), "-", color=color, **mk)
             continue
         for rule, ls in rules.items():
             xs, vals = [], []
@@ -218,8 +221,8 @@ def fig_mixing(
                     vals.append(_rho(mixing.mixing_matrix(G, rule, sparse=False)))
                 xs.append(n)
             if xs:
-                ax.plot(xs, vals, ls, marker="o", ms=3, color=color, label=f"{fam}, {rule}")
-                bx.plot(xs, 1 - np.asarray(vals), ls, marker="o", ms=3, color=color)
+                ax.plot(xs, vals, ls, color=color, label=f"{fam}, {rule}", **mk)
+                bx.plot(xs, 1 - np.asarray(vals), ls, color=color, **mk)
     ax.set_ylabel(r"$\rho = \|W - 11^T/n\|_2$")
     bx.set_ylabel(r"spectral gap $1 - \rho$ (one-peer: 1 = exact average)")
     bx.set_yscale("log")
@@ -231,7 +234,9 @@ def fig_mixing(
     ax.legend(fontsize="xx-small", ncol=2)
     caption = (
         f"n = {', '.join(map(str, ns))}; SDP-optimal (FDLA, theorylab.design) up to n = "
-        f"{sdp_max}; one-peer exponential: per-round rate of its period product"
+        f"{sdp_max}; one-peer exponential: per-round rate of its period product (0: exact "
+        "average); the hypercube (diamonds) has the static exponential graph's rho; torus: the "
+        "most square r x c (4 x 8 at n = 32)"
     )
     _title(fig, "2. How does the graph and its weight rule set rho? (theory figure)", caption, True)
     return {"measured": [], "caption": caption}
@@ -503,7 +508,10 @@ def fig_byzantine(results: Mapping[str, dict], fig) -> dict:
     ax.set_ylabel(r"floor $\propto \kappa\,\zeta^2$ (up to constants)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
-    caption = f"n={n}, zeta2 (G^2)={zeta2}, B2=0; big-O: constants dropped, compare slopes"
+    caption = (
+        f"n={n}, zeta2 (G^2)={zeta2}, B2=0; big-O: constants dropped, compare slopes; the "
+        "coordinate and geometric medians share one kappa bound (lines overlap)"
+    )
     _title(fig, "7. How do Byzantine nodes raise the floor? (per aggregator)", caption, measured)
     return {"measured": [res["claim"]] if measured else [], "caption": caption}
 
