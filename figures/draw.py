@@ -383,3 +383,9 @@ def draw(result: Mapping[str, Any], fig) -> None:
     for ax in fig.axes:  # minor tick labels of short log axes overlap the major ones
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ===============
+from figures.draw_async import DRAWERS as _ASYNC_DRAWERS  # noqa: E402
+
+DRAWERS.update(_ASYNC_DRAWERS)

@@ -138,3 +138,91 @@ class Communicator(abc.ABC):
     def W(self, k: int) -> np.ndarray:
         """The mixing matrix of round ``k``."""
         return self.schedule[k % len(self.schedule)]
+
+    # == point-to-point operations (asynchronous family: the parameter server) ================
+    # Implemented by both executors (at the end of their classes). A communicator that does not
+    # implement them raises NotImplementedError naming the operation. Errors: PeerError (below).
+    def send(
+        self, x: torch.Tensor, dst: int, *, node: int | None = None, timeout_s: float | None = None
+    ) -> None:
+        """Send the tensor ``x`` (any shape, this communicator's dtype) from local node ``node``
+        to node ``dst``; returns once the message is delivered (distributed: matched by the
+        receiver's ``recv``, since gloo does not buffer sends; simulator: queued in ``dst``'s
+        mailbox).
+
+        ``node`` is the sending node: optional on a rank (its one node), required in the
+        simulator (which holds them all). Bytes counted: ``x.numel() * x.element_size()`` to
+        ``bytes_sent`` (exact payload). ``timeout_s`` (default: the communicator's) bounds the
+        wait; past it :class:`PeerError` (``op='send'``, ``peer=dst``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement send")
+
+    def recv(
+        self,
+        src: int,
+        shape,
+        dtype: torch.dtype | None = None,
+        *,
+        node: int | None = None,
+        timeout_s: float | None = None,
+    ) -> torch.Tensor:
+        """Receive at local node ``node`` the next message from node ``src``: a new tensor of
+        ``shape`` and ``dtype`` (default the communicator's), as sent by :meth:`send`.
+
+        Messages between one pair arrive in the order sent. Nothing is counted (the sender
+        counts). ``timeout_s`` bounds the wait; past it, or if ``src`` is gone,
+        :class:`PeerError` (``op='recv'``, ``peer=src``). The simulator never waits: with no
+        message pending it raises :class:`PeerError` at once (in one process nothing else could
+        ever send it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement recv")
+
+    def recv_any(
+        self,
+        shape,
+        dtype: torch.dtype | None = None,
+        *,
+        node: int | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[int, torch.Tensor]:
+        """Receive at local node ``node`` the next message from any node; ``(src, x)``.
+
+        Distributed: gloo's receive from any source (``irecv`` without ``src``; the sender is
+        read from the completed request), whichever message the transport completes first, so
+        the order is not reproducible (use :meth:`recv` with a virtual clock's next sender for
+        that). NCCL has none (``NotImplementedError``). Simulator: the oldest pending message
+        addressed to ``node`` (global send order). Timeout and errors as :meth:`recv`
+        (``op='recv_any'``, ``peer=None``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement recv_any")
+
+
+class PeerError(RuntimeError):
+    """A point-to-point wait failed: the peer did not answer within the timeout, or is gone.
+
+    Attributes
+    ----------
+    peer : int or None
+        The node waited on (``None`` for a receive from any source).
+    op : str
+        ``"send"``, ``"recv"`` or ``"recv_any"``.
+    timeout_s : float
+        The limit the wait ran under.
+
+    Notes
+    -----
+    On gloo a wait that times out closes the connection(s) it waited on ("Application timeout
+    caused pair closure", measured with torch 2.13): after a ``PeerError`` from ``recv(src)`` or
+    ``send(dst)`` this node can no longer talk to that peer, and after one from ``recv_any`` to
+    no peer at all. Recover by ending the run (the asynchronous server does), never by retrying
+    the same pair.
+    """
+
+    def __init__(self, message: str, *, peer: int | None, op: str, timeout_s: float):
+        super().__init__(message)
+        self.peer = peer
+        self.op = op
+        self.timeout_s = timeout_s
+
+
+__all__ += ["PeerError"]

@@ -286,6 +286,8 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     # consensus step 0.1: CHOCO with TernGrad is stable there (at 0.3 it slowly diverges and the
     # executors' float64 round-off differences grow with it)
     "choco_sgd": [({"gamma": 0.05, "consensus_step": 0.1, "compressor": "terngrad"}, "ring")],
+    # asynchronous family: every gradient tau steps old (averaged with comm.mean)
+    "delayed_sgd": [({"gamma": 0.1, "tau": 2}, "complete")],
 }  # fmt: skip
 
 

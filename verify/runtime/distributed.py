@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from theorylab.errors import TheorylabError, check_positive
-from verify.comm import Communicator, WireCompressor
+from verify.comm import Communicator, PeerError, WireCompressor
 from verify.runtime.simulated import (
     allgather_bytes,
     allreduce_bytes,
@@ -342,3 +342,84 @@ class DistributedCommunicator(Communicator):
         y = x[0].clone()
         self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "allsum")
         return y
+
+    # == point-to-point operations (asynchronous family) =====================================
+    # One request per message (isend / irecv), waited on with a timeout. gloo does not buffer
+    # sends (a send completes when the receiver has posted the matching receive) and closes the
+    # connections after a wait times out (see verify.comm.PeerError). With gloo and CUDA tensors the
+    # messages are staged through the CPU, as in ``mix``.
+    def _p2p_check(self, node, peer, what: str, name: str) -> int:
+        if node is not None and node != self.rank:
+            raise TheorylabError(
+                f"{what}: rank {self.rank} holds node {self.rank}, got node={node}"
+            )
+        if isinstance(peer, bool) or not isinstance(peer, (int, np.integer)):
+            raise TypeError(f"{what}: {name} must be an int rank, got {peer!r}")
+        if not 0 <= int(peer) < self.n or int(peer) == self.rank:
+            raise TheorylabError(
+                f"{what}: {name} must be another rank in [0, {self.n}), got {peer} on rank "
+                f"{self.rank}"
+            )
+        return int(peer)
+
+    def _p2p_wait(self, post, what: str, peer, timeout_s):
+        """Post the request (``post()``) and wait for it; a failure of either is a PeerError."""
+        limit = self.timeout_s if timeout_s is None else check_positive("timeout_s", timeout_s)
+        try:
+            work = post()
+            work.wait(datetime.timedelta(seconds=limit))
+        except RuntimeError as exc:
+            who = "any rank" if peer is None else f"rank {peer}"
+            raise PeerError(
+                f"rank {self.rank}: {what} with {who} failed or timed out (timeout_s={limit}): "
+                f"{exc}",
+                peer=peer,
+                op=what,
+                timeout_s=limit,
+            ) from exc
+        return work
+
+    def _p2p_buffer(self, shape, dtype) -> torch.Tensor:
+        dtype = self.dtype if dtype is None else dtype
+        device = "cpu" if self._stage_p2p else self.device
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
+
+    def send(self, x: torch.Tensor, dst: int, *, node=None, timeout_s=None) -> None:
+        dst = self._p2p_check(node, dst, "send", "dst")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"send: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"send: x has dtype {x.dtype} but the communicator was built for {self.dtype}"
+            )
+        payload = x.detach().contiguous()
+        if self._stage_p2p:
+            payload = payload.cpu()
+        t = time.perf_counter()
+        self._p2p_wait(lambda: dist.isend(payload, dst), "send", dst, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += payload.numel() * payload.element_size()
+
+    def recv(self, src: int, shape, dtype=None, *, node=None, timeout_s=None) -> torch.Tensor:
+        src = self._p2p_check(node, src, "recv", "src")
+        buf = self._p2p_buffer(shape, dtype)
+        t = time.perf_counter()
+        self._p2p_wait(lambda: dist.irecv(buf, src), "recv", src, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        return buf.to(self.device) if self._stage_p2p else buf
+
+    def recv_any(self, shape, dtype=None, *, node=None, timeout_s=None):
+        if node is not None and node != self.rank:
+            raise TheorylabError(f"recv_any: rank {self.rank} holds node {self.rank}, got {node}")
+        if dist.get_backend() == "nccl":
+            raise NotImplementedError(
+                "recv_any: NCCL has no receive from any source; use recv(src) in a fixed order "
+                "(the virtual clock) or a gloo group"
+            )
+        buf = self._p2p_buffer(shape, dtype)
+        t = time.perf_counter()
+        # no src: receive from any source (gloo recvAnysource)
+        work = self._p2p_wait(lambda: dist.irecv(buf), "recv_any", None, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        src = int(work._source_rank())
+        return src, (buf.to(self.device) if self._stage_p2p else buf)

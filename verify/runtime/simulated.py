@@ -14,7 +14,8 @@ its local tensor, ``s_c`` = bytes of its encoded compressed tensor):
 * ``mean``: ``floor(2 (n - 1) s / n)``, the bandwidth-optimal (ring) all-reduce;
 * ``gather``: ``(n - 1) s`` (ring all-gather);
 * ``compressed_mean``: ``(n - 1) s_c`` (all-gather of the encoded bytes);
-* ``compressed_mix``: ``outdeg_i * s_c``.
+* ``compressed_mix``: ``outdeg_i * s_c``;
+* ``send`` (point-to-point): the message's payload bytes, to the sender.
 
 ``allsum`` is measurement traffic and is not counted.
 """
@@ -31,7 +32,7 @@ import torch
 
 from theorylab.errors import TheorylabError
 from theorylab.stochastic import check_schedule
-from verify.comm import Communicator, WireCompressor
+from verify.comm import Communicator, PeerError, WireCompressor
 
 __all__ = [
     "SimulatedCommunicator",
@@ -324,3 +325,83 @@ class SimulatedCommunicator(Communicator):
                 f"allsum: x must have n = {self.n} rows, got shape {tuple(x.shape)}"
             )
         return x.sum(dim=0)
+
+    # == point-to-point operations (asynchronous family) =====================================
+    # Mailboxes: one FIFO per (src, dst) pair plus a global send counter, so ``recv(src)`` takes
+    # the oldest message of that pair and ``recv_any`` the oldest addressed to the node. Nothing
+    # ever blocks: a receive with nothing pending raises PeerError at once.
+    def _p2p_node(self, node, what: str) -> int:
+        if node is None:
+            raise TheorylabError(
+                f"{what}: the simulator holds all {self.n} nodes; pass node=<the local node id>"
+            )
+        return self._p2p_peer(node, what, "node")
+
+    def _p2p_peer(self, peer, what: str, name: str) -> int:
+        if isinstance(peer, bool) or not isinstance(peer, (int, np.integer)):
+            raise TypeError(f"{what}: {name} must be an int node id, got {peer!r}")
+        if not 0 <= int(peer) < self.n:
+            raise TheorylabError(f"{what}: {name} must be in [0, {self.n}), got {peer}")
+        return int(peer)
+
+    def _mailboxes(self) -> dict:
+        boxes = getattr(self, "_p2p_mail", None)
+        if boxes is None:
+            boxes = self._p2p_mail = {}
+            self._p2p_seq = 0
+        return boxes
+
+    def send(self, x: torch.Tensor, dst: int, *, node=None, timeout_s=None) -> None:
+        src = self._p2p_node(node, "send")
+        dst = self._p2p_peer(dst, "send", "dst")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"send: x must be a torch.Tensor, got {type(x).__name__}")
+        if dst == src:
+            raise TheorylabError(f"send: node {src} cannot send to itself")
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"send: x has dtype {x.dtype} but the communicator was built for {self.dtype}"
+            )
+        boxes = self._mailboxes()
+        boxes.setdefault((src, dst), []).append((self._p2p_seq, x.detach().clone()))
+        self._p2p_seq += 1
+        self.bytes_sent += x.numel() * x.element_size()
+
+    def _p2p_take(self, key, shape, dtype, what):
+        msg = self._mailboxes()[key].pop(0)[1]
+        dtype = self.dtype if dtype is None else dtype
+        if tuple(msg.shape) != tuple(shape) or msg.dtype != dtype:
+            raise TheorylabError(
+                f"{what}: node {key[1]} expected a message of shape {tuple(shape)} and dtype "
+                f"{dtype} from node {key[0]}, got shape {tuple(msg.shape)} and dtype {msg.dtype}"
+            )
+        return msg
+
+    def recv(self, src: int, shape, dtype=None, *, node=None, timeout_s=None) -> torch.Tensor:
+        me = self._p2p_node(node, "recv")
+        src = self._p2p_peer(src, "recv", "src")
+        if not self._mailboxes().get((src, me)):
+            raise PeerError(
+                f"recv: node {me} waits for a message from node {src} but none is pending; in "
+                "the simulator (one process) it would wait forever",
+                peer=src,
+                op="recv",
+                timeout_s=0.0,
+            )
+        return self._p2p_take((src, me), shape, dtype, "recv")
+
+    def recv_any(self, shape, dtype=None, *, node=None, timeout_s=None):
+        me = self._p2p_node(node, "recv_any")
+        pending = [
+            (box[0][0], key) for key, box in self._mailboxes().items() if key[1] == me and box
+        ]
+        if not pending:
+            raise PeerError(
+                f"recv_any: node {me} waits for a message but none is pending; in the "
+                "simulator (one process) it would wait forever",
+                peer=None,
+                op="recv_any",
+                timeout_s=0.0,
+            )
+        key = min(pending)[1]
+        return key[0], self._p2p_take(key, shape, dtype, "recv_any")
