@@ -422,50 +422,111 @@ def fig_tracking(results: Mapping[str, dict], fig) -> dict:
 
 
 # ---- 6. asynchronous SGD against delay ----------------------------------------------------------
+def _async_claim_problem(res: dict):
+    """The claim ``async_fixed_delay_exact``'s noise-term problem, step and window, rebuilt from
+    its saved configuration and seeds (``zeta2 = 0``; seeds[0] is the problem seed), or None."""
+    from theorylab.exact import delayed_sgd_stability_limit
+    from theorylab.problems import heterogeneous_quadratic
+
+    cfg, seeds = res.get("config") or {}, res.get("seeds") or []
+    try:
+        n = int(cfg["world_size"])
+        quiet = heterogeneous_quadratic(
+            n, int(cfg["d"]), L=float(cfg["L"]), mu=float(cfg["mu"]), zeta2=0.0,
+            sigma2=float(cfg["sigma2"]), diagonal=True, seed=int(seeds[0]),
+        )  # fmt: skip
+        h_max = float(np.linalg.eigvalsh(quiet.mean_hessian).max())
+        tau = int(cfg["tau"])
+        gamma = float(cfg["gamma_frac"]) * delayed_sgd_stability_limit(h_max, tau)
+        burn, window, stride = (int(cfg[k]) for k in ("noise_burn_in", "noise_window",
+                                                       "noise_stride"))  # fmt: skip
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return quiet, h_max, tau, gamma, list(range(burn, burn + window + 1, stride))
+
+
 def fig_async(results: Mapping[str, dict], fig) -> dict:
     """SGD with a fixed delay ``tau`` (the exact engine :func:`theorylab.exact.exact_delayed_sgd`):
-    the steady-state error against ``tau`` at a fixed step, and the stability limit
+    the stationary error against ``tau`` at a fixed step, and the stability limit
     :func:`theorylab.exact.delayed_sgd_stability_limit` (largest stable step against ``tau``),
-    with the largest stable delay of that step marked; measured points from a saved asynchronous
-    claim when present."""
+    with the largest stable delay of that step marked. With a saved ``async_fixed_delay_exact``
+    result the prediction is computed on that claim's problem and step (rebuilt from its saved
+    configuration and seeds) and its measured noise-term window average (with its interval) and
+    its stability runs (converged below, diverged above the limit) are overlaid."""
     from theorylab.exact import delayed_sgd_stability_limit, exact_delayed_sgd
     from theorylab.problems import heterogeneous_quadratic
 
-    n, d, gamma, sigma2, L = 4, 4, 0.1, 1.0, 1.0
-    p = heterogeneous_quadratic(n, d, L=L, mu=0.2, zeta2=0.0, sigma2=sigma2, diagonal=True,
-                                seed=0)  # fmt: skip
+    res = results.get("async_fixed_delay_exact")
+    setup = _async_claim_problem(res) if res else None
+    if setup is not None:
+        p, h_max, tau_claim, gamma, window = setup
+        caption = (f"the claim's problem: n={p.n}, d={p.d}, zeta2=0, x0=x*, h_max={h_max:.3g}, "
+                   f"gamma={gamma:.3g}; stationary window average over steps {window[0]}.."
+                   f"{window[-1]}; measured: {res['series'].get('caption', '')}")  # fmt: skip
+    else:
+        p = heterogeneous_quadratic(4, 4, L=1.0, mu=0.2, zeta2=0.0, sigma2=1.0, diagonal=True,
+                                    seed=0)  # fmt: skip
+        h_max = float(np.linalg.eigvalsh(p.mean_hessian).max())
+        gamma, tau_claim, window = 0.1, None, list(range(150, 551, 4))
+        caption = (f"quadratic n={p.n}, d={p.d}, L=1, mu=0.2, sigma2=1, zeta2=0, x0=x*, "
+                   f"gamma={gamma}; stationary window average over steps 150..550")  # fmt: skip
     taus = np.arange(0, 25)
-    limits = np.array([delayed_sgd_stability_limit(L, int(t)) for t in taus])
-    stable = taus[limits > gamma]
+    limits = np.array([delayed_sgd_stability_limit(h_max, int(t)) for t in taus])
     errs = []
     for t in taus:
         if limits[t] > gamma:
-            errs.append(exact_delayed_sgd(p, gamma, int(t), 1, p.x_star).steady_state["error"])
+            pr = exact_delayed_sgd(p, gamma, int(t), window[-1], p.x_star, record=window)
+            errs.append(float(np.mean(pr.error)))
         else:
             errs.append(np.nan)
     ax, bx = fig.subplots(1, 2, squeeze=False)[0]
-    ax.semilogy(taus, errs, "s-", ms=3, label=f"predicted (exact), gamma={gamma}", **_PRED)
-    tmax = int(stable.max()) if stable.size else None
-    if tmax is not None:
-        ax.axvline(tmax + 0.5, color="C3", ls="--", label=f"unstable beyond tau = {tmax}")
-    res = _find(results, "asynchronous", "async", "delay", "asgd")
-    measured = _overlay(ax, res, ("tau", "delay", "x"), ("measured", "error", "mean", "floor"),
-                        f"measured ({res['claim']})" if res else "")  # fmt: skip
+    ax.semilogy(taus, errs, "s-", ms=3, label=f"predicted (exact), gamma={gamma:.3g}", **_PRED)
+    stable = taus[limits > gamma]
+    if stable.size:
+        ax.axvline(int(stable.max()) + 0.5, color="C3", ls="--",
+                   label=f"unstable beyond tau = {int(stable.max())}")  # fmt: skip
+    measured = False
+    if setup is not None:
+        nt = res["series"].get("noise term") or {}
+        try:
+            m, lo, hi = (float(nt[k]) for k in ("window_mean", "window_lo", "window_hi"))
+            ax.errorbar([tau_claim], [m], yerr=[[m - lo], [hi - m]], fmt="o", ms=7, capsize=4,
+                        color="C1", label=f"measured (async_fixed_delay_exact, R=" \
+                        f"{res['config'].get('noise_replicas', '?')})")  # fmt: skip
+            measured = True
+        except (KeyError, TypeError, ValueError):
+            pass
     ax.set_xlabel(r"delay $\tau$ (steps)")
-    ax.set_ylabel(r"steady-state $E\|x - x^*\|^2$")
+    ax.set_ylabel(r"stationary $E\|x - x^*\|^2$")
     ax.set_title("error against delay at a fixed step", fontsize="small")
-    bx.semilogy(taus, limits, "o-", ms=3, label=r"stability limit $\gamma_{max}(\tau)$ (h = L)",
-                **_PRED)  # fmt: skip
-    bx.axhline(gamma, color="C0", ls=":", label=f"gamma = {gamma}")
+    bx.semilogy(taus, limits, "o-", ms=3, label=r"stability limit $\gamma_{max}(\tau)$", **_PRED)
+    bx.axhline(gamma, color="C0", ls=":", label=f"gamma = {gamma:.3g}")
+    if setup is not None:
+        for c in res.get("checks", []):
+            name = str(c.get("name", ""))
+            if name.startswith("stability: "):
+                side = name.split(": ", 1)[1]
+                g = delayed_sgd_stability_limit(h_max, tau_claim) * (0.95 if side == "below"
+                                                                      else 1.05)  # fmt: skip
+                ok = bool(c.get("passed"))
+                what = "converged" if side == "below" else "diverged"
+                bx.plot(
+                    [tau_claim],
+                    [g],
+                    "v" if side == "below" else "^",
+                    ms=8,
+                    color="C2" if ok else "C3",
+                    label=f"measured run {side} the limit: {what if ok else 'NOT ' + what}",
+                )
+                measured = True
     bx.set_xlabel(r"delay $\tau$")
     bx.set_ylabel("largest stable step")
     bx.set_title("the stability limit shrinks like 1/tau", fontsize="small")
     for a in (ax, bx):
         a.grid(True, alpha=0.3)
         a.legend(fontsize="x-small")
-    caption = f"gradient delayed by tau steps, quadratic with L={L}, mu=0.2, d={d}, sigma2={sigma2}"
     _title(fig, "6. How much delay can asynchronous SGD take?", caption, measured)
-    return {"measured": [res["claim"]] if measured else [], "caption": caption}
+    return {"measured": ["async_fixed_delay_exact"] if measured else [], "caption": caption}
 
 
 # ---- 7. Byzantine floors against f/n ------------------------------------------------------------
@@ -606,9 +667,11 @@ def draw_all(results, out_dir, *, only=None) -> list[dict]:
             continue
         out_dir.mkdir(parents=True, exist_ok=True)
         png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
-        for ax in fig.axes:  # minor tick labels of short log axes overlap the major ones
-            for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-                if scale == "log":
+        for ax in fig.axes:  # minor tick labels of log axes overlap the major ones, but an axis
+            # spanning less than a decade has only minor ticks: keep those labels
+            for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                     (ax.yaxis, ax.get_yscale(), ax.get_ylim())):  # fmt: skip
+                if scale == "log" and min(lim) > 0 and max(lim) / min(lim) >= 10:
                     axis.set_minor_formatter(NullFormatter())
         fig.savefig(png, dpi=110)
         fig.savefig(pdf)

@@ -265,11 +265,11 @@ class PSGDvsDSGDSpeedup(Claim):
         quick = budget == "quick"
         return {
             # emulated compute step per round: small ratio, large ratio (seconds)
-            "compute_s": [0.015, 0.0002],
+            "compute_s": [0.008, 0.0002],
             "message_bytes": 4096,  # the latency regime, where the topology matters
             # n = 2 and the world size (quick), or every n from 2 to the world size (full)
             "n_sweep": "ends" if quick else "all",
-            "blocks": 8 if quick else 40,
+            "blocks": 7 if quick else 40,
             "block_rounds": 10,
             "comm_factor": 3.0,
             # the statistic of round times: their median
