@@ -272,7 +272,8 @@ def fig_compression(results: Mapping[str, dict], fig) -> dict:
         pts = [(a, b) for a, b in zip(fl.get("x", []), fl.get("measured", []))
                if isinstance(b, (int, float)) and b is not None and b > 0]  # fmt: skip
         if pts:
-            ax.loglog(*zip(*pts), "o", ms=7, color="C1", label="measured floor (claim, x0 = x*)")
+            ax.loglog(*zip(*pts), "o", ms=11, mfc="none", mew=2, zorder=5, color="C1",
+                      label="measured floor (compressed_psgd_floor, x0 = x*)")  # fmt: skip
             measured = True
         cap_claim = (res["series"].get("caption") or "")[:160]
     else:
