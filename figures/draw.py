@@ -385,7 +385,11 @@ def draw(result: Mapping[str, Any], fig) -> None:
             ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ===============
+# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ========
 from figures.draw_async import DRAWERS as _ASYNC_DRAWERS  # noqa: E402
 
 DRAWERS.update(_ASYNC_DRAWERS)
+# the tracking family's drawings (figures/tracking.py); imported last, it reads the helpers above
+from figures.tracking import DRAWERS as _TRACKING_DRAWERS  # noqa: E402
+
+DRAWERS.update(_TRACKING_DRAWERS)

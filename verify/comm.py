@@ -139,7 +139,7 @@ class Communicator(abc.ABC):
         """The mixing matrix of round ``k``."""
         return self.schedule[k % len(self.schedule)]
 
-    # == point-to-point operations (asynchronous family: the parameter server) ================
+    # == point-to-point operations (asynchronous family: the parameter server) =========
     # Implemented by both executors (at the end of their classes). A communicator that does not
     # implement them raises NotImplementedError naming the operation. Errors: PeerError (below).
     def send(
@@ -195,6 +195,27 @@ class Communicator(abc.ABC):
         (``op='recv_any'``, ``peer=None``).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement recv_any")
+
+    # == push along out-edges (push-sum / stochastic gradient push; tracking family) ==========
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Push along out-edges with the *sender's* weights (column-stochastic ``P^(k)``).
+
+        For push-sum on directed graphs (Kempe et al. 2003; Nedic and Olshevsky 2016), round
+        ``k`` uses ``P^(k) = schedule[k % P]`` with ``P_ij`` = the share node ``j`` sends to node
+        ``i`` (column ``j`` = node ``j``'s send weights; column-stochastic, ``1^T P = 1^T``, for
+        push-sum, though the operation itself works for any matrix). Node ``j`` keeps
+        ``P_jj x_j`` and sends ``P_ij x_j`` to each out-neighbour ``i != j`` with ``P_ij != 0``;
+        node ``i`` sums what it kept and what it received, so row ``i`` becomes
+        ``sum_j P^(k)_ij x_j`` (the simulator's ``P @ X``). A node needs only its own column
+        (its out-weights); it never reads its in-neighbours' weights.
+
+        Shapes: ``x`` is ``(m, R, d)`` (``(1, R, d)`` on a rank), returned with the same shape;
+        ``x`` is not modified. Bytes (counted for the sender): node ``j`` sends
+        ``outdeg_j * s``, ``outdeg_j = #{i != j : P^(k)_ij != 0}`` and ``s`` the bytes of its local
+        tensor (``x[0]``), the same count as :meth:`mix` with the same matrix.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement push")
 
 
 class PeerError(RuntimeError):

@@ -288,6 +288,15 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     "choco_sgd": [({"gamma": 0.05, "consensus_step": 0.1, "compressor": "terngrad"}, "ring")],
     # asynchronous family: every gradient tau steps old (averaged with comm.mean)
     "delayed_sgd": [({"gamma": 0.1, "tau": 2}, "complete")],
+
+    # tracking family: both gradient-tracking forms, exact diffusion and D^2 (the exponential
+    # graph's eigenvalues have real parts >= 0 > -1/3), push-sum (a doubly stochastic ring is
+    # column-stochastic too: the push operation on both executors)
+    "gradient_tracking": [({"gamma": 0.1, "form": "atc"}, "ring"),
+                          ({"gamma": 0.1, "form": "cta"}, "one_peer_exponential")],
+    "exact_diffusion": [({"gamma": 0.1, "form": "ed"}, "ring"),
+                        ({"gamma": 0.1, "form": "d2"}, "exponential")],
+    "push_sum": [({"gamma": 0.1}, "ring")],
 }  # fmt: skip
 
 

@@ -343,7 +343,7 @@ class DistributedCommunicator(Communicator):
         self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "allsum")
         return y
 
-    # == point-to-point operations (asynchronous family) =====================================
+    # == point-to-point operations (asynchronous family) ==============================
     # One request per message (isend / irecv), waited on with a timeout. gloo does not buffer
     # sends (a send completes when the receiver has posted the matching receive) and closes the
     # connections after a wait times out (see verify.comm.PeerError). With gloo and CUDA tensors the
@@ -423,3 +423,67 @@ class DistributedCommunicator(Communicator):
         self.comm_s += time.perf_counter() - t
         src = int(work._source_rank())
         return src, (buf.to(self.device) if self._stage_p2p else buf)
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def _push_plan(self, k: int) -> _PushPlan:
+        """This rank's column of ``P^(k)`` (its out-weights) and its in-neighbours, cached."""
+        plans = self.__dict__.setdefault("_push_plans", {})
+        t = k % len(self.schedule)
+        if t not in plans:
+            plans[t] = _push_plan(self.schedule[t], self.rank)
+        return plans[t]
+
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Send ``P^(k)_ij x_j`` to every out-neighbour ``i``, sum what arrives (see
+        :meth:`verify.comm.Communicator.push`).
+
+        One ``batch_isend_irecv`` per round: a receive from every in-neighbour ``j != rank``
+        (``P_rank,j != 0``) and a send of the weighted tensor to every out-neighbour; each wait
+        has the communicator's timeout. Bytes counted for this rank (the sender):
+        ``outdeg * s``. The result is ``P_rank,rank x_rank`` plus the received tensors, added in
+        ascending sender order.
+        """
+        self._check(x, "push")
+        plan = self._push_plan(k)
+        own = x[0].contiguous()
+        t = time.perf_counter()
+        sends = [own * w for w in plan.out_weights]
+        if self._stage_p2p:  # gloo's send/recv read raw host pointers: stage through the CPU
+            sends = [s.cpu() for s in sends]
+        proto = sends[0] if sends else (own.cpu() if self._stage_p2p else own)
+        recv = [torch.empty_like(proto) for _ in plan.in_nodes]
+        ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(plan.in_nodes, recv)]
+        ops += [dist.P2POp(dist.isend, s, i) for i, s in zip(plan.out_nodes, sends)]
+        if ops:
+            self._wait(dist.batch_isend_irecv(ops), "push", k)
+        if self._stage_p2p:
+            recv = [buf.to(self.device) for buf in recv]
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += len(plan.out_nodes) * own.numel() * own.element_size()
+        y = own * plan.self_weight
+        for z in recv:
+            y.add_(z)
+        return y.unsqueeze(0)
+
+
+@dataclass(frozen=True)
+class _PushPlan:
+    """Node ``i``'s view of one push matrix ``P`` (``P_ji`` = share ``i`` sends to ``j``)."""
+
+    self_weight: float  # P_ii
+    out_nodes: tuple[int, ...]  # j != i with P_ji != 0, ascending
+    out_weights: tuple[float, ...]  # P_ji
+    in_nodes: tuple[int, ...]  # j != i with P_ij != 0, ascending
+
+
+def _push_plan(P, i: int) -> _PushPlan:
+    Pd = P.toarray() if sp.issparse(P) else np.asarray(P)
+    col, row = Pd[:, i], Pd[i, :]
+    out_nodes = tuple(int(j) for j in np.flatnonzero(col) if j != i)
+    return _PushPlan(
+        self_weight=float(col[i]),
+        out_nodes=out_nodes,
+        out_weights=tuple(float(col[j]) for j in out_nodes),
+        in_nodes=tuple(int(j) for j in np.flatnonzero(row) if j != i),
+    )

@@ -326,7 +326,7 @@ class SimulatedCommunicator(Communicator):
             )
         return x.sum(dim=0)
 
-    # == point-to-point operations (asynchronous family) =====================================
+    # == point-to-point operations (asynchronous family) ==============================
     # Mailboxes: one FIFO per (src, dst) pair plus a global send counter, so ``recv(src)`` takes
     # the oldest message of that pair and ``recv_any`` the oldest addressed to the node. Nothing
     # ever blocks: a receive with nothing pending raises PeerError at once.
@@ -405,3 +405,20 @@ class SimulatedCommunicator(Communicator):
             )
         key = min(pending)[1]
         return key[0], self._p2p_take(key, shape, dtype, "recv_any")
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``P^(k) @ x`` over the node dimension (see :meth:`verify.comm.Communicator.push`).
+
+        Bytes: ``sum_j outdeg_j * s`` (each node ``j`` sends its weighted rows to its
+        out-neighbours), as for :meth:`mix`.
+        """
+        self._check(x, "push")
+        t = time.perf_counter()
+        op = self._ops[k % len(self._ops)]
+        y = op(x)
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
+        return y
