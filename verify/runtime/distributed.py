@@ -34,6 +34,12 @@ import torch.distributed as dist
 
 from theorylab.errors import TheorylabError, check_positive
 from verify.comm import Communicator, PeerError, WireCompressor
+from verify.runtime.lazycomm import (
+    check_counts,
+    check_mask,
+    subset_mean_bytes,
+    triggered_gather_bytes,
+)
 from verify.runtime.simulated import (
     allgather_bytes,
     allreduce_bytes,
@@ -343,7 +349,84 @@ class DistributedCommunicator(Communicator):
         self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "allsum")
         return y
 
-    # == point-to-point operations (asynchronous family) ==============================
+    # -- lazy communication (issue 9): subset mean, event-triggered gather ----------------
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over each replica's participants (see :meth:`Communicator.subset_mean`).
+
+        What gloo moves vs what is counted, honestly: every rank all-reduces (SUM) its masked
+        rows ``[p_ir] x_ir`` together with one count ``[p_ir]`` per replica, i.e. the full
+        ``R (D + 1)`` values whether it participates or not, so that the ``R`` replicas (each
+        with its own subset) share one collective and the result reaches every rank. Counted in
+        ``bytes_sent`` is what the participants alone would send in a ring all-reduce among
+        themselves (:func:`verify.runtime.simulated.subset_mean_bytes`), the same as the
+        simulator; the real wire traffic is that of :meth:`mean` plus the counts.
+        """
+        self._check(x, "subset_mean")
+        mask = check_mask(participate, (1, x.shape[1]), "subset_mean")
+        flat = x.reshape(1, x.shape[1], -1)
+        m = mask.to(device=self.device)
+        buf = torch.cat(
+            [
+                torch.where(m[:, :, None], flat, torch.zeros((), dtype=x.dtype, device=x.device)),
+                m[:, :, None].to(x.dtype),
+            ],
+            dim=-1,
+        )[0].contiguous()
+        t = time.perf_counter()
+        self._wait([dist.all_reduce(buf, op=dist.ReduceOp.SUM, async_op=True)], "subset_mean")
+        self.comm_s += time.perf_counter() - t
+        counts = buf[:, -1]
+        check_counts(counts, "subset_mean")
+        row = flat[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(subset_mean_bytes(mask, counts, row).sum())
+        return (buf[:, :-1] / counts[:, None]).reshape(x.shape)
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather (see :meth:`Communicator.triggered_gather`).
+
+        Two steps, both really on the wire: an all-gather of the ``R`` one-byte flags
+        (``uint8``), then point-to-point sends of this rank's triggered rows, packed into one
+        ``(t_i, ...)`` tensor, to every other rank (``batch_isend_irecv``; a rank with
+        ``t_i = 0`` sends nothing, and its peers, knowing ``t_i`` from the flags, post no
+        receive). What is counted is exactly what is sent
+        (:func:`verify.runtime.simulated.triggered_gather_bytes`).
+        """
+        self._check(x, "triggered_gather")
+        mask = check_mask(send, (1, x.shape[1]), "triggered_gather", "send")
+        R, rest = x.shape[1], tuple(x.shape[2:])
+        flags_own = mask[0].to(torch.uint8).to(self.device)
+        flags = [torch.empty_like(flags_own) for _ in range(self.n)]
+        t = time.perf_counter()
+        self._wait([dist.all_gather(flags, flags_own, async_op=True)], "triggered_gather flags")
+        flags = torch.stack(flags).cpu().bool()  # (n, R)
+        packed = x[0][mask[0].to(self.device)].contiguous()
+        if self._stage_p2p:
+            packed = packed.cpu()
+        recv: dict[int, torch.Tensor] = {}
+        ops = []
+        for j in range(self.n):
+            if j == self.rank:
+                continue
+            t_j = int(flags[j].sum())
+            if t_j:
+                recv[j] = torch.empty((t_j, *rest), dtype=x.dtype, device=packed.device)
+                ops.append(dist.P2POp(dist.irecv, recv[j], j))
+            if packed.shape[0]:
+                ops.append(dist.P2POp(dist.isend, packed, j))
+        if ops:
+            self._wait(dist.batch_isend_irecv(ops), "triggered_gather")
+        self.comm_s += time.perf_counter() - t
+        values = torch.zeros((self.n, R, *rest), dtype=x.dtype, device=self.device)
+        values[self.rank][mask[0].to(self.device)] = x[0][mask[0].to(self.device)]
+        for j, buf in recv.items():
+            values[j][flags[j].to(self.device)] = buf.to(self.device)
+        row = x[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(triggered_gather_bytes(self.n, mask, row).sum())
+        return flags.to(self.device), values
+
+    # == point-to-point operations (asynchronous family) =====================================
     # One request per message (isend / irecv), waited on with a timeout. gloo does not buffer
     # sends (a send completes when the receiver has posted the matching receive) and closes the
     # connections after a wait times out (see verify.comm.PeerError). With gloo and CUDA tensors the
@@ -465,6 +548,27 @@ class DistributedCommunicator(Communicator):
         for z in recv:
             y.add_(z)
         return y.unsqueeze(0)
+
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """One broadcast from each source node (in order); every wait bounded by ``timeout_s``.
+
+        Bytes: ``(n - 1) s`` counted on each source rank (as the simulator counts them)."""
+        from verify.runtime.simulated import check_sources
+
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        own = x[0].contiguous()
+        bufs = [own.clone() if s == self.rank else torch.empty_like(own) for s in idx]
+        t = time.perf_counter()
+        works = [dist.broadcast(b, src=s, async_op=True) for b, s in zip(bufs, idx)]
+        self._wait(works, "gather_from")
+        self.comm_s += time.perf_counter() - t
+        if self.rank in idx:
+            self.bytes_sent += allgather_bytes(self.n, own.numel() * own.element_size())
+        if not bufs:
+            return own.new_empty((0, *own.shape))
+        return torch.stack(bufs)
 
 
 @dataclass(frozen=True)
