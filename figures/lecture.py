@@ -15,10 +15,10 @@ name   lecture question                                        measured from (wh
 1      When does decentralized SGD beat PSGD in wall-clock?    ``psgd_dsgd_speedup``
 2      How does the graph (and its weights) set rho?           (theory figure: no run needed)
 3      What does compression cost, per bit?                    ``compressed_psgd_floor``
-4      How should the local period tau be tuned?               ``local_sgd_*`` (lazy claims)
-5      How does heterogeneity hurt, and what removes it?       ``*tracking*`` (tracking claims)
-6      How much delay can asynchronous SGD take?               ``*delay*``/``asgd_*`` claims
-7      How do Byzantine nodes raise the floor?                 ``byzantine_*`` claims
+4      How should the local period tau be tuned?               ``local_sgd_best_period``
+5      How does heterogeneity hurt, and what removes it?       ``tracking_heterogeneity``
+6      How much delay can asynchronous SGD take?               ``async_fixed_delay_exact``
+7      How do Byzantine nodes raise the floor?                 ``byzantine_floor_vs_f``
 8      How long until linear speed-up (transient)?             (theory figure)
 =====  ======================================================  ==================================
 
@@ -72,15 +72,6 @@ def _plain_ticks(ax, axis: str = "x") -> None:
     a = ax.xaxis if axis == "x" else ax.yaxis
     a.set_major_formatter(FormatStrFormatter("%g"))
     a.set_minor_formatter(NullFormatter())
-
-
-def _find(results: Mapping[str, dict], *patterns: str) -> dict | None:
-    """The first result whose claim name contains one of ``patterns`` (in pattern order)."""
-    for pat in patterns:
-        for name in sorted(results):
-            if pat in name:
-                return results[name]
-    return None
 
 
 def _numbers(v) -> np.ndarray | None:
@@ -304,43 +295,15 @@ def fig_compression(results: Mapping[str, dict], fig) -> dict:
     return {"measured": ["compressed_psgd_floor"] if measured else [], "caption": caption}
 
 
-# ---- measured overlays from the family claims ---------------------------------------------------
-def _overlay(ax, res: dict | None, xkeys: tuple[str, ...], ykeys: tuple[str, ...],
-             label: str, color: str = "C1") -> bool:  # fmt: skip
-    """Plot the measured points of ``res`` found under any panel of its series that has one of
-    ``xkeys`` and one of ``ykeys`` (lists of numbers of equal length), with ``<y>_lo``/``<y>_hi``
-    or ``lo``/``hi`` as an interval when present. Returns whether anything was drawn."""
-    if not res:
-        return False
-    series = res.get("series") or {}
-    panels = [series] + [v for v in series.values() if isinstance(v, dict)]
-    for panel in panels:
-        x = next((_numbers(panel.get(k)) for k in xkeys if _numbers(panel.get(k)) is not None),
-                 None)  # fmt: skip
-        if x is None:
-            continue
-        for yk in ykeys:
-            y = _numbers(panel.get(yk))
-            if y is None or len(y) != len(x):
-                continue
-            lo = _numbers(panel.get(f"{yk}_lo", panel.get(f"{yk} lo", panel.get("lo"))))
-            hi = _numbers(panel.get(f"{yk}_hi", panel.get(f"{yk} hi", panel.get("hi"))))
-            if lo is not None and hi is not None and len(lo) == len(y) == len(hi):
-                ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt="o",
-                            ms=6, capsize=3, color=color, label=label)  # fmt: skip
-            else:
-                ax.plot(x, y, "o", ms=6, color=color, label=label)
-            return True
-    return False
-
-
 # ---- 4. local SGD: error and wall-clock against tau ---------------------------------------------
 def fig_local(results: Mapping[str, dict], fig) -> dict:
     """Local SGD on a heterogeneous quadratic: the exact steady error of the averaged model
     against the period ``tau`` (:func:`theorylab.rates.local_sgd_exact_curve`, the exact engine),
     and the predicted wall-clock time to a target against ``tau`` under the alpha-beta model
-    (:func:`theorylab.rates.best_period`), with the predicted best ``tau`` marked; measured points
-    from a saved lazy-family claim when present."""
+    (:func:`theorylab.rates.best_period`), with the predicted best ``tau`` marked. With a saved
+    ``local_sgd_best_period`` result, its own exact curves (theorylab's, on its problem) and
+    measured mean curves (last step, with their intervals), its predicted and measured times to
+    its target, and both best periods."""
     from theorylab.cost import CommModel
     from theorylab.problems import heterogeneous_quadratic
     from theorylab.rates import best_period, local_sgd_exact_curve
@@ -356,31 +319,64 @@ def fig_local(results: Mapping[str, dict], fig) -> dict:
     model = CommModel(alpha=1e-3, beta=1e-9, nbytes=4 * d, compute_s=1e-4)
     choice = best_period(curve, taus, target=target, n=n, model=model)
     ax, bx = fig.subplots(1, 2, squeeze=False)[0]
-    ax.loglog(taus, finals, "s-", label=f"predicted (exact) after {steps} steps", **_PRED)
-    ax.axhline(target, color="0.5", ls=":", lw=1, label=f"target {target:.3g}")
-    res = _find(results, "local_sgd", "lazy", "local")
-    measured = _overlay(ax, res, ("tau", "taus", "x"), ("measured", "error", "mean", "floor"),
-                        f"measured ({res['claim']})" if res else "")  # fmt: skip
+    res = results.get("local_sgd_best_period")
+    lz = (res or {}).get("series") or {}
+    ltaus = _numbers(lz.get("taus"))
+    curves = lz.get("curves") if isinstance(lz.get("curves"), dict) else {}
+    measured = False
+    if ltaus is not None and all(isinstance(curves.get(str(int(t))), dict) for t in ltaus):
+        # the claim's own problem: its exact curves (theorylab) and measured means, last step
+        ts = [int(t) for t in ltaus]
+        ex = [float(curves[str(t)]["exact"][-1]) for t in ts]
+        me = [float(curves[str(t)]["mean"][-1]) for t in ts]
+        lo = [float(curves[str(t)]["lo"][-1]) for t in ts]
+        hi = [float(curves[str(t)]["hi"][-1]) for t in ts]
+        ax.loglog(ts, ex, "s-", label="predicted (exact_local_sgd), last step", **_PRED)
+        ax.errorbar(
+            ts,
+            me,
+            yerr=[np.subtract(me, lo), np.subtract(hi, me)],
+            fmt="o",
+            ms=6,
+            capsize=3,
+            color="C1",
+            label="measured mean (local_sgd_best_period)",
+        )
+        tgt = lz.get("target")
+        if isinstance(tgt, (int, float)):
+            ax.axhline(tgt, color="0.5", ls=":", lw=1, label=f"target {tgt:.3g}")
+        pt, mt = _numbers(lz.get("predicted time")), _numbers(lz.get("measured time"))
+        if pt is not None and len(pt) == len(ts):
+            bx.loglog(ts, pt, "s-", label="predicted time to target", **_PRED)
+        if mt is not None and len(mt) == len(ts):
+            bx.loglog(ts, mt, "o", ms=7, color="C1", label="from the measured curves")
+        for key, style in (("predicted best", ("C2", "--")), ("measured best", ("C1", ":"))):
+            v = lz.get(key)
+            if isinstance(v, (int, float)):
+                bx.axvline(v, color=style[0], ls=style[1], label=f"{key} tau = {v:g}")
+        measured = True
+        caption = "measured: " + str(lz.get("caption", ""))
+    else:
+        ax.loglog(taus, finals, "s-", label=f"predicted (exact) after {steps} steps", **_PRED)
+        ax.axhline(target, color="0.5", ls=":", lw=1, label=f"target {target:.3g}")
+        ts_ = [r["time_s"] if r.get("iterations") is not None else np.nan for r in choice.curve]
+        bx.loglog(taus, ts_, "o-", label="predicted time to target (alpha-beta)", **_PRED)
+        if choice.tau is not None:
+            bx.axvline(choice.tau, color="C2", ls="--", label=f"predicted best tau = {choice.tau}")
+        caption = (f"n={n}, d={d}, zeta2={zeta2}, sigma2={sigma2}, gamma={gamma}, L=1, mu=0.2; "
+                   f"alpha=1 ms, compute 0.1 ms per step")  # fmt: skip
     ax.set_xlabel(r"local period $\tau$ (steps between averagings)")
     ax.set_ylabel(r"$E\|\bar x - x^*\|^2$")
     ax.set_title("error against tau (the drift floor grows with tau)", fontsize="small")
-    ts = [r["time_s"] if r.get("iterations") is not None else np.nan for r in choice.curve]
-    bx.loglog(taus, ts, "o-", label="predicted time to target (alpha-beta)", **_PRED)
-    if choice.tau is not None:
-        bx.axvline(choice.tau, color="C2", ls="--", label=f"predicted best tau = {choice.tau}")
     bx.set_xlim(ax.get_xlim())
     bx.set_xlabel(r"local period $\tau$")
-    bx.set_ylabel("seconds to the target (model)")
+    bx.set_ylabel("seconds to the target (alpha-beta model)")
     bx.set_title("wall-clock against tau (missing: never reaches the target)", fontsize="small")
     for a in (ax, bx):
         a.legend(fontsize="x-small")
         a.grid(True, alpha=0.3)
-    caption = (
-        f"n={n}, d={d}, zeta2={zeta2}, sigma2={sigma2}, gamma={gamma}, L=1, mu=0.2; "
-        f"alpha=1 ms, compute 0.1 ms per step"
-    )
     _title(fig, "4. How should local SGD's period tau be tuned?", caption, measured)
-    return {"measured": [res["claim"]] if measured else [], "caption": caption}
+    return {"measured": ["local_sgd_best_period"] if measured else [], "caption": caption}
 
 
 # ---- 5. DSGD vs gradient tracking vs exact diffusion against zeta2 ------------------------------
@@ -588,50 +584,64 @@ def fig_async(results: Mapping[str, dict], fig) -> dict:
 
 # ---- 7. Byzantine floors against f/n ------------------------------------------------------------
 def fig_byzantine(results: Mapping[str, dict], fig) -> dict:
-    """The heterogeneity floor of robust D-SHB, ``kappa zeta2`` up to constants
-    (:func:`theorylab.rates.byzantine.robust_dshb`, ``T = None``), against ``f/n`` for each
-    aggregator's robustness coefficient ``kappa(n, f)`` (:mod:`theorylab.aggregators`), with the
-    lower bound :func:`theorylab.rates.byzantine.byzantine_lower_bound`; measured floors from a
-    saved Byzantine claim when present."""
-    ax = fig.subplots(1, 1, squeeze=False)[0][0]
-    n, zeta2 = 20, 1.0
-    fs = list(range(1, (n - 1) // 2 + 1))
+    """Robust PSGD's heterogeneity floor over ``zeta2`` against the Byzantine fraction ``f/n``,
+    per aggregator: the upper bound ``kappa_F(n, f)`` of each rule
+    (``theorylab.aggregators.get_aggregator(rule).kappa``) and the lower bound ``f/(n - 2f)``
+    of any rule (:func:`theorylab.rates.byzantine.byzantine_lower_bound`); with a saved
+    ``byzantine_floor_vs_f`` result, its measured floors on the lower-bound instance (same
+    colour as the rule's bound) at the claim's ``n``."""
     try:
-        from theorylab import aggregators as A
-        from theorylab.rates.byzantine import byzantine_lower_bound, robust_dshb
+        from theorylab.aggregators import get_aggregator
+        from theorylab.rates.byzantine import byzantine_lower_bound
     except ImportError as exc:  # an older theorylab without the Byzantine family
+        ax = fig.subplots(1, 1, squeeze=False)[0][0]
         ax.text(0.5, 0.5, f"theorylab.rates.byzantine is not available: {exc}", ha="center",
                 transform=ax.transAxes)  # fmt: skip
         _title(fig, "7. How do Byzantine nodes raise the floor?", "", False)
         return {"measured": [], "caption": ""}
-    rules = {
-        "trimmed mean": A.kappa_trimmed_mean,
-        "coordinate median": A.kappa_coordinate_median,
-        "geometric median": A.kappa_geometric_median,
-        "Krum": A.kappa_krum,
-    }
+    res = results.get("byzantine_floor_vs_f")
+    cfg = (res or {}).get("config") or {}
+    rules = cfg.get("rules") if isinstance(cfg.get("rules"), list) else None
+    rules = [r for r in (rules or []) if isinstance(r, str)] or [
+        "trimmed-mean", "cw-median", "geometric-median", "krum", "nnm+trimmed-mean",
+        "nnm+cw-median",
+    ]  # fmt: skip
+    n = int(cfg["n"]) if isinstance(cfg.get("n"), int) and cfg["n"] >= 3 else 13
+    fs = list(range(1, (n - 1) // 2 + 1))
     x = np.array(fs) / n
+    ax = fig.subplots(1, 1, squeeze=False)[0][0]
+    measured = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for c, (name, kappa) in enumerate(rules.items()):
-            ys = [robust_dshb(kappa=kappa(n, f), zeta2=zeta2, n=n, f=f).total for f in fs]
-            ax.semilogy(x, ys, ("-", "--", ":", "-.")[c], marker="os^v"[c], ms=4, color=f"C{c}",
-                        label=f"{name}: predicted (upper)")  # fmt: skip
-        lb = [byzantine_lower_bound(zeta2=zeta2, n=n, f=f).total for f in fs]
-        ax.semilogy(x, lb, "k--", label="lower bound (any aggregator)")
-    res = _find(results, "byzantine")
-    measured = _overlay(ax, res, ("f/n", "f_over_n", "x"), ("measured", "floor", "error", "mean"),
-                        f"measured ({res['claim']})" if res else "")  # fmt: skip
+        for c, rule in enumerate(rules):
+            try:
+                kap = [get_aggregator(rule).kappa(n, f) for f in fs]
+            except Exception:  # a rule this theorylab does not know
+                continue
+            kap = [np.nan if k is None else float(k) for k in kap]
+            ax.semilogy(x, kap, "-", color=f"C{c}", lw=1.2,
+                        label=f"{rule}: upper bound kappa(n, f)")  # fmt: skip
+            panel = ((res or {}).get("series") or {}).get(rule)
+            if isinstance(panel, dict):
+                px, py = _numbers(panel.get("x")), _numbers(panel.get("measured"))
+                if px is not None and py is not None and len(px) == len(py):
+                    ax.semilogy(px * (1 + 0.012 * (c - len(rules) / 2)), py, "o", ms=6,
+                                mfc="none", mew=1.5, color=f"C{c}",
+                                label=f"{rule}: measured floor / zeta2")  # fmt: skip
+                    measured = True
+        lb = [byzantine_lower_bound(zeta2=1.0, n=n, f=f).total for f in fs]
+    ax.semilogy(x, lb, "k--", lw=1.5, label="lower bound f/(n - 2f) (any rule)")
     ax.set_xlabel("Byzantine fraction f/n")
-    ax.set_ylabel(r"floor $\propto \kappa\,\zeta^2$ (up to constants)")
+    ax.set_ylabel(r"heterogeneity floor / $\zeta^2$")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
-    caption = (
-        f"n={n}, zeta2 (G^2)={zeta2}, B2=0; big-O: constants dropped, compare slopes; the "
-        "coordinate and geometric medians share one kappa bound (lines overlap)"
-    )
+    ax.legend(fontsize="xx-small", ncol=2)
+    caption = (f"robust PSGD, n={n}; bounds: kappa_F(n, f) zeta2 above (each rule), "
+               f"f/(n - 2f) zeta2 below (any rule)")  # fmt: skip
+    if measured:
+        caption += (f"; measured on the lower-bound instance: {res['series'].get('caption', '')}"
+                    " (points dodged in f/n so they do not hide each other)")  # fmt: skip
     _title(fig, "7. How do Byzantine nodes raise the floor? (per aggregator)", caption, measured)
-    return {"measured": [res["claim"]] if measured else [], "caption": caption}
+    return {"measured": ["byzantine_floor_vs_f"] if measured else [], "caption": caption}
 
 
 # ---- 8. transient iterations against n ----------------------------------------------------------
