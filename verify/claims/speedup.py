@@ -281,7 +281,7 @@ class PSGDvsDSGDSpeedup(Claim):
             "message_bytes": 4096,  # the latency regime, where the topology matters
             # n = 2 and the world size (quick), or every n from 2 to the world size (full)
             "n_sweep": "ends" if quick else "all",
-            "blocks": 10 if quick else 40,
+            "blocks": 14 if quick else 40,
             "block_rounds": 10,
             "comm_factor": 3.0,
             # the statistic of round times: their median
