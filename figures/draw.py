@@ -316,6 +316,12 @@ def _one_peer_exact_average(result, fig) -> None:
     _caption(fig, result)
 
 
+def _psgd_dsgd_speedup(result, fig) -> None:
+    from figures.lecture import fig_speedup
+
+    fig_speedup({"psgd_dsgd_speedup": result}, fig)
+
+
 def generic(result: Mapping[str, Any], fig) -> None:
     """Every numeric list of each panel of ``series`` against the panel's ``x`` (log y when all
     values are positive); for a claim :data:`DRAWERS` does not know."""
@@ -354,6 +360,7 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any], Any], None]] = {
     "compressed_bytes": _compressed_bytes,
     "optimal_weights_speedup": _optimal_weights_speedup,
     "one_peer_exact_average": _one_peer_exact_average,
+    "psgd_dsgd_speedup": _psgd_dsgd_speedup,
 }
 
 

@@ -191,7 +191,7 @@ def test_verify_registers_itself_from_a_checkout():
     assert "gloo-ping-pong" in registry.calibrators
     fresh = Registry({})
     fresh.load_plugins()
-    assert set(fresh.commands) == {"verify"} and fresh.errors == {}
+    assert set(fresh.commands) == {"verify", "figures"} and fresh.errors == {}
     proc = subprocess.run(
         [sys.executable, "-m", "theorylab.cli", "verify", "--list"],
         capture_output=True,

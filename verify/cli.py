@@ -2,7 +2,8 @@
 
 This module is verify's plugin for the ``theorylab`` command: :func:`register` (named by the
 ``theorylab.commands`` entry point in pyproject.toml, or found by import from a checkout) adds
-the ``verify`` subcommand and the ping-pong alpha-beta calibrator that
+the ``verify`` subcommand, the ``figures`` subcommand (:mod:`verify.figures_cli`: redraw
+every figure from a results folder) and the ping-pong alpha-beta calibrator that
 ``theorylab design --calibrate`` uses. theorylab never imports verify; verify plugs into it.
 
 Examples
@@ -103,6 +104,7 @@ def add_arguments(parser) -> None:
 def register(registry) -> None:
     """Plug verify into the ``theorylab`` command (see :mod:`theorylab.commands`)."""
     registry.add_command("verify", __name__)
+    registry.add_command("figures", "verify.figures_cli")
     registry.add_calibrator("gloo-ping-pong", calibrate_ping_pong)
 
 
