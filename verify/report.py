@@ -406,9 +406,16 @@ def _run_one(claim: Claim, ctx: ClaimContext) -> ClaimResult:
     return result
 
 
-def _resolve(names: Sequence[str] | None) -> list[Claim]:
+def select_claims(names: Sequence[str] | None, *, wall_clock: bool = False) -> list[Claim]:
+    """The claims to run: the named ones, or every registered claim when ``names`` is empty.
+
+    "Every claim" leaves out the claims that measure wall-clock time (``Claim.wall_clock``),
+    whose verdict depends on what else the machine runs, unless ``wall_clock`` is true; a named
+    claim always runs. Unknown names raise :class:`~theorylab.errors.TheorylabError` (before any
+    process starts).
+    """
     if not names:
-        return list(CLAIMS.values())
+        return [c for c in CLAIMS.values() if wall_clock or not c.wall_clock]
     unknown = [n for n in names if n not in CLAIMS]
     if unknown:
         raise TheorylabError(
@@ -416,6 +423,9 @@ def _resolve(names: Sequence[str] | None) -> list[Claim]:
             "(see `theorylab verify --list`)"
         )
     return [CLAIMS[n] for n in dict.fromkeys(names)]
+
+
+_resolve = select_claims  # the old private name
 
 
 def run_claims(
@@ -427,8 +437,12 @@ def run_claims(
     figures: bool = True,
     progress: ProgressLine | None = None,
     on_result: Callable[[ClaimResult, bool], None] | None = None,
+    wall_clock: bool = False,
 ) -> list[ClaimResult]:
     """Run the named claims (all registered ones if ``names`` is empty), saving as they finish.
+
+    With ``names`` empty the wall-clock claims run only if ``wall_clock`` (see
+    :func:`select_claims`).
 
     Parameters
     ----------
@@ -454,7 +468,7 @@ def run_claims(
         each claim module that failed to import (:data:`verify.claims.IMPORT_ERRORS`) comes
         first as an unsaved ``'error'`` result.
     """
-    claims = _resolve(names)
+    claims = select_claims(names, wall_clock=wall_clock)
     results_dir = Path(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise TheorylabError(f"results folder {str(results_dir)!r} exists but is not a folder")

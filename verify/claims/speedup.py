@@ -252,6 +252,7 @@ class PSGDvsDSGDSpeedup(Claim):
     """PSGD vs DSGD throughput speed-up against n at two ratios: alpha-beta model vs gloo."""
 
     name = "psgd_dsgd_speedup"
+    wall_clock = True  # real gloo rounds timed against a calibrated model: load-dependent
     kind = "shape"
     issue = ISSUE
     description = (
