@@ -167,6 +167,106 @@ def _ef_forgets_memory():
     return [(EFSGD, "step", step)]
 
 
+# ---- Byzantine family (verify/claims/byzantine.py) ----------------------------------------------
+def _trimmed_mean_trims_f_minus_1():
+    # the rule trims f - 1 values at each end instead of f (an off-by-one in the trim count)
+    import dataclasses
+
+    from theorylab.aggregators import rules
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.__call__
+
+    def weak(x, f, **params):
+        return rules.trimmed_mean(x, max(f - 1, 0))
+
+    def call(self, x, f, *, generator=None):
+        if self.rule.name == "trimmed-mean":
+            self = dataclasses.replace(self, rule=dataclasses.replace(self.rule, fn=weak))
+        return orig(self, x, f, generator=generator)
+
+    return [(Aggregator, "__call__", call)]
+
+
+def _nnm_too_few_neighbours():
+    # NNM averages each vector with its f + 1 nearest (a neighbourhood count mixed up with f)
+    # instead of its n - f nearest
+    import dataclasses
+
+    from theorylab.aggregators._stack import pairwise_sq_dists, replace_nonfinite
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.__call__
+
+    def weak_nnm(x, f, **params):
+        x = replace_nonfinite(x)
+        n = x.shape[-2]
+        D = pairwise_sq_dists(x).masked_fill(torch.eye(n, dtype=torch.bool), -1.0)
+        idx = torch.topk(D, f + 1, dim=-1, largest=False).indices
+        M = torch.zeros(D.shape, dtype=x.dtype).scatter_(-1, idx, 1.0 / (f + 1))
+        return M @ x
+
+    def call(self, x, f, *, generator=None):
+        pre = tuple(
+            (dataclasses.replace(info, fn=weak_nnm) if info.name == "nnm" else info, p)
+            for info, p in self.pre
+        )
+        return orig(dataclasses.replace(self, pre=pre), x, f, generator=generator)
+
+    return [(Aggregator, "__call__", call)]
+
+
+def _krum_kappa_too_small():
+    # Krum's declared kappa x 0.4 (unsound). The quick search gets within 1.7-2.4x of the true
+    # bound 6(1 + f/(n-2f)) at f = 4 (seeds 0-5), so a halved kappa is caught at 2 of 6 seeds
+    # only; the other rules' bounds are looser still (see the claim's detail)
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.kappa
+
+    def kappa(self, n, f):
+        k = orig(self, n, f)
+        return 0.4 * k if self.rule.name == "krum" and not self.pre and k is not None else k
+
+    return [(Aggregator, "kappa", kappa)]
+
+
+def _byzantine_lower_bound_scaled():
+    # the lower bound's f/(n - 2f) scaled by 1.05 (a term off by a few percent)
+    from types import SimpleNamespace
+
+    from theorylab.rates import byzantine as RB
+
+    orig = RB.byzantine_lower_bound
+
+    def lower(**kwargs):
+        r = orig(**kwargs)
+        terms = {k: 1.05 * v for k, v in r.terms.items()}
+        return SimpleNamespace(total=1.05 * r.total, terms=terms)
+
+    return [(RB, "byzantine_lower_bound", lower)]
+
+
+_BYZ_TM = {"rules": ["trimmed-mean"]}
+_FLOOR, _KAPPA, _NNM = "byzantine_floor_vs_f", "empirical_kappa_bound", "nnm_floor_order"
+BYZANTINE_BUGS = {
+    "trimmed mean trims f - 1 (floor vs f)": (
+        _trimmed_mean_trims_f_minus_1, [_FLOOR], {_FLOOR: _BYZ_TM}),
+    "trimmed mean trims f - 1 (kappa search)": (
+        _trimmed_mean_trims_f_minus_1, [_KAPPA], {_KAPPA: _BYZ_TM}),
+    "trimmed mean trims f - 1 (attacks)": (
+        _trimmed_mean_trims_f_minus_1, ["byzantine_attacks_floor"],
+        {"byzantine_attacks_floor": {**_BYZ_TM, "attacks": ["sign-flipping", "ipm:eps=10"],
+                                     "mean_diverges_under": []}}),
+    "NNM mixes f + 1 neighbours, not n - f": (
+        _nnm_too_few_neighbours, [_NNM], {_NNM: {"rules": ["cw-median"]}}),
+    "Krum's declared kappa x 0.4": (
+        _krum_kappa_too_small, [_KAPPA], {_KAPPA: {"rules": ["krum"]}}),
+    "Byzantine lower bound x 1.05": (
+        _byzantine_lower_bound_scaled, [_FLOOR], {_FLOOR: {"rules": ["cw-median"]}}),
+}  # fmt: skip
+
+
 #: bug -> (its patches, the claims that must catch it, config overrides for a small budget)
 BUGS = {
     "distributed exchange receives from the wrong neighbour": (
@@ -184,6 +284,7 @@ BUGS = {
     "oracle sigma x 1.1": (_oracle_sigma, ["dsgd_exact_curve"], {}),
     "EF-SGD forgets the error memory": (_ef_forgets_memory, ["ef_virtual_iterate"], {}),
 }  # fmt: skip
+BUGS.update(BYZANTINE_BUGS)
 
 
 def _apply(bug: str) -> list:

@@ -191,7 +191,7 @@ def test_verify_registers_itself_from_a_checkout():
     assert "gloo-ping-pong" in registry.calibrators
     fresh = Registry({})
     fresh.load_plugins()
-    assert set(fresh.commands) == {"verify"} and fresh.errors == {}
+    assert set(fresh.commands) == {"verify", "figures"} and fresh.errors == {}
     proc = subprocess.run(
         [sys.executable, "-m", "theorylab.cli", "verify", "--list"],
         capture_output=True,
@@ -250,3 +250,15 @@ def test_calibrator_missing_is_a_clear_error(monkeypatch):
     reg = commands.Registry(commands.BUILTIN)
     with pytest.raises(ValueError, match="needs the `verify` package .* give --alpha and --beta"):
         reg.calibrator()
+
+
+def test_wall_clock_claims_run_only_when_asked():
+    from verify.claims import CLAIMS
+    from verify.report import select_claims
+
+    timing = {c.name for c in CLAIMS.values() if c.wall_clock}
+    assert {"psgd_dsgd_speedup", "async_straggler_wallclock"} <= timing
+    default = {c.name for c in select_claims(None)}
+    assert not default & timing and default | timing == set(CLAIMS)
+    assert {c.name for c in select_claims(None, wall_clock=True)} == set(CLAIMS)
+    assert [c.name for c in select_claims(["psgd_dsgd_speedup"])] == ["psgd_dsgd_speedup"]

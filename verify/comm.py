@@ -139,6 +139,46 @@ class Communicator(abc.ABC):
         """The mixing matrix of round ``k``."""
         return self.schedule[k % len(self.schedule)]
 
+    # -- lazy communication (issue 9: FedAvg partial participation, event-triggered) -------
+    # Not abstract, so that a communicator written before these operations still loads; both
+    # executors implement them.
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over the participating nodes, replica by replica (partial participation).
+
+        ``x`` has shape ``(m, R, ...)`` and ``participate`` is a ``bool`` tensor of shape
+        ``(m, R)`` (node ``nodes[l]`` takes part in replica ``r`` iff ``participate[l, r]``).
+        Every local row, participant or not, becomes
+        ``(1/S_r) sum_{j : p_jr} x_jr`` with ``S_r = #{j : p_jr}`` the replica's number of
+        participants, which must be at least 1 in every replica (else ``TheorylabError``, raised
+        on every node). ``x`` is not modified.
+
+        Bytes counted (``bytes_sent``): only participants send, as in a bandwidth-optimal ring
+        all-reduce among the ``S_r`` participants: node ``i`` counts
+        ``floor(2 (S - 1) b_i^S / S)`` summed over the distinct participant counts ``S`` of the
+        replicas, where ``b_i^S`` is the bytes of its rows in the replicas with ``S_r = S``
+        where it takes part. Non-participants count 0, and delivering the result to them (the
+        server's next broadcast) is not counted. With every node participating in every replica
+        this is exactly :meth:`mean`'s count.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement subset_mean")
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather: only the rows a node decides to send go on the wire.
+
+        ``x`` has shape ``(m, R, ...)``, ``send`` is a ``bool`` tensor ``(m, R)``. Returns
+        ``(flags, values)``: ``flags`` is ``bool`` of shape ``(n, R)`` (every node's ``send``,
+        in node order) and ``values`` of shape ``(n, R, ...)`` holds ``x_j[r]`` where
+        ``flags[j, r]`` and zeros elsewhere, on every node.
+
+        Bytes counted: each node all-gathers its ``R`` one-byte flags (``(n - 1) R`` bytes),
+        then sends its triggered rows, packed (``t_i`` rows of ``b`` bytes, ``t_i`` = its number
+        of ``True`` flags), to each of the ``n - 1`` others: ``(n - 1) (R + t_i b)`` bytes. A
+        node that triggers nowhere sends only its flags.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement triggered_gather")
+
     # == point-to-point operations (asynchronous family: the parameter server) ================
     # Implemented by both executors (at the end of their classes). A communicator that does not
     # implement them raises NotImplementedError naming the operation. Errors: PeerError (below).
@@ -195,6 +235,42 @@ class Communicator(abc.ABC):
         (``op='recv_any'``, ``peer=None``).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement recv_any")
+
+    # == push along out-edges (push-sum / stochastic gradient push; tracking family) ==========
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Push along out-edges with the *sender's* weights (column-stochastic ``P^(k)``).
+
+        For push-sum on directed graphs (Kempe et al. 2003; Nedic and Olshevsky 2016), round
+        ``k`` uses ``P^(k) = schedule[k % P]`` with ``P_ij`` = the share node ``j`` sends to node
+        ``i`` (column ``j`` = node ``j``'s send weights; column-stochastic, ``1^T P = 1^T``, for
+        push-sum, though the operation itself works for any matrix). Node ``j`` keeps
+        ``P_jj x_j`` and sends ``P_ij x_j`` to each out-neighbour ``i != j`` with ``P_ij != 0``;
+        node ``i`` sums what it kept and what it received, so row ``i`` becomes
+        ``sum_j P^(k)_ij x_j`` (the simulator's ``P @ X``). A node needs only its own column
+        (its out-weights); it never reads its in-neighbours' weights.
+
+        Shapes: ``x`` is ``(m, R, d)`` (``(1, R, d)`` on a rank), returned with the same shape;
+        ``x`` is not modified. Bytes (counted for the sender): node ``j`` sends
+        ``outdeg_j * s``, ``outdeg_j = #{i != j : P^(k)_ij != 0}`` and ``s`` the bytes of its local
+        tensor (``x[0]``), the same count as :meth:`mix` with the same matrix.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement push")
+
+    # ---- robust aggregation (Byzantine family): broadcast from a subset of nodes ----------
+    # The all-gather itself is :meth:`gather` (every node receives the stack of all n rows);
+    # robust PSGD adds this second exchange so that omniscient Byzantine nodes can send after
+    # reading the honest rows (a "rushing" adversary).
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """The rows of the nodes in ``sources`` stacked in that order, on every node.
+
+        ``x`` has the local shape ``(m, *rest)``; only the source nodes' rows are read (another
+        node's rows may hold anything). Returns ``(len(sources), *rest)`` on every node.
+        ``sources`` lists distinct node ids in ``[0, n)``; an empty list returns an empty stack
+        and sends nothing. Bytes: each source sends its row to the ``n - 1`` others,
+        ``(n - 1) s`` per source (``s`` = bytes of one row), counted at the source.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement gather_from")
 
 
 class PeerError(RuntimeError):

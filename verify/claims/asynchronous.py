@@ -497,6 +497,7 @@ class AsyncStragglerWallclock(Claim):
     """Wall-clock to a target error, async vs sync, real time, against the speeds' prediction."""
 
     name = "async_straggler_wallclock"
+    wall_clock = True  # real-time mode: load-dependent
     kind = "shape"
     issue = ISSUE
     question = "How does delay affect the rate, and how to handle delayed gradients?"

@@ -33,6 +33,12 @@ import torch
 from theorylab.errors import TheorylabError
 from theorylab.stochastic import check_schedule
 from verify.comm import Communicator, PeerError, WireCompressor
+from verify.runtime.lazycomm import (
+    check_counts,
+    check_mask,
+    subset_mean_bytes,
+    triggered_gather_bytes,
+)
 
 __all__ = [
     "SimulatedCommunicator",
@@ -326,6 +332,42 @@ class SimulatedCommunicator(Communicator):
             )
         return x.sum(dim=0)
 
+    # -- lazy communication (issue 9): subset mean, event-triggered gather ----------------
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over each replica's participants (see :meth:`Communicator.subset_mean`).
+
+        Computed as ``sum_j [p_jr] x_jr / S_r`` (a masked sum over the node dimension divided by
+        the count), the arithmetic the distributed executor's all-reduce performs.
+        """
+        self._check(x, "subset_mean")
+        mask = check_mask(participate, (self.n, x.shape[1]), "subset_mean")
+        t = time.perf_counter()
+        flat = x.reshape(self.n, x.shape[1], -1)
+        m = mask.to(device=x.device)
+        total = torch.where(m[:, :, None], flat, torch.zeros((), dtype=x.dtype, device=x.device))
+        counts = m.sum(dim=0).to(x.dtype)  # (R,)
+        check_counts(counts, "subset_mean")
+        avg = (total.sum(dim=0) / counts[:, None]).reshape(x.shape[1:])
+        y = avg.expand_as(x).clone()
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        row = flat[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(subset_mean_bytes(mask, counts, row).sum())
+        return y
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather (see :meth:`Communicator.triggered_gather`)."""
+        self._check(x, "triggered_gather")
+        mask = check_mask(send, (self.n, x.shape[1]), "triggered_gather", "send")
+        m = mask.to(device=x.device)
+        shape = (self.n, x.shape[1]) + (1,) * (x.dim() - 2)
+        values = torch.where(m.reshape(shape), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        row = x[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(triggered_gather_bytes(self.n, mask, row).sum())
+        return mask.clone(), values
+
     # == point-to-point operations (asynchronous family) =====================================
     # Mailboxes: one FIFO per (src, dst) pair plus a global send counter, so ``recv(src)`` takes
     # the oldest message of that pair and ``recv_any`` the oldest addressed to the node. Nothing
@@ -405,3 +447,48 @@ class SimulatedCommunicator(Communicator):
             )
         key = min(pending)[1]
         return key[0], self._p2p_take(key, shape, dtype, "recv_any")
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``P^(k) @ x`` over the node dimension (see :meth:`verify.comm.Communicator.push`).
+
+        Bytes: ``sum_j outdeg_j * s`` (each node ``j`` sends its weighted rows to its
+        out-neighbours), as for :meth:`mix`.
+        """
+        self._check(x, "push")
+        t = time.perf_counter()
+        op = self._ops[k % len(self._ops)]
+        y = op(x)
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
+        return y
+
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """The source nodes' rows, ``(len(sources), ...)``; bytes ``(n - 1) s`` per source."""
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        self.bytes_sent += len(idx) * allgather_bytes(self.n, self._node_bytes(x))
+        return x[torch.as_tensor(idx, dtype=torch.long, device=x.device)].clone()
+
+
+def check_sources(sources, n: int) -> list[int]:
+    """``sources`` as a list of distinct node ids in ``[0, n)`` (for ``gather_from``).
+
+    Raises
+    ------
+    TheorylabError
+        A repeated id or one outside ``[0, n)``, named.
+    """
+    try:
+        idx = [int(s) for s in sources]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sources must be a sequence of node ids, got {sources!r}") from exc
+    for s in idx:
+        if not 0 <= s < n:
+            raise TheorylabError(f"gather_from: source node {s} is outside [0, {n})")
+    if len(set(idx)) != len(idx):
+        raise TheorylabError(f"gather_from: sources must be distinct, got {idx}")
+    return idx
