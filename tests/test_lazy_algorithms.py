@@ -89,7 +89,9 @@ def test_deterministic_runs_match_the_exact_engine_to_1e_10(name):
         ),
         "scaffold_tau1": (SCAFFOLD(gamma, 1), lambda: exact_scaffold(p, gamma, 1, steps, x0)),
     }[name]
-    traj = run_simulated(algo, QuadraticOracle(p), _J(n), np.tile(x0, (n, 1)), steps, seed=0)
+    traj = run_simulated(
+        algo, QuadraticOracle(p), _J(n), np.tile(x0, (n, 1)), steps, 0, range(steps + 1)
+    )
     exact = pred()
     np.testing.assert_allclose(traj.error[:, 0], exact.error, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(traj.avg_error[:, 0], exact.avg_error, rtol=1e-10, atol=1e-14)
@@ -269,7 +271,7 @@ def test_event_triggered_mean_error_stays_within_its_predicted_error():
     x0 = np.ones(d)
     traj = run_simulated(
         EventTriggered(gamma, threshold=4e-3), QuadraticOracle(p), _J(n), np.tile(x0, (n, 1)),
-        steps, 2, replicas=R,
+        steps, 2, range(steps + 1), replicas=R,
     )  # fmt: skip
     psgd = exact_psgd(p, gamma, steps, x0).error
     q = float(np.max(np.abs(1 - gamma * np.linalg.eigvalsh(p.A.mean(axis=0)))))

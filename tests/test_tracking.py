@@ -87,7 +87,7 @@ def test_noise_free_trajectory_equals_the_exact_engine(name):
     p = heterogeneous_quadratic(n, d, zeta2=1.0, sigma2=0.0, diagonal=False, seed=4)
     x0 = np.random.default_rng(0).standard_normal((n, d))
     algorithm, schedule, predict = _cases(n)[name]
-    traj = run_simulated(algorithm, QuadraticOracle(p), schedule, x0, steps, seed=0)
+    traj = run_simulated(algorithm, QuadraticOracle(p), schedule, x0, steps, 0, range(steps + 1))
     pred = predict(p, steps, x0)
     for key in ("error", "consensus", "avg_error"):
         np.testing.assert_allclose(
