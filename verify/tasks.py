@@ -82,7 +82,8 @@ def quadratic_setup(
 
     ``algorithm`` is any name in :data:`verify.algorithms.ALGORITHMS`, built by its
     ``example(gamma=gamma, form=form, **options)`` (arguments its constructor does not take are
-    ignored; ``form=None`` keeps the algorithm's default form, e.g. DSGD's ATC); the problem is :func:`theorylab.problems.heterogeneous_quadratic` (``L = 1``,
+    ignored; ``form=None`` keeps the algorithm's default form, e.g. DSGD's ATC); the problem is
+    :func:`theorylab.problems.heterogeneous_quadratic` (``L = 1``,
     ``mu = 0.1``, diagonal Hessians unless ``diagonal=False``); ``x0`` is standard normal (seeded
     by ``problem_seed``), shape ``(n, replicas, d)``. Used by :func:`quadratic_run` and by tests
     that compare it with the simulator.
