@@ -1,7 +1,7 @@
 """Planted bugs of the asynchronous family: each realistic bug, patched in, turns its claim red.
 
 Same pattern as tests/test_planted_bugs.py (issue 14): the bug is patched in this process and,
-for the claims that run on the worker pool, in every rank (through :func:`_in_worker`); the
+for the claims that run on the worker pool, in every rank (through :func:`planted.in_worker`); the
 claim runs at the quick budget and must *fail* (not pass, not error). Without the bug the same
 claims pass (``test_async_claims_pass``). The detections are large (tens of standard errors, or
 a deterministic check off by orders of magnitude), so the outcome does not depend on the seed.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 
@@ -109,25 +110,8 @@ BUGS = {
 
 
 def _apply(bug: str) -> list:
-    undo = []
-    for obj, attr, new in BUGS[bug][0]():
-        undo.append((obj, attr, obj.__dict__[attr]))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank of the worker pool with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    """Patch ``bug`` in; return what undoes it."""
+    return apply_bug(BUGS, bug)
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +132,12 @@ def test_async_claims_pass(ctx):
 def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     _, names = BUGS[bug]
 
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     undo = _apply(bug)
     try:
         results = [CLAIMS[name].run(ctx) for name in names]
     finally:
-        _restore(undo)
+        restore(undo)
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results)
     assert all(r.verdict == "fail" for r in results), f"bug {bug!r} not caught: {shown}"
 
@@ -164,6 +145,6 @@ def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
 def test_every_bug_is_undone_cleanly():
     for bug in BUGS:
         before = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
-        _restore(_apply(bug))
+        restore(_apply(bug))
         after = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
         assert before == after, bug

@@ -3,7 +3,7 @@ turns red under a realistic planted bug (issue 14's standard, issue 9's "wrong a
 and "lost control variate").
 
 Each bug is patched into this process *and* into the worker processes of the distributed
-executor (through :func:`_in_worker`), and the claim that should catch it runs at the quick
+executor (through :func:`planted.in_worker`), and the claim that should catch it runs at the quick
 budget (seed 0): it must *fail*, not pass and not error. The detections are large (the failing
 checks' details are shown on a failure): deterministic checks see the bugs at 1e-9 tolerance,
 statistical ones at many standard errors.
@@ -16,6 +16,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 
@@ -159,25 +160,7 @@ BUGS = {
 
 def _apply(bug: str) -> list:
     """Patch ``bug`` in; return what undoes it."""
-    undo = []
-    for obj, attr, new in BUGS[bug][0]():
-        undo.append((obj, attr, obj.__dict__[attr]))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank of the worker pool with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    return apply_bug(BUGS, bug)
 
 
 # ---- the suite ----------------------------------------------------------------------------------
@@ -215,15 +198,12 @@ def test_the_lazy_claims_pass_at_the_quick_budget_and_draw_from_their_saved_resu
 def test_planted_bug_turns_its_claims_red(bug, ctx, monkeypatch):
     _, names = BUGS[bug]
 
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     undo = _apply(bug)
     try:
         results = [CLAIMS[name].run(ctx) for name in names]
     finally:
-        _restore(undo)
+        restore(undo)
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results)
     assert all(r.verdict == "fail" for r in results), f"bug {bug!r} not caught by all: {shown}"
 
@@ -231,6 +211,6 @@ def test_planted_bug_turns_its_claims_red(bug, ctx, monkeypatch):
 def test_every_bug_is_undone_cleanly():
     for bug in BUGS:
         before = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
-        _restore(_apply(bug))
+        restore(_apply(bug))
         after = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
         assert before == after, bug

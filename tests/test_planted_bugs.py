@@ -2,7 +2,7 @@
 
 A claim that stays green under a wrong prediction or a broken runtime is the worst defect the
 project can have. Each bug below is patched into the code (in this process *and* in the worker
-processes of the distributed executor, through :func:`_in_worker`) and the claim that should
+processes of the distributed executor, through :func:`planted.in_worker`) and the claim that should
 catch it is run at the quick budget (some with a reduced configuration, noted at the bug); the
 claim must *fail* (not pass, and not error). Without the bug the same claims pass (the
 ``verify`` job and ``test_claims.py`` check that).
@@ -20,6 +20,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 
@@ -289,25 +290,7 @@ BUGS.update(BYZANTINE_BUGS)
 
 def _apply(bug: str) -> list:
     """Patch ``bug`` in; return what undoes it."""
-    undo = []
-    for obj, attr, new in BUGS[bug][0]():
-        undo.append((obj, attr, obj.__dict__[attr]))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank of the worker pool with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    return apply_bug(BUGS, bug)
 
 
 # ---- the suite ----------------------------------------------------------------------------------
@@ -323,10 +306,7 @@ def ctx():
 def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     _, names, overrides = BUGS[bug]
 
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     for name, cfg in overrides.items():
         claim = CLAIMS[name]
         orig = type(claim).config
@@ -337,7 +317,7 @@ def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     try:
         results = [CLAIMS[name].run(ctx) for name in names]
     finally:
-        _restore(undo)
+        restore(undo)
     verdicts = {r.claim: r.verdict for r in results}
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results)
     assert "fail" in verdicts.values(), f"bug {bug!r} stayed green: {shown}"
@@ -348,6 +328,6 @@ def test_every_bug_is_undone_cleanly():
     # the patches restore the original attributes (no bug leaks into the other tests)
     for bug in BUGS:
         before = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
-        _restore(_apply(bug))
+        restore(_apply(bug))
         after = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
         assert before == after, bug

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 from verify.claims import speedup as S
@@ -78,25 +79,8 @@ BUGS = {
 
 
 def _apply(bug: str) -> list:
-    undo = []
-    for obj, attr, new in BUGS[bug]():
-        undo.append((obj, attr, getattr(obj, attr)))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    """Patch ``bug`` in; return what undoes it."""
+    return apply_bug(BUGS, bug)
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +91,12 @@ def ctx():
 
 @pytest.mark.parametrize("bug", list(BUGS))
 def test_planted_bug_turns_the_speedup_claim_red(bug, ctx, monkeypatch):
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     undo = _apply(bug)
     try:
         result = CLAIMS["psgd_dsgd_speedup"].run(ctx)
     finally:
-        _restore(undo)
+        restore(undo)
     assert result.verdict == "fail", f"bug {bug!r} stayed green: {result.detail}"
     failing = [c["name"] for c in result.checks if not c["passed"]]
     # both bugs break the growth of DSGD's advantage with the ratio

@@ -2,9 +2,9 @@
 red (issue 14: every claim must be able to fail).
 
 Each bug is patched in this process *and* in the worker processes of the distributed executor
-(:func:`_in_worker`), the claim is run at the quick budget (seed 0) and must *fail* (not pass,
-and not error). The deterministic (``sigma2 = 0``) checks see every bug below at many orders of
-magnitude above their 1e-9 tolerance, so the outcome does not depend on the seed.
+(:func:`planted.in_worker`); the claim is run at the quick budget (seed 0) and must *fail*
+(not pass, and not error). The deterministic (``sigma2 = 0``) checks see every bug below at
+many orders of magnitude above their 1e-9 tolerance, so the outcome does not depend on the seed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 
@@ -113,25 +114,8 @@ BUGS = {
 
 
 def _apply(bug: str) -> list:
-    undo = []
-    for obj, attr, new in BUGS[bug][0]():
-        undo.append((obj, attr, obj.__dict__[attr]))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank of the worker pool with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    """Patch ``bug`` in; return what undoes it."""
+    return apply_bug(BUGS, bug)
 
 
 # ---- the suite ----------------------------------------------------------------------------------
@@ -155,15 +139,12 @@ def test_claim_passes_at_the_quick_budget(name, ctx):
 def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     _, names = BUGS[bug]
 
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     undo = _apply(bug)
     try:
         results = [CLAIMS[name].run(ctx) for name in names]
     finally:
-        _restore(undo)
+        restore(undo)
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results)
     for r in results:
         assert r.verdict == "fail", f"bug {bug!r}: {shown}"
@@ -172,6 +153,6 @@ def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
 def test_every_bug_is_undone_cleanly():
     for bug in BUGS:
         before = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
-        _restore(_apply(bug))
+        restore(_apply(bug))
         after = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
         assert before == after, bug
