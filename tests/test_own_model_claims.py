@@ -88,8 +88,8 @@ def test_divergence_is_located_and_reported():
 def test_diverging_claim_fails_naming_the_step(monkeypatch):
     claim = CLAIMS["own_model_speedup"]
     # regression (half squared error) with a huge step: the iterates overflow to inf, then NaN
-    small = {"task": "regression", "gamma": 1e3, "ns": [2, 3, 4], "burn_in": 2, "window": 60, "stride": 2,
-             "replicas": 2, "warm_steps": 2}  # fmt: skip
+    small = {"task": "regression", "gamma": 1e3, "ns": [2, 3, 4], "burn_in": 2, "window": 60,
+             "stride": 2, "replicas": 2, "warm_steps": 2}  # fmt: skip
     orig = type(claim).config
     monkeypatch.setattr(claim, "config", lambda budget: {**orig(claim, budget), **small})
     with ClaimContext("quick", world_size=2, seed=0) as ctx:
