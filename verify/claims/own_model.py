@@ -63,8 +63,22 @@ __all__ = ["OwnModelBound", "OwnModelSpeedup", "OwnModelTopology", "GradNormObse
 ISSUE = "Your own model"
 QUESTION = "Does my own network show the rate, the speed-up and the topology penalty?"
 
-#: the small model and task every claim trains (CPU default; ``--device cuda`` widens it)
+#: the small model and task every claim trains on CPU (d = 147 parameters)
 MODEL = {"samples": 512, "d_in": 8, "hidden": 12, "classes": 3, "teacher_hidden": 16}
+#: what ``--device cuda`` changes: a wider network on more data (d = 771 parameters; not yet
+#: run on a GPU by the tests here)
+CUDA_MODEL = {"samples": 4096, "hidden": 64}
+
+
+class _OwnModelClaim(Claim):
+    """The model's size follows the device: :data:`MODEL` on CPU, widened by
+    :data:`CUDA_MODEL` with ``--device cuda`` (in the saved configuration too)."""
+
+    def full_config(self, ctx: ClaimContext) -> dict[str, Any]:
+        cfg = super().full_config(ctx)
+        if cfg.get("device") == "cuda":
+            cfg.update(CUDA_MODEL)
+        return cfg
 
 
 # ---- the model, the data and the measurement ---------------------------------------------------
@@ -206,7 +220,7 @@ def _start(_oracle, n: int, x: torch.Tensor) -> np.ndarray:
 
 # ---- (a) the non-convex bound with estimated constants ----------------------------------------
 @register_claim
-class OwnModelBound(Claim):
+class OwnModelBound(_OwnModelClaim):
     """The non-convex PSGD bound with estimated constants lies above the measured gradient norm."""
 
     name = "own_model_bound"
@@ -453,7 +467,7 @@ def _ci(samples, level: float) -> tuple[float, float, float]:
 
 # ---- (b) linear speed-up ---------------------------------------------------------------------
 @register_claim
-class OwnModelSpeedup(Claim):
+class OwnModelSpeedup(_OwnModelClaim):
     """Linear speed-up on a network: the noise-driven gradient norm falls like 1/n."""
 
     name = "own_model_speedup"
@@ -576,7 +590,7 @@ def lazy(mats: list[np.ndarray], lam: float) -> list[np.ndarray]:
 
 
 @register_claim
-class OwnModelTopology(Claim):
+class OwnModelTopology(_OwnModelClaim):
     """DSGD's consensus distance (its excess over PSGD) grows like (rho/(1 - rho))^2."""
 
     name = "own_model_topology"
@@ -591,7 +605,7 @@ class OwnModelTopology(Claim):
     description = (
         "deterministic full-batch DSGD (ATC) on a Dirichlet split, lazy ring, torus and "
         "exponential graphs: steady consensus distance / first-order fixed-point prediction "
-        "has a log-log exponent in rho/(1 - rho) whose 99% interval lies within +-0.15 of 0 "
+        "has a log-log exponent in rho/(1 - rho) whose 99% interval lies within +-0.1 of 0 "
         "(the prediction's own exponent ~2: the term gamma^2 rho^2 zeta2/(1 - rho)^2)"
     )
     version = 1
@@ -614,9 +628,9 @@ class OwnModelTopology(Claim):
             "label_noise": 0.5,
             "n": 9,
             "alpha": 0.3,
-            # gamma L well below the slowest graph's 1 - rho (0.039): the consensus modes are
+            # gamma L well below the slowest graph's 1 - rho (0.0195): the consensus modes are
             # damped by 1 - rho + gamma h, so a larger gamma saturates the growth
-            "gamma": 0.001,
+            "gamma": 0.0002,
             "warm_gamma": 0.5,
             "warm_steps": 300,
             "graphs": ["ring", "torus", "exponential"],
@@ -637,11 +651,11 @@ class OwnModelTopology(Claim):
             # (predicted_consensus, the ATC fixed point; the bound's heterogeneity term
             # gamma^2 rho^2 zeta2/(1 - rho)^2 gives 2 for the slowest mode alone); what it
             # leaves out is the Hessian's damping of the consensus modes, 1 - rho + gamma h
-            # instead of 1 - rho (gamma h/(1 - rho) <= 0.05 here: exponent shift <= ~0.05), and
+            # instead of 1 - rho (gamma h/(1 - rho) <= 0.01 here: exponent shift <= ~0.02), and
             # exp(-burn_factor) of the transient; the fit is deterministic (no sampling error),
             # and the wrong shapes it must exclude (exponent 1: a noise-like topology term;
             # 0: no topology penalty) differ by >= 1
-            "tolerance": 0.15 if quick else 0.1,
+            "tolerance": 0.1 if quick else 0.05,
             "replicas": 1,
         }
 
