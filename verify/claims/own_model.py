@@ -240,9 +240,18 @@ class OwnModelBound(_OwnModelClaim):
     )
     version = 1
     detectable = {
-        "whole bound vs measurement": ("bound ~20x loose", "bound ~20x loose"),
-        "optimization term vs full-batch run": ("bound ~3x loose", "bound ~3x loose"),
-        "L estimate (dense Hessian)": ("2% (power-iteration interval)", "2%"),
+        # seed 0, quick: whole bound 4.6x above the measured mean at its tightest; per term at
+        # T = 200: optimization 2.4x (full-batch run), noise 10.6x (noisy minus full-batch run)
+        "whole bound vs measurement": ("bound 4.6x loose", "not measured"),
+        "optimization term vs full-batch run": ("bound 2.4x loose", "not measured"),
+        "noise term (reported, not checked)": ("bound 10.6x loose", "not measured"),
+        # the interval's lower end is the power iteration's Rayleigh quotient (equal to the
+        # dense value to ~1e-9): any underestimate of L is caught; an overestimate up to the
+        # interval's upper end (1.55x at 30 iterations) is allowed (it only loosens the bound)
+        "L estimate vs dense Hessians": (
+            "underestimate > 1e-9; overestimate > 55%",
+            "underestimate > 1e-9",
+        ),
     }
     timeout_s = {"quick": 120.0, "full": 1800.0}
 
@@ -485,8 +494,13 @@ class OwnModelSpeedup(_OwnModelClaim):
     )
     version = 1
     detectable = {
-        "exponent in n (PSGD)": ("+-0.2 (band); a wrong n in the mean: +0.3", "+-0.1"),
-        "exponent in n (DSGD, exponential graph)": ("+-0.2 (band)", "+-0.1"),
+        # seed 0, quick: PSGD -1.044 [-1.150, -0.937], DSGD -1.070 [-1.179, -0.962]; a mean
+        # over n - 1 steepens the exponent by ~0.3 (planted-bug test)
+        "exponent in n (PSGD)": ("+-0.2 (band; 99.5% interval +-0.11)", "+-0.1 (band)"),
+        "exponent in n (DSGD, exponential graph)": (
+            "+-0.2 (band; interval +-0.11)",
+            "+-0.1 (band)",
+        ),
     }
     timeout_s = {"quick": 120.0, "full": 1800.0}
 
@@ -611,8 +625,8 @@ class OwnModelTopology(_OwnModelClaim):
     version = 1
     detectable = {
         "exponent of measured/predicted in rho/(1 - rho), per graph": (
-            "+-0.15 (band; intervals +-0.02 to +-0.07)",
-            "+-0.1 (band)",
+            "+-0.1 (band; fitted -0.02..0, intervals +-0.02, seeds 0-2)",
+            "+-0.05 (band)",
         ),
     }
     timeout_s = {"quick": 120.0, "full": 1800.0}
