@@ -749,9 +749,10 @@ class OwnModelTopology(_OwnModelClaim):
                              "interval": list(out.interval)}  # fmt: skip
         series["caption"] = (
             f"MLP {cfg['d_in']}-{cfg['hidden']}-{cfg['classes']}, teacher-student "
-            f"N={cfg['samples']}, Dirichlet alpha={alpha}, n={n}, gamma={gamma}, full batch "
-            f"(R=1, deterministic), window {cfg['burn_in']}..{cfg['burn_in'] + cfg['window']}, "
-            f"lazy factors {cfg['lazy']}"
+            f"N={cfg['samples']}, Dirichlet alpha={alpha}, n={n}, DSGD (ATC) gamma={gamma}, full "
+            f"batch (R=1, deterministic)\nlazy factors {cfg['lazy'][0]}..{cfg['lazy'][-1]} "
+            f"({len(cfg['lazy'])} per graph), steady state after max({cfg['burn_in']}, "
+            f"{cfg['burn_factor']:g}/(1 - rho)) steps"
         )
         return self.make_result(checks, series=series, seeds=list(seeds.values()),
                                 note=f"each check at level {level:.4f}")  # fmt: skip
