@@ -12,12 +12,18 @@ as the same n x m matrix theorylab's PowerSGD uses). Ratios are ours / torch fp1
 torch PowerSGD for powersgd), all timed in this run.
 
 Part 3 (issue 13 section 1, one thread, d = 10^6): for every registered compressor,
-encode + decode against the plain torch/numpy code a user would write for the same message
-(``vs_plain``; target <= 1.5), and against an uncompressed gloo all-reduce of the same vector
-between 2 processes timed in the same run (``vs_allreduce``; target < 1 for every compressor
-sending <= 1/8 of the bytes, ``bytes_frac``). Medians of interleaved repeats.
+encode + decode against the best plain torch/numpy code for the same message (numpy's RNG,
+frexp, partition and Floyd sampler where they are faster; ``vs_plain``: median of interleaved
+paired ratios of thread CPU time, which other processes' load does not inflate; target <= 1.5),
+and against an uncompressed gloo all-reduce of the same vector between 2 processes timed in the
+same run (``vs_allreduce``: medians; ``vs_allreduce_min``: min / min, the least disturbed runs;
+target < 1 for every compressor sending <= 1/8 of the bytes, ``bytes_frac``, a header aside).
 
-Usage: ``python benchmarks/compression.py [--quick] [--no-allreduce]``
+Part 4 (the full compressed exchange, ``--world`` processes, default 4): per repeat an
+uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + decode of
+all messages, summed; paired ratios (target < 1 where the bytes are <= 1/8).
+
+Usage: ``python benchmarks/compression.py [--quick] [--no-allreduce] [--skip-bytes] [--world N]``
 """
 
 from __future__ import annotations
@@ -153,23 +159,34 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
     k = max(1, math.ceil(0.01 * d - 1e-9))
     g = torch.Generator().manual_seed(0)
 
+    def seed():
+        return int(torch.randint(0, 2**62, (1,), generator=g))
+
+    def uniform():  # numpy's fastest: SFC64 floats (~2x torch.rand on one CPU thread)
+        return torch.from_numpy(
+            np.random.Generator(np.random.SFC64(seed())).random(d, dtype=np.float32)
+        )
+
     def cast(dt):
         return lambda: x.to(dt).view(torch.uint8).view(dt).to(torch.float32)
 
     def randk(scale):
+        # the same operator: a uniform k-subset (without replacement) from a shared seed, by
+        # numpy's O(k) sampler (Floyd's algorithm with a hash set), on both sides
         def f():
-            seed = int(torch.randint(0, 2**62, (1,), generator=g))
-            idx = torch.randint(0, d, (k,), generator=torch.Generator().manual_seed(seed))
-            vals = x[idx]  # sent: seed + k floats (with replacement: cheaper than without)
-            idx2 = torch.randint(0, d, (k,), generator=torch.Generator().manual_seed(seed))
+            s = seed()
+            idx = np.random.default_rng(s).choice(d, k, replace=False, shuffle=False)
+            vals = x[torch.from_numpy(idx)]  # sent: seed + k floats
+            idx2 = np.random.default_rng(s).choice(d, k, replace=False, shuffle=False)
             out = torch.zeros(d)
-            out[idx2] = vals * scale
+            out[torch.from_numpy(idx2)] = vals * scale
             return out
 
         return f
 
-    def topk():
-        idx = torch.topk(x.abs(), k, sorted=False).indices
+    def topk():  # numpy's introselect (~4x torch.topk here); int64 indices (not bit-packed)
+        a = np.abs(x.numpy())
+        idx = torch.from_numpy(np.flatnonzero(a >= np.partition(a, d - k)[d - k])[:k])
         vals = x[idx]
         out = torch.zeros(d)
         out[idx] = vals
@@ -180,20 +197,22 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
             norm = torch.linalg.vector_norm(x)
             r = x.abs() * (s / norm)
             lvl = torch.floor(r)
-            lvl += torch.rand(d, generator=g) < r - lvl
-            code = torch.where(x < 0, s - lvl, s + lvl).to(torch.uint8)
+            lvl += uniform() < r - lvl
+            code = (torch.copysign(lvl, x) + s).to(torch.uint8)  # sgn(0) = +1: -0 + s = s
             packed = code[0::2] | (code[1::2] << 4)  # two 4-bit codes per byte
             c = torch.stack([packed & 15, packed >> 4], 1).reshape(-1)
             return (c.to(torch.float32) - s) * (norm / s)
 
         return f
 
-    def natural():
-        a = x.abs()
-        mant, e = torch.frexp(a)
-        e = e - 1 + (torch.rand(d, generator=g) < 2 * mant - 1).to(torch.int32)
-        code = (e + 160).to(torch.int16) * torch.where(x < 0, -1, 1).to(torch.int16)  # 16 bits
-        return torch.ldexp(torch.sign(code.float()), code.abs().to(torch.int32) - 160)
+    def natural():  # 16-bit codes (cheaper than the 10-bit ones sent); numpy's frexp, ldexp
+        a = x.abs().numpy()
+        mant, e = np.frexp(a)
+        e += (uniform().numpy() < 2 * mant - 1) - 1
+        code = (e + 160).astype(np.int16) * np.where(x.numpy() < 0, -1, 1).astype(np.int16)
+        return torch.from_numpy(
+            np.ldexp(np.sign(code).astype(np.float32), np.abs(code).astype(np.int32) - 160)
+        )
 
     def sign(scaled):
         def f():
@@ -208,7 +227,7 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
 
     def terngrad():
         m = x.abs().amax()
-        keep = torch.rand(d, generator=g) * m < x.abs()
+        keep = uniform() * m < x.abs()
         t = (~keep).to(torch.uint8) + 2 * (keep & (x >= 0)).to(torch.uint8)
         t = t.reshape(-1, 5)
         b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
@@ -242,12 +261,13 @@ def _allreduce_worker(rank, path, d, repeats, out):
         if i >= 2:
             times.append(time.perf_counter() - t)
     if rank == 0:
-        out.put(statistics.median(times))
+        out.put((statistics.median(times), min(times)))
     dist.destroy_process_group()
 
 
-def allreduce_seconds(d: int, repeats: int) -> float:
-    """Median time of an uncompressed gloo all-reduce of ``d`` float32 between 2 processes."""
+def allreduce_seconds(d: int, repeats: int) -> tuple[float, float]:
+    """Median and minimum time of an uncompressed gloo all-reduce of ``d`` float32 between 2
+    processes."""
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -267,8 +287,102 @@ def allreduce_seconds(d: int, repeats: int) -> float:
     return result
 
 
-def payoff_table(d: int, repeats: int, allreduce_s: float | None, psgd_torch_s: float) -> list:
-    """Issue 13 section 1: ours / plain and ours / all-reduce, medians of paired repeats."""
+def _exchange_worker(rank, world, path, d, repeats, specs, out):
+    """One rank of the full exchange: per repeat, an uncompressed all-reduce (sum) of ``x``,
+    then for every compressor encode ``x``, all-gather the bytes, decode all ``world`` messages
+    and sum them (the all-reduce's result); rank 0 reports the wall times."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=world)
+    x = torch.randn(d, generator=torch.Generator().manual_seed(rank))
+    y = x.clone()
+    comps = [get_compressor(s) for s in specs]
+    gens = [torch.Generator().manual_seed(100 + rank) for _ in specs]
+
+    def exchange(C, g):
+        b = C.encode(x, g)
+        bufs = [torch.empty_like(b) for _ in range(world)]
+        dist.all_gather(bufs, b)
+        acc = C.decode(bufs[0], x.shape)
+        for other in bufs[1:]:
+            acc += C.decode(other, x.shape)
+        return acc
+
+    ar, times = [], [[] for _ in specs]
+    for i in range(repeats + 1):  # the first round warms up
+        dist.barrier()
+        t = time.perf_counter()
+        dist.all_reduce(y)
+        a = time.perf_counter() - t
+        if i:
+            ar.append(a)
+        for j, (C, g) in enumerate(zip(comps, gens)):
+            dist.barrier()
+            t = time.perf_counter()
+            exchange(C, g)
+            if i:
+                times[j].append(time.perf_counter() - t)
+    if rank == 0:
+        out.put((ar, times))
+    dist.destroy_process_group()
+
+
+def exchange_table(d: int, repeats: int, world: int = 4) -> list[dict]:
+    """Issue 13 section 1, full compressed exchange at ``world`` processes (gloo, 1 thread
+    each): encode + all-gather of the bytes + decode all (summed) vs an uncompressed all-reduce,
+    paired by repeat (medians of the per-repeat ratios)."""
+    import torch.multiprocessing as mp
+
+    specs = list(COMPRESSORS)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pg")
+        procs = [
+            ctx.Process(target=_exchange_worker, args=(r, world, path, d, repeats, specs, out))
+            for r in range(world)
+        ]
+        for p in procs:
+            p.start()
+        ar, times = out.get(timeout=1200)
+        for p in procs:
+            p.join()
+    rows = [
+        {
+            "compressor": f"uncompressed all-reduce (n={world})",
+            "ms": 1e3 * statistics.median(ar),
+            "min_ms": 1e3 * min(ar),
+            "bytes_frac": 1.0,
+            "vs_allreduce": 1.0,
+            "vs_allreduce_min": 1.0,
+            "target_met": None,
+        }
+    ]
+    for name, ts in zip(specs, times):
+        C = get_compressor(name)
+        frac = C.bits(d) / (32 * d)
+        ratio = statistics.median(t / a for t, a in zip(ts, ar))
+        rows.append(
+            {
+                "compressor": C.spec,
+                "ms": 1e3 * statistics.median(ts),
+                "bytes_frac": frac,
+                "min_ms": 1e3 * min(ts),
+                "vs_allreduce": ratio,
+                "vs_allreduce_min": min(ts) / min(ar),
+                "target_met": min(ts) < min(ar) if _eighth(C, d) else None,
+            }
+        )
+    return rows
+
+
+def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
+    """Issue 13 section 1: ours / plain (medians of paired repeats) and ours / all-reduce.
+
+    ``allreduce``: None or ``(median, min)`` seconds of the 2-process all-reduce.
+    ``vs_allreduce`` is median / median; ``vs_allreduce_min`` is min / min, the runs least
+    disturbed by other processes (on a shared machine the medians measure its load), and is
+    the one the target is judged on."""
+    allreduce_s, allreduce_min = allreduce if allreduce else (None, None)
     x = torch.randn(d, generator=torch.Generator().manual_seed(0))
     plain = _plain_baselines(x, d)
     rows = []
@@ -283,51 +397,75 @@ def payoff_table(d: int, repeats: int, allreduce_s: float | None, psgd_torch_s: 
         ours()
         if base is not None:
             base()
-        t_ours, ratios = [], []
+        t_ours, c_ours, ratios, wall_ratios = [], [], [], []
         for _ in range(repeats):  # interleaved: each ratio pairs runs made close in time
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             ours()
-            a = time.perf_counter() - t
+            a, ac = time.perf_counter() - t, time.thread_time() - c
             t_ours.append(a)
+            c_ours.append(ac)
             if base is not None:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 base()
-                ratios.append(a / (time.perf_counter() - t))
+                b, bc = time.perf_counter() - t, time.thread_time() - c
+                ratios.append(ac / bc)
+                wall_ratios.append(a / b)
         s = statistics.median(t_ours)
         frac = C.bits(d) / (32 * d)
+        vs_plain = (
+            statistics.median(ratios)
+            if ratios
+            else (s / psgd_torch_s if name == "powersgd" else None)
+        )
         rows.append(
             {
                 "compressor": C.spec,
                 "ms": 1e3 * s,
+                "cpu_ms": 1e3 * statistics.median(c_ours),
                 "bytes_frac": frac,
-                "vs_plain": statistics.median(ratios)
-                if ratios
-                else (s / psgd_torch_s if name == "powersgd" else None),
+                "vs_plain": vs_plain,
+                "vs_plain_wall": statistics.median(wall_ratios) if wall_ratios else None,
                 "vs_allreduce": s / allreduce_s if allreduce_s else None,
+                "vs_allreduce_min": min(t_ours) / allreduce_min if allreduce_min else None,
+                # this thread's CPU time (its wall clock on an idle core) / the fastest all-reduce
+                "cpu_vs_allreduce_min": statistics.median(c_ours) / allreduce_min
+                if allreduce_min
+                else None,
                 "target_met": None
                 if allreduce_s is None
                 else (
-                    (not ratios or statistics.median(ratios) <= 1.5)
-                    and (frac > 1 / 8 or s < allreduce_s)
+                    (vs_plain is None or vs_plain <= 1.5)
+                    and (not _eighth(C, d) or min(t_ours) < allreduce_min)
                 ),
             }
         )
     return rows
 
 
+def _eighth(C, d: int) -> bool:
+    """Whether ``C`` sends at most 1/8 of the float32 bytes (a header of <= 8 bytes aside, so
+    that QSGD's 4 bits per coordinate plus its norm counts)."""
+    return C.bits(d) <= 4 * d + 64
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument(
-        "--no-allreduce", action="store_true", help="skip the 2-process gloo all-reduce"
+        "--no-allreduce",
+        action="store_true",
+        help="skip the gloo runs (the 2-process all-reduce and the full exchange)",
     )
+    parser.add_argument("--world", type=int, default=4, help="processes of the full exchange")
+    parser.add_argument("--skip-bytes", action="store_true", help="skip part 1 (bytes)")
     args = parser.parse_args(argv)
     dims = [10**k for k in range(3, 6 if args.quick else 8)]
     d_tp, repeats = (10**5, 5) if args.quick else (10**6, 7)
     torch.set_num_threads(1)
 
-    print("== bytes sent / declared bits (float32; header included in bits) ==")
-    print(format_table(bytes_table(dims)))
+    if not args.skip_bytes:
+        print("== bytes sent / declared bits (float32; header included in bits) ==")
+        print(format_table(bytes_table(dims)))
 
     with tempfile.TemporaryDirectory() as tmp:
         dist.init_process_group(
@@ -343,15 +481,31 @@ def main(argv=None) -> int:
         finally:
             dist.destroy_process_group()
     psgd_torch_s = next(r["ms"] for r in tp if r["method"].startswith("torch powerSGD")) / 1e3
+    # the all-reduce before and after the pay-off table (the load of a shared machine drifts)
     ar = None if args.no_allreduce else allreduce_seconds(d_tp, 4 * repeats)
     print(
         f"\n== pay-off at d = {d_tp} (1 thread, medians of {2 * repeats + 1} interleaved pairs): "
-        "vs_plain = ours / plain torch for the same message (target <= 1.5; powersgd: / torch's "
-        "hook); vs_allreduce = ours / uncompressed gloo all-reduce, 2 processes"
-        + ("" if ar is None else f" ({1e3 * ar:.2f} ms)")
-        + "; target < 1 where bytes_frac <= 1/8 =="
+        "vs_plain = ours / plain torch for the same message, thread CPU time (robust to the "
+        "machine's load; vs_plain_wall: wall clock), target <= 1.5 (powersgd: / torch's hook, "
+        "wall); vs_allreduce = ours / uncompressed gloo all-reduce, 2 processes"
+        + " (median / median); vs_allreduce_min = min / min, target < 1 where bytes_frac <= 1/8 =="
     )
-    print(format_table(payoff_table(d_tp, 2 * repeats + 1, ar, psgd_torch_s)))
+    table = payoff_table(d_tp, 2 * repeats + 1, ar, psgd_torch_s)
+    if ar is not None:
+        ar2 = allreduce_seconds(d_tp, 4 * repeats)
+        print(
+            f"(all-reduce median / min before the table: {1e3 * ar[0]:.2f} / {1e3 * ar[1]:.2f} "
+            f"ms, after: {1e3 * ar2[0]:.2f} / {1e3 * ar2[1]:.2f} ms)"
+        )
+    print(format_table(table))
+    if not args.no_allreduce:
+        print(
+            f"\n== full compressed exchange at d = {d_tp}, {args.world} processes (gloo, 1 thread "
+            "each): encode + all-gather of the bytes + decode all (summed) vs the uncompressed "
+            f"all-reduce: vs_allreduce = median of {2 * repeats + 1} paired ratios, "
+            "vs_allreduce_min = min / min (target < 1 where bytes_frac <= 1/8) =="
+        )
+        print(format_table(exchange_table(d_tp, 2 * repeats + 1, args.world)))
     return 0
 
 

@@ -93,9 +93,20 @@ def _timed(fn, W, repeats):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="only n = 1e3, 1e4")
-    ap.add_argument("--cap", type=float, default=60.0, help="skip a plain method above this (s)")
-    ap.add_argument("--dense-max", type=int, default=10000, help="largest n for dense eigvalsh")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="only n = 1e3, 1e4, a 10 s cap and dense only to n = 2000 (a few minutes on 2 cores)",
+    )
+    ap.add_argument(
+        "--cap", type=float, default=None, help="skip a plain method above this (s; 60, quick 10)"
+    )
+    ap.add_argument(
+        "--dense-max",
+        type=int,
+        default=None,
+        help="largest n for dense eigvalsh (10000; quick 2000)",
+    )
     ap.add_argument(
         "--families", default="ring,torus,exponential,random-4-regular,random-geometric"
     )
@@ -103,6 +114,10 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", module="scipy.sparse.linalg")  # lobpcg tolerance chatter
     warnings.filterwarnings("ignore", message=".*lobpcg.*|.*Exited.*")
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
+    if args.cap is None:
+        args.cap = 10.0 if args.quick else 60.0
+    if args.dense_max is None:
+        args.dense_max = 2000 if args.quick else 10000
     methods = {"ours": _ours, "eigsh": _plain_eigsh, "lobpcg": _lobpcg, "dense": _dense}
     header = (
         f"{'family':17s} {'n':>7s} {'ref':>6s} {'ours s':>8s} {'eigsh s':>8s} "

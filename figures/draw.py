@@ -316,6 +316,12 @@ def _one_peer_exact_average(result, fig) -> None:
     _caption(fig, result)
 
 
+def _psgd_dsgd_speedup(result, fig) -> None:
+    from figures.lecture import fig_speedup
+
+    fig_speedup({"psgd_dsgd_speedup": result}, fig)
+
+
 def generic(result: Mapping[str, Any], fig) -> None:
     """Every numeric list of each panel of ``series`` against the panel's ``x`` (log y when all
     values are positive); for a claim :data:`DRAWERS` does not know."""
@@ -445,6 +451,7 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any], Any], None]] = {
     "own_model_bound": _own_model_bound,
     "own_model_speedup": _own_model_speedup,
     "own_model_topology": _own_model_topology,
+    "psgd_dsgd_speedup": _psgd_dsgd_speedup,
 }
 
 
@@ -467,3 +474,112 @@ def draw(result: Mapping[str, Any], fig) -> None:
     for ax in fig.axes:  # minor tick labels of short log axes overlap the major ones
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# -- lazy communication (issue 9): its drawings live in figures/lazy.py ------------------------
+from figures.lazy import DRAWERS as _LAZY_DRAWERS  # noqa: E402
+
+DRAWERS.update(_LAZY_DRAWERS)
+
+# == asynchronous family (issue 11): its drawings live in figures/draw_async.py ===============
+from figures.draw_async import DRAWERS as _ASYNC_DRAWERS  # noqa: E402
+
+DRAWERS.update(_ASYNC_DRAWERS)
+# the tracking family's drawings (figures/tracking.py); imported last, it reads the helpers above
+from figures.tracking import DRAWERS as _TRACKING_DRAWERS  # noqa: E402
+
+DRAWERS.update(_TRACKING_DRAWERS)
+
+
+# ---- Byzantine family (verify/claims/byzantine.py) ---------------------------------------------
+def _byz_panels(series) -> dict:
+    return {k: v for k, v in series.items() if isinstance(v, dict) and "x" in v}
+
+
+def _byzantine_floor_vs_f(result, fig) -> None:
+    panels = _byz_panels(result["series"])
+    ax = _axes(fig, 1)[0]
+    for i, (name, s) in enumerate(panels.items()):
+        ax.loglog(s["x"], _pos(s["measured"]), "o", ms=5 - 0.5 * i, color=f"C{i}",
+                  label=f"{name}: measured floor/zeta2")  # fmt: skip
+        ax.loglog(s["x"], _pos(s["kappa"]), ":", color=f"C{i}", lw=1,
+                  label=f"{name}: kappa_F bound")  # fmt: skip
+    first = next(iter(panels.values()))
+    ax.loglog(first["x"], first["lower"], "k-", lw=1.5, label="predicted: f/(n-2f) (lower bound)")
+    ax.set_xticks(first["x"], [f"{v:.2g}" for v in first["x"]])
+    ax.set_xlabel("f/n")
+    ax.set_ylabel("floor ||grad f_H||^2 / zeta2 (deterministic, R = 1)")
+    ax.legend(fontsize="xx-small", ncol=2)
+    _caption(fig, result)
+
+
+def _nnm_floor_order(result, fig) -> None:
+    panels = _byz_panels(result["series"])
+    axes = _axes(fig, len(panels))
+    for ax, (name, s) in zip(axes, panels.items()):
+        ax.loglog(s["x"], _pos(s["bare"]), "o", label=f"{name}: measured floor/zeta2")
+        ax.loglog(s["x"], _pos(s["nnm"]), "s", label=f"nnm+{name}: measured floor/zeta2")
+        ax.loglog(s["x"], _pos(s["kappa"]), ":", label=f"nnm+{name}: kappa bound 8f/(n-f)(k+1)")
+        ax.loglog(s["x"], s["lower"], "k-", lw=1, label="f/(n-2f) (order predicted with NNM)")
+        ax.axhline(1.0, color="grey", ls="--", lw=1, label="order 1 (predicted, bare rule)")
+        ax.set_xlabel("f/n")
+        ax.set_title(name, fontsize="small")
+        ax.legend(fontsize="xx-small")
+    axes[0].set_ylabel("floor ||grad f_H||^2 / zeta2")
+    _caption(fig, result)
+
+
+def _empirical_kappa_bound(result, fig) -> None:
+    panels = _byz_panels(result["series"])
+    ax = _axes(fig, 1)[0]
+    for i, (name, s) in enumerate(panels.items()):
+        ax.loglog(s["x"], _pos(s["measured"]), "o-", ms=4, lw=0.8, color=f"C{i}",
+                  label=f"{name}: empirical kappa (search)")  # fmt: skip
+        ax.loglog(s["x"], _pos(s["kappa"]), ":", color=f"C{i}", lw=1.2,
+                  label=f"{name}: theoretical kappa")  # fmt: skip
+    first = next(iter(panels.values()))
+    ax.loglog(first["x"], first["lower"], "k-", lw=1.5, label="lower bound f/(n-2f)")
+    ax.set_xticks(first["x"], [f"{v:.2g}" for v in first["x"]])
+    ax.set_xlabel("f/n")
+    ax.set_ylabel("kappa (robustness coefficient)")
+    ax.legend(fontsize="xx-small", ncol=2)
+    _caption(fig, result)
+
+
+def _byzantine_attacks_floor(result, fig) -> None:
+    series = result["series"]
+    attacks = list(series.get("attacks", []))
+    panels = {k: v for k, v in _byz_panels(series).items()}
+    ax = _axes(fig, 1)[0]
+    pos = np.arange(len(attacks))
+    width = 0.8 / max(1, len(panels))
+    for i, (name, s) in enumerate(panels.items()):
+        vals = np.array([np.inf if v is None else v for v in s["measured"]], dtype=float)
+        shown = np.where(np.isfinite(vals), vals, 1e12)
+        at = pos + (i - (len(panels) - 1) / 2) * width
+        ax.bar(at, _pos(shown, 1e-20), width,
+               color=f"C{i}", label=f"{name}: measured ||grad f_H||^2 (mean of R)")  # fmt: skip
+        if "upper" in s:  # the one-sided upper confidence limit the bound is compared with
+            up = np.asarray(s["upper"], dtype=float)
+            ax.errorbar(at, _pos(shown, 1e-20), yerr=[np.zeros_like(up),
+                        np.maximum(_pos(up, 1e-20) - _pos(shown, 1e-20), 0)], fmt="none",
+                        ecolor="k", capsize=2, lw=0.8)  # fmt: skip
+        if "bound" in s:
+            ax.axhline(s["bound"], color=f"C{i}", ls="--", lw=1,
+                       label=f"{name}: predicted floor kappa zeta2 = {s['bound']:.3g}")  # fmt: skip
+    ax.set_xticks(pos, attacks, rotation=30, ha="right", fontsize="x-small")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-20, 1e13)
+    ax.set_ylabel("honest ||grad f_H(x_K)||^2 (1e12 = diverged, 1e-20 = 0)")
+    ax.legend(fontsize="xx-small")
+    _caption(fig, result)
+
+
+DRAWERS.update(
+    {
+        "byzantine_floor_vs_f": _byzantine_floor_vs_f,
+        "nnm_floor_order": _nnm_floor_order,
+        "empirical_kappa_bound": _empirical_kappa_bound,
+        "byzantine_attacks_floor": _byzantine_attacks_floor,
+    }
+)

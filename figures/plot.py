@@ -15,18 +15,16 @@ most :data:`MAX_BYTES` each; unreadable or invalid files are skipped with a warn
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import stat
 import sys
 import warnings
 from pathlib import Path
 
+from theorylab.safe_json import MAX_RESULT_BYTES, ResultFileError, ResultFileWarning, read_json
+
 __all__ = ["redraw", "main", "MAX_BYTES"]
 
-#: largest result file read (bytes); a claim's result is a few hundred kB at most
-MAX_BYTES = 64 * 2**20
+MAX_BYTES = MAX_RESULT_BYTES  # largest result file read (theorylab.safe_json)
 
 _NAME = re.compile(r"^([a-z][a-z0-9_]{0,63})-[0-9a-f]{6,64}\.json$")
 
@@ -34,31 +32,12 @@ _NAME = re.compile(r"^([a-z][a-z0-9_]{0,63})-[0-9a-f]{6,64}\.json$")
 def _read(path: Path) -> dict | None:
     """The JSON object in ``path``, or None (with a warning) when it is not a readable result."""
     try:
-        fd = os.open(
-            path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-        )
-    except OSError as exc:
-        warnings.warn(f"skipping {path.name}: {exc.strerror or exc}", stacklevel=3)
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            warnings.warn(f"skipping {path.name}: not a regular file", stacklevel=3)
-            return None
-        if info.st_size > MAX_BYTES:
-            warnings.warn(f"skipping {path.name}: larger than {MAX_BYTES} bytes", stacklevel=3)
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            text = fh.read(MAX_BYTES + 1)
-    finally:
-        os.close(fd)
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
-        warnings.warn(f"skipping {path.name}: not valid JSON ({type(exc).__name__})", stacklevel=3)
+        data = read_json(path)
+    except ResultFileError as exc:
+        warnings.warn(f"skipping {path.name}: {exc}", ResultFileWarning, stacklevel=3)
         return None
     if not isinstance(data, dict) or not isinstance(data.get("series", {}), dict):
-        warnings.warn(f"skipping {path.name}: not a claim result", stacklevel=3)
+        warnings.warn(f"skipping {path.name}: not a claim result", ResultFileWarning, stacklevel=3)
         return None
     return data
 
@@ -77,6 +56,12 @@ def redraw(results_dir, out_dir=None) -> list[Path]:
     for path in sorted(results_dir.iterdir()):
         match = _NAME.match(path.name)
         if match is None:
+            if path.suffix == ".json":
+                warnings.warn(
+                    f"skipping {path.name[:80]!r}: not named CLAIM-HASH.json",
+                    ResultFileWarning,
+                    stacklevel=2,
+                )
             continue
         name = match.group(1)
         data = _read(path)
@@ -86,6 +71,7 @@ def redraw(results_dir, out_dir=None) -> list[Path]:
             warnings.warn(
                 f"skipping {path.name}: its claim {str(data.get('claim'))[:40]!r} is not the "
                 f"file's name {name!r}",
+                ResultFileWarning,
                 stacklevel=2,
             )
             continue

@@ -433,10 +433,12 @@ def test_claim_stuck_in_computation_is_stopped_by_the_run_timeout(tmp_path, monk
     monkeypatch.setitem(CLAIMS, "toy_hang", _HangingToy())
     with pytest.raises(TheorylabError, match="run_timeout_s"):
         ClaimContext(run_timeout_s=0)
-    start = time.monotonic()
     with ClaimContext(world_size=2, run_timeout_s=1.0) as ctx:
+        assert ctx.pool is not None  # start-up (seconds under load) is not timed
+        start = time.monotonic()
         (result,) = run_claims(["toy_hang"], ctx, tmp_path, figures=False)
-    assert time.monotonic() - start < 10
+        elapsed = time.monotonic() - start
+    assert elapsed < 10  # the 1 s limit plus stopping and restarting the stuck ranks
     assert result.verdict == "error"
     assert "did not finish within 1.0 s" in result.detail
 

@@ -229,9 +229,101 @@ def test_cvxpy_solver_exception_raises(monkeypatch):
         optimal_weights(nx.cycle_graph(6), solver="CLARABEL")
 
 
-def test_barrier_iteration_cap_raises():
+def test_barrier_iteration_cap_raises_without_fallback():
     with pytest.raises(SolverError, match="max_iter"):
-        optimal_weights(nx.cycle_graph(10), max_iter=3)
+        optimal_weights(nx.cycle_graph(10), max_iter=3, fallback=None)
+
+
+def test_barrier_iteration_cap_falls_back_to_cvxpy_and_says_so():
+    from theorylab.errors import TheorylabWarning
+
+    G = nx.cycle_graph(10)
+    with pytest.warns(TheorylabWarning, match="fell back to SCS"):
+        res = optimal_weights(G, max_iter=3, tol=1e-6)
+    assert res.solver == "SCS" and "fell back to SCS" in res.message and res.success
+    # ring C10: FDLA optimum (1 - cos(2 pi / n)) ... equals the barrier's certified value
+    ref = optimal_weights(G, tol=1e-9)
+    assert abs(res.rho - ref.rho) < 1e-4  # SCS at eps 1e-6: rho within 1e-4 (measured ~1e-6)
+
+
+def test_progress_callable_sees_every_newton_step():
+    seen = []
+    res = optimal_weights(nx.path_graph(6), progress=seen.append)
+    assert len(seen) == res.iterations
+    assert [d["step"] for d in seen] == list(range(1, res.iterations + 1))
+    assert all(d["gap"] > 0 and "FDLA barrier" in d["label"] for d in seen)
+
+
+def test_progress_true_writes_to_stderr(capsys):
+    optimal_weights(nx.path_graph(6), progress=True)
+    err = capsys.readouterr().err
+    assert "FDLA barrier (n = 6, m = 5): Newton step 1," in err
+
+
+def test_self_loop_is_rejected_as_documented():
+    G = nx.cycle_graph(5)
+    G.add_edge(0, 0)
+    with pytest.raises(TheorylabError, match="self-loop"):
+        optimal_weights(G)
+
+
+# ---------------------------------------------------------------------------------------------
+# Zero diagonal (W_ii = 0 forced)
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 9])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_zero_diagonal_odd_ring_known_value(n, nonneg):
+    # On an odd ring N w = 1 forces w = 1/2 on every edge (the weights alternate around an odd
+    # cycle), so W = (P + P^T)/2 and rho = max_k |cos(2 pi k / n)| = cos(pi / n).
+    res = optimal_weights(nx.cycle_graph(n), nonnegative=nonneg, zero_diagonal=True)
+    assert np.max(np.abs(np.diag(res.W))) < 1e-8
+    assert np.allclose(res.edge_weights, 0.5, atol=1e-7)
+    assert abs(res.rho - math.cos(math.pi / n)) < 1e-7
+
+
+def test_zero_diagonal_petersen_known_value():
+    # 3-regular with W_ii = 0: W = A/3 is feasible with rho = 2/3 (adjacency spectrum 3, 1, -2);
+    # FMMC and FDLA both reach it (checked against Clarabel below on random graphs).
+    for nonneg in (False, True):
+        res = optimal_weights(nx.petersen_graph(), nonnegative=nonneg, zero_diagonal=True)
+        assert abs(res.rho - 2 / 3) < 1e-7
+        assert np.max(np.abs(np.diag(res.W))) < 1e-8
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_zero_diagonal_matches_cvxpy_with_the_constraint(seed, nonneg):
+    G = nx.random_regular_graph(3, 12, seed=seed)
+    G.add_edges_from([(0, 6), (1, 7)])  # irregular, so the optimum is not a scaled adjacency
+    assert nx.is_connected(G) and not nx.is_bipartite(G)
+    ours = optimal_weights(G, nonnegative=nonneg, zero_diagonal=True)
+    ref = optimal_weights(G, nonnegative=nonneg, zero_diagonal=True, solver="CLARABEL", tol=1e-9)
+    # both W satisfy the constraint; rho agrees to the solvers' accuracy (1e-8 / 1e-9 gaps)
+    assert np.max(np.abs(np.diag(ours.W))) < 1e-8 and np.max(np.abs(np.diag(ref.W))) < 1e-6
+    assert abs(ours.rho - ref.rho) < 1e-6
+    assert ours.lower_bound <= ref.rho + 1e-7
+    # forcing W_ii = 0 can only lose: rho is >= the unconstrained optimum
+    free = optimal_weights(G, nonnegative=nonneg)
+    assert ours.rho >= free.rho - 1e-7
+    if nonneg:
+        assert ours.W.min() >= -1e-12
+
+
+def test_zero_diagonal_rejects_bipartite_and_infeasible_graphs():
+    with pytest.raises(TheorylabError, match="bipartite"):
+        optimal_weights(nx.cycle_graph(6), zero_diagonal=True)
+    # a triangle with two pendants at node 0: W_33 = W_44 = 0 forces w_03 = w_04 = 1, so node 0's
+    # row sums to >= 2 with nonnegative weights: no FMMC W with zero diagonal exists
+    G = nx.cycle_graph(3)
+    G.add_edges_from([(0, 3), (0, 4)])
+    with pytest.raises(TheorylabError, match="W >= 0"):
+        optimal_weights(G, nonnegative=True, zero_diagonal=True)
+    # a pendant node forces its edge weight to 1: the zero-diagonal optimum is rho = 1
+    with pytest.raises(TheorylabError, match="optimal rho on this graph is 1"):
+        optimal_weights(nx.lollipop_graph(3, 1), zero_diagonal=True)
+    with pytest.raises(TypeError, match="zero_diagonal"):
+        optimal_weights(nx.cycle_graph(5), zero_diagonal="yes")
 
 
 def test_invalid_solution_is_never_returned(monkeypatch):
@@ -310,3 +402,45 @@ def test_subgradient_sparse_route_small_n_matches_dense():
         sparse = subgradient_weights(G, dense_max_n=0, max_iter=40)
         dense = subgradient_weights(G, max_iter=40)
         assert sparse.rho == pytest.approx(dense.rho, abs=1e-12)
+
+
+def test_cli_reports_a_solver_failure_without_traceback(monkeypatch, capsys):
+    from theorylab.cli import main
+
+    def fail(*a, **k):
+        raise SolverError("barrier: stalled at duality gap 1e-3 > tol = 1e-8 (numerical limit)")
+
+    monkeypatch.setattr(design, "compare_weight_rules", fail)
+    assert main(["weights", "ring", "--n", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "solver failed: barrier: stalled" in err and "Traceback" not in err
+
+
+# The n = 200 graphs of issue 7 item 5 (the CLI's `weights erdos-renyi --n 200 --p 0.05`, seed 0,
+# and benchmarks/design.py's random geometric graph): minutes per solve on a loaded 2-core
+# machine, so run only with THEORYLAB_SLOW_TESTS=1. The barrier's certified interval
+# [lower_bound, rho] must contain SCS's rho to SCS's accuracy at eps 1e-7 (2e-6 measured).
+_SLOW = pytest.mark.skipif(
+    not __import__("os").environ.get("THEORYLAB_SLOW_TESTS"), reason="set THEORYLAB_SLOW_TESTS=1"
+)
+
+
+def _n200_graphs():
+    from theorylab import topology
+
+    yield "ER(200, 0.05) seed 0", topology.erdos_renyi(200, 0.05, seed=0)
+    G = nx.random_geometric_graph(200, math.sqrt(8 / (199 * math.pi)), seed=1000)
+    yield "RGG(200) seed 1000", G
+
+
+@_SLOW
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_n200_graphs_converge_and_agree_with_scs(nonneg):
+    for name, G in _n200_graphs():
+        if not nx.is_connected(G):
+            continue
+        ours = optimal_weights(G, nonnegative=nonneg, fallback=None, progress=False)
+        assert ours.solver == "barrier", name
+        assert ours.rho - ours.lower_bound <= 1e-8, name
+        ref = optimal_weights(G, nonnegative=nonneg, solver="SCS", tol=1e-7)
+        assert abs(ref.rho - ours.rho) <= 1e-5, name

@@ -18,8 +18,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("theorylab", "verify", "figures")
 
@@ -138,12 +136,6 @@ def _closure(start: str) -> set[str]:
     return seen
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="figures/plot.py draws through verify.report.save_figure, which imports the claims "
-    "(each claim draws its own figure); passes once the claims engineer moves drawing into "
-    "figures/ reading saved results (issue 8 item 4)",
-)
 def test_figures_read_saved_results_not_claims():
     reached = set().union(*(_closure(m) | {m} for m in MODULES if _under(m, "figures")))
     assert sorted(m for m in reached if _under(m, "verify.claims")) == []

@@ -2,7 +2,7 @@
 
 A claim that stays green under a wrong prediction or a broken runtime is the worst defect the
 project can have. Each bug below is patched into the code (in this process *and* in the worker
-processes of the distributed executor, through :func:`_in_worker`) and the claim that should
+processes of the distributed executor, through :func:`planted.in_worker`) and the claim that should
 catch it is run at the quick budget (some with a reduced configuration, noted at the bug); the
 claim must *fail* (not pass, and not error). Without the bug the same claims pass (the
 ``verify`` job and ``test_claims.py`` check that).
@@ -20,6 +20,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+from planted import apply_bug, patch_ranks, restore
 
 from verify.claims import CLAIMS, ClaimContext
 
@@ -198,6 +199,106 @@ def _simulated_mean_n_minus_1():
     return [(S, "mean", mean)]
 
 
+# ---- Byzantine family (verify/claims/byzantine.py) ----------------------------------------------
+def _trimmed_mean_trims_f_minus_1():
+    # the rule trims f - 1 values at each end instead of f (an off-by-one in the trim count)
+    import dataclasses
+
+    from theorylab.aggregators import rules
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.__call__
+
+    def weak(x, f, **params):
+        return rules.trimmed_mean(x, max(f - 1, 0))
+
+    def call(self, x, f, *, generator=None):
+        if self.rule.name == "trimmed-mean":
+            self = dataclasses.replace(self, rule=dataclasses.replace(self.rule, fn=weak))
+        return orig(self, x, f, generator=generator)
+
+    return [(Aggregator, "__call__", call)]
+
+
+def _nnm_too_few_neighbours():
+    # NNM averages each vector with its f + 1 nearest (a neighbourhood count mixed up with f)
+    # instead of its n - f nearest
+    import dataclasses
+
+    from theorylab.aggregators._stack import pairwise_sq_dists, replace_nonfinite
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.__call__
+
+    def weak_nnm(x, f, **params):
+        x = replace_nonfinite(x)
+        n = x.shape[-2]
+        D = pairwise_sq_dists(x).masked_fill(torch.eye(n, dtype=torch.bool), -1.0)
+        idx = torch.topk(D, f + 1, dim=-1, largest=False).indices
+        M = torch.zeros(D.shape, dtype=x.dtype).scatter_(-1, idx, 1.0 / (f + 1))
+        return M @ x
+
+    def call(self, x, f, *, generator=None):
+        pre = tuple(
+            (dataclasses.replace(info, fn=weak_nnm) if info.name == "nnm" else info, p)
+            for info, p in self.pre
+        )
+        return orig(dataclasses.replace(self, pre=pre), x, f, generator=generator)
+
+    return [(Aggregator, "__call__", call)]
+
+
+def _krum_kappa_too_small():
+    # Krum's declared kappa x 0.4 (unsound). The quick search gets within 1.7-2.4x of the true
+    # bound 6(1 + f/(n-2f)) at f = 4 (seeds 0-5), so a halved kappa is caught at 2 of 6 seeds
+    # only; the other rules' bounds are looser still (see the claim's detail)
+    from theorylab.aggregators.registry import Aggregator
+
+    orig = Aggregator.kappa
+
+    def kappa(self, n, f):
+        k = orig(self, n, f)
+        return 0.4 * k if self.rule.name == "krum" and not self.pre and k is not None else k
+
+    return [(Aggregator, "kappa", kappa)]
+
+
+def _byzantine_lower_bound_scaled():
+    # the lower bound's f/(n - 2f) scaled by 1.05 (a term off by a few percent)
+    from types import SimpleNamespace
+
+    from theorylab.rates import byzantine as RB
+
+    orig = RB.byzantine_lower_bound
+
+    def lower(**kwargs):
+        r = orig(**kwargs)
+        terms = {k: 1.05 * v for k, v in r.terms.items()}
+        return SimpleNamespace(total=1.05 * r.total, terms=terms)
+
+    return [(RB, "byzantine_lower_bound", lower)]
+
+
+_BYZ_TM = {"rules": ["trimmed-mean"]}
+_FLOOR, _KAPPA, _NNM = "byzantine_floor_vs_f", "empirical_kappa_bound", "nnm_floor_order"
+BYZANTINE_BUGS = {
+    "trimmed mean trims f - 1 (floor vs f)": (
+        _trimmed_mean_trims_f_minus_1, [_FLOOR], {_FLOOR: _BYZ_TM}),
+    "trimmed mean trims f - 1 (kappa search)": (
+        _trimmed_mean_trims_f_minus_1, [_KAPPA], {_KAPPA: _BYZ_TM}),
+    "trimmed mean trims f - 1 (attacks)": (
+        _trimmed_mean_trims_f_minus_1, ["byzantine_attacks_floor"],
+        {"byzantine_attacks_floor": {**_BYZ_TM, "attacks": ["sign-flipping", "ipm:eps=10"],
+                                     "mean_diverges_under": []}}),
+    "NNM mixes f + 1 neighbours, not n - f": (
+        _nnm_too_few_neighbours, [_NNM], {_NNM: {"rules": ["cw-median"]}}),
+    "Krum's declared kappa x 0.4": (
+        _krum_kappa_too_small, [_KAPPA], {_KAPPA: {"rules": ["krum"]}}),
+    "Byzantine lower bound x 1.05": (
+        _byzantine_lower_bound_scaled, [_FLOOR], {_FLOOR: {"rules": ["cw-median"]}}),
+}  # fmt: skip
+
+
 #: bug -> (its patches, the claims that must catch it, config overrides for a small budget)
 BUGS = {
     "distributed exchange receives from the wrong neighbour": (
@@ -221,29 +322,12 @@ BUGS = {
         _simulated_mean_n_minus_1, ["own_model_speedup"], {}),
     "own model: DSGD runs CTA when asked for ATC": (_atc_runs_cta, ["own_model_topology"], {}),
 }  # fmt: skip
+BUGS.update(BYZANTINE_BUGS)
 
 
 def _apply(bug: str) -> list:
     """Patch ``bug`` in; return what undoes it."""
-    undo = []
-    for obj, attr, new in BUGS[bug][0]():
-        undo.append((obj, attr, obj.__dict__[attr]))
-        setattr(obj, attr, new)
-    return undo
-
-
-def _restore(undo: list) -> None:
-    for obj, attr, old in reversed(undo):
-        setattr(obj, attr, old)
-
-
-def _in_worker(rank, world_size, bug, fn, *args, **kwargs):
-    """Run ``fn`` on a rank of the worker pool with ``bug`` patched in (then undone)."""
-    undo = _apply(bug)
-    try:
-        return fn(rank, world_size, *args, **kwargs)
-    finally:
-        _restore(undo)
+    return apply_bug(BUGS, bug)
 
 
 # ---- the suite ----------------------------------------------------------------------------------
@@ -259,10 +343,7 @@ def ctx():
 def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     _, names, overrides = BUGS[bug]
 
-    def in_workers(fn, *args, **kwargs):
-        return ctx.pool.run(_in_worker, bug, fn, *args, run_timeout_s=ctx.run_timeout_s, **kwargs)
-
-    monkeypatch.setattr(ctx, "run_on_ranks", in_workers)
+    patch_ranks(ctx, monkeypatch, __name__, bug)
     for name, cfg in overrides.items():
         claim = CLAIMS[name]
         orig = type(claim).config
@@ -273,7 +354,7 @@ def test_planted_bug_turns_its_claim_red(bug, ctx, monkeypatch):
     try:
         results = [CLAIMS[name].run(ctx) for name in names]
     finally:
-        _restore(undo)
+        restore(undo)
     verdicts = {r.claim: r.verdict for r in results}
     shown = "; ".join(f"{r.claim}: {r.verdict}: {r.detail}" for r in results)
     assert "fail" in verdicts.values(), f"bug {bug!r} stayed green: {shown}"
@@ -284,6 +365,6 @@ def test_every_bug_is_undone_cleanly():
     # the patches restore the original attributes (no bug leaks into the other tests)
     for bug in BUGS:
         before = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
-        _restore(_apply(bug))
+        restore(_apply(bug))
         after = {(id(o), a): o.__dict__[a] for o, a, _ in BUGS[bug][0]()}
         assert before == after, bug

@@ -210,3 +210,50 @@ def test_bad_factory_arguments():
         p.grad(np.zeros(5))
     with pytest.raises(TypeError):
         p.stochastic_grad(np.zeros(2), 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diagonal problems stay (n, d): constants in O(n d), dense Hessians only on request
+
+
+def test_diagonal_problem_keeps_n_by_d_and_matches_dense_brute_force():
+    p = heterogeneous_quadratic(7, 5, L=3.0, mu=0.2, zeta2=2.0, seed=11)
+    assert p.hessian_diagonal.shape == (7, 5)
+    consts = (p.L, p.mu, p.mu_local, p.zeta2_star, p.zeta2_ball(0.5), p.f_star)
+    assert p._A is None and p._mean_hessian is None  # nothing dense was built
+    # brute force on the dense matrices, computed independently here
+    A = np.stack([np.diag(h) for h in p.hessian_diagonal])
+    Abar = A.mean(axis=0)
+    x_star = np.linalg.solve(Abar, np.einsum("nij,nj->i", A, p.b) / 7)
+    assert np.allclose(p.x_star, x_star, rtol=1e-13, atol=1e-13)
+    assert consts[0] == pytest.approx(np.linalg.eigvalsh(A).max(), rel=1e-14)
+    assert consts[1] == pytest.approx(np.linalg.eigvalsh(Abar)[0], rel=1e-14)
+    g = np.einsum("nij,nj->ni", A, x_star - p.b)
+    assert consts[3] == pytest.approx(np.mean(np.sum(g**2, axis=1)), rel=1e-12)
+    # the lazily built dense views are the same matrices
+    assert np.array_equal(p.A, A) and np.allclose(p.mean_hessian, Abar, rtol=0, atol=1e-15)
+    # zeta2_ball (diagonal path) equals that of the rotated problem R A_i R^T, R b_i, which
+    # takes the dense path (eigh of M); every constant is rotation invariant
+    R = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 5)))[0]
+    q = QuadraticProblem(np.einsum("ij,njk,lk->nil", R, A, R), p.b @ R.T, p.sigma2)
+    assert q.hessian_diagonal is None
+    assert q.zeta2_ball(0.5) == pytest.approx(consts[4], rel=1e-9)
+    assert q.zeta2_star == pytest.approx(consts[3], rel=1e-12)
+    assert q.mu == pytest.approx(consts[1], rel=1e-12)
+
+
+def test_grad_star_is_cached_and_read_only():
+    p = heterogeneous_quadratic(4, 3, seed=0)
+    g = p.grad_star
+    assert g is p.grad_star and not g.flags.writeable
+    assert np.allclose(g.mean(axis=0), 0.0, atol=1e-12)
+
+
+def test_diagonal_problem_at_large_d_never_allocates_n_d_d():
+    # n d^2 float64 here would be 8 GB; the (n, d) problem needs 2 MB
+    p = heterogeneous_quadratic(16, 10_000, L=1.0, mu=0.01, zeta2=1.0, seed=0)
+    assert p.L == pytest.approx(1.0, rel=1e-12) and p.mu == pytest.approx(0.01, rel=1e-12)
+    assert p.zeta2_star == pytest.approx(1.0, rel=1e-12)
+    assert p.zeta2_ball(1.0) >= p.zeta2_star
+    assert p.grad(p.x_star).shape == (16, 10_000)
+    assert p._A is None

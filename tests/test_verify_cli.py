@@ -98,8 +98,13 @@ def test_python_m_verify_lists_claims():
         [sys.executable, "-m", "verify", "--list"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].split() == ["claim", "kind", "issue", "description"]
-    listed = {line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip()}
+    # grouped by lecture question: "QUESTION?" then "  name (kind): sentence" per claim
+    assert proc.stdout.splitlines()[0].endswith("?")
+    listed = {
+        line.split()[0]
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and " (" in line
+    }
     foundation = {"gossip_decay", "dsgd_exact_curve", "executors_agree", "psgd_floor_shape"}
     assert foundation | {"dsgd_bound"} <= listed
 
@@ -186,7 +191,7 @@ def test_verify_registers_itself_from_a_checkout():
     assert "gloo-ping-pong" in registry.calibrators
     fresh = Registry({})
     fresh.load_plugins()
-    assert set(fresh.commands) == {"verify"} and fresh.errors == {}
+    assert set(fresh.commands) == {"verify", "figures"} and fresh.errors == {}
     proc = subprocess.run(
         [sys.executable, "-m", "theorylab.cli", "verify", "--list"],
         capture_output=True,
@@ -194,7 +199,7 @@ def test_verify_registers_itself_from_a_checkout():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[:4] == ["claim", "kind", "issue", "description"]
+    assert proc.stdout.splitlines()[0].endswith("?") and "dsgd_exact_curve (exact)" in proc.stdout
 
 
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
@@ -245,3 +250,15 @@ def test_calibrator_missing_is_a_clear_error(monkeypatch):
     reg = commands.Registry(commands.BUILTIN)
     with pytest.raises(ValueError, match="needs the `verify` package .* give --alpha and --beta"):
         reg.calibrator()
+
+
+def test_wall_clock_claims_run_only_when_asked():
+    from verify.claims import CLAIMS
+    from verify.report import select_claims
+
+    timing = {c.name for c in CLAIMS.values() if c.wall_clock}
+    assert {"psgd_dsgd_speedup", "async_straggler_wallclock"} <= timing
+    default = {c.name for c in select_claims(None)}
+    assert not default & timing and default | timing == set(CLAIMS)
+    assert {c.name for c in select_claims(None, wall_clock=True)} == set(CLAIMS)
+    assert [c.name for c in select_claims(["psgd_dsgd_speedup"])] == ["psgd_dsgd_speedup"]

@@ -44,6 +44,8 @@ def build_parser(argv) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from theorylab.errors import SolverError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -59,6 +61,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError) as exc:  # bad input, or a file that cannot be read
         print(f"theorylab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SolverError as exc:  # a numerical solver gave up: its message, never a traceback
+        print(f"theorylab {args.command}: solver failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ e_i - e_j`` for the edge ``e = {i, j}``,
 
     W(w) = I - sum_e w_e a_e a_e^T,
 
-so that ``W = W^T``, ``W 1 = 1`` and the sparsity of the graph (plus the diagonal, i.e. self-loops
-are always allowed) hold by construction.
+so that ``W = W^T``, ``W 1 = 1`` and the sparsity of the graph (plus the diagonal: the self
+weight ``W_ii = 1 - sum_j W_ij`` is free) hold by construction. With ``zero_diagonal=True`` the
+equality ``N w = 1`` (``N`` the unsigned node-edge incidence) also forces ``W_ii = 0``, the
+variant without self weights used by several gossip papers.
 
 * **FDLA** (fastest distributed linear averaging, symmetric): minimise ``rho(W(w))`` over
   ``w in R^m`` (negative weights allowed).
@@ -33,6 +35,19 @@ solver (``"SCS"``, ``"CLARABEL"``) solves the same SDP in the sparse n x n edge 
 ``benchmarks/design.py`` for the comparison that chose the default. For graphs too large for an SDP
 (n in the thousands) :func:`subgradient_weights` runs the projected subgradient method of Xiao &
 Boyd (2004, Sec. 5).
+
+Long solves. At n = 200 the plain barrier needed far more Newton steps than at n <= 100
+(Erdos-Renyi n = 200, p = 0.05, FMMC: 860 steps, so the former cap of 500 made ``theorylab
+weights`` fail). The cause, traced step by step: right after each increase of ``t`` the
+backtracking line search accepted long damped steps that shrank the slack ``s - lambda_2(W)`` of
+the top eigenvalue to 1e-3..1e-2 of its central-path value (``>= 1/t``); from there Newton took
+full steps whose decrement stayed ~3 while ``s`` crept down by ~1e-6 per step (the Dikin ellipsoid
+is thin in the direction that rotates the top eigenvector), for hundreds of steps per centering.
+The fix: after every Newton step ``s`` alone is re-centred exactly (:func:`_center_s`, a convex
+1-D problem on the eigenvalues already computed by the line search, O(n)), which restores
+``t a_k >= 1`` for every slack and never increases the objective. A cap (``max_iter``, 2000),
+progress lines on stderr for long solves, and a cvxpy fallback (``fallback``, SCS by default,
+with a warning and a message saying so) remain as guards.
 
 Measured (``benchmarks/design.py``, shared 2-core VM, 1 BLAS thread; rho error against the
 barrier's certified lower bound): barrier 0.04-2.1 s on random geometric graphs n = 20-200 and
@@ -63,6 +78,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from theorylab._threads import small_dense
 from theorylab.errors import SolverError, TheorylabError, check_int, check_positive
 from theorylab.spectral import consensus_iterations, extreme_eigenvalues
 
@@ -312,6 +328,63 @@ def _finish(
 # The barrier (interior-point) method for the SDP
 
 
+def _progress_printer(progress, label):
+    """A ``report(step, t, s, gap)`` callable from the ``progress`` argument (see optimal_weights).
+
+    ``None``: a line on stderr every 5 s once the solve has run for 5 s; ``True``: every 2 s from
+    the start; ``False``: silent; a callable receives a dict per report.
+    """
+    import sys
+
+    if progress is False:
+        return lambda **kw: None
+    if callable(progress):
+        return lambda **kw: progress(dict(kw, label=label))
+    first, every = (5.0, 5.0) if progress is None else (0.0, 2.0)
+    t0 = time.perf_counter()
+    state = {"next": t0 + first}
+
+    def report(**kw):
+        now = time.perf_counter()
+        if now >= state["next"]:
+            state["next"] = now + every
+            print(
+                f"{label}: Newton step {kw['step']}, rho bound s = {kw['s']:.8f}, duality gap "
+                f"{kw['gap']:.2e} ({now - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+def _zero_diagonal_start(n, edges, nonnegative):
+    """Edge weights with ``N w = 1`` (zero diagonal), strictly positive for FMMC, or None.
+
+    FDLA: the least-norm solution of ``N w = 1``. FMMC: the LP ``max tau  s.t. N w = 1, w >= tau``
+    (scipy's HiGHS); the barrier needs only ``w > 0``. None when no such point exists.
+    """
+    N = _node_incidence(n, edges)
+    m = len(edges)
+    if not nonnegative:
+        w, *_ = np.linalg.lstsq(N.toarray(), np.ones(n), rcond=None)
+        return w if np.allclose(N @ w, 1.0, atol=1e-9) else None
+    from scipy.optimize import linprog
+
+    # variables (w, tau); minimise -tau; N w = 1; tau - w_e <= 0; tau <= 1
+    c = np.zeros(m + 1)
+    c[-1] = -1.0
+    A_ub = sp.hstack([-sp.eye(m), sp.csr_matrix(np.ones((m, 1)))]).tocsr()
+    A_eq = sp.hstack([N, sp.csr_matrix((n, 1))]).tocsr()
+    res = linprog(
+        c, A_ub=A_ub, b_ub=np.zeros(m), A_eq=A_eq, b_eq=np.ones(n),
+        bounds=[(None, None)] * m + [(None, 1.0)], method="highs",
+    )  # fmt: skip
+    if res.status != 0 or res.x[-1] <= 1e-9:
+        return None
+    return res.x[:m]
+
+
 def _barrier_solve(
     n: int,
     edges: np.ndarray,
@@ -321,35 +394,61 @@ def _barrier_solve(
     max_iter: int,
     mu: float = 10.0,
     w0: np.ndarray | None = None,
+    zero_diagonal: bool = False,
+    report=None,
 ):
     """Log-barrier method for ``min s  s.t.  (s-1) I + K(w) > 0,  (s+1) I - K(w) > 0`` [+ FMMC].
 
     ``K(w) = B diag(w) B^T = Q^T (I - W(w)) Q``. For FMMC the linear constraints ``w > 0`` and
-    ``1 - N w > 0`` join the barrier. Centering by damped Newton with backtracking; the duality
-    gap on the central path is ``nbar / t`` with ``nbar`` the barrier parameter.
+    ``1 - N w > 0`` join the barrier. With ``zero_diagonal`` the equality ``N w = 1`` (every
+    ``W_ii = 0``) is kept by every step: the Newton direction solves the KKT system
+    ``[H A^T; A 0]`` by the Schur complement ``A H^{-1} A^T`` (n x n), starting from a point of
+    :func:`_zero_diagonal_start`; the FMMC term ``1 - N w`` is then identically 0 and dropped.
+    Centering by damped Newton with backtracking; the duality gap on the central path is
+    ``nbar / t`` with ``nbar`` the barrier parameter.
     Returns ``(w, s, gap, newton_steps)``.
     """
     B = _projected_incidence(n, edges)
     m = len(edges)
-    N = _node_incidence(n, edges) if nonnegative else None
-    w = _metropolis_edge_weights(n, edges) if w0 is None else np.array(w0, dtype=float)
+    N = _node_incidence(n, edges) if (nonnegative or zero_diagonal) else None
+    if w0 is not None:
+        w = np.array(w0, dtype=float)
+    elif zero_diagonal:
+        w = _zero_diagonal_start(n, edges, nonnegative)
+        if w is None:
+            raise SolverError(
+                "barrier: no strictly feasible zero-diagonal start (N w = 1"
+                + (", w > 0" if nonnegative else "")
+                + ") found"
+            )
+    else:
+        w = _metropolis_edge_weights(n, edges)
+    cap = nonnegative and not zero_diagonal  # the 1 - N w > 0 constraints are in the barrier
     lam = np.linalg.eigvalsh((B * w) @ B.T)
     rho0 = max(1.0 - lam[0], lam[-1] - 1.0)
     s = rho0 + 0.1 * max(1.0 - rho0, 1e-3) + 1e-3
-    nbar = 2 * (n - 1) + ((m + n) if nonnegative else 0)
+    nbar = 2 * (n - 1) + (m if nonnegative else 0) + (n if cap else 0)
+    Ndense = N.toarray() if zero_diagonal else None
+
+    last = {}
 
     def phi(w, s):
         """Barrier part of the objective (without ``t s``), or inf outside the domain."""
         lam = np.linalg.eigvalsh((B * w) @ B.T)
+        last["lam"] = lam
         a, b = s - 1.0 + lam, s + 1.0 - lam
         if a.min() <= 0 or b.min() <= 0:
             return math.inf
         val = -np.log(a).sum() - np.log(b).sum()
         if nonnegative:
-            c = 1.0 - N @ w
-            if w.min() <= 0 or c.min() <= 0:
+            if w.min() <= 0:
                 return math.inf
-            val -= np.log(w).sum() + np.log(c).sum()
+            val -= np.log(w).sum()
+        if cap:
+            c = 1.0 - N @ w
+            if c.min() <= 0:
+                return math.inf
+            val -= np.log(c).sum()
         return val
 
     t = nbar / max(s - max(rho0 - 0.5, 0.0), 1e-3)
@@ -365,6 +464,8 @@ def _barrier_solve(
                     f"(duality gap {nbar / t:.3g} > tol = {tol:.3g}); raise max_iter or tol"
                 )
             steps += 1
+            if report is not None:
+                report(step=steps, t=t, s=s, gap=nbar / t)
             lam, V = np.linalg.eigh((B * w) @ B.T)
             g1, g2 = 1.0 / (s - 1.0 + lam), 1.0 / (s + 1.0 - lam)
             C = V.T @ B
@@ -380,16 +481,13 @@ def _barrier_solve(
             H[:m, m] = (g1 * g1) @ C2 - (g2 * g2) @ C2
             H[m, m] = (g1 * g1).sum() + (g2 * g2).sum()
             if nonnegative:
+                grad[:m] += -1.0 / w
+                H[:m, :m] += np.diag(1.0 / w**2)
+            if cap:
                 c = 1.0 - N @ w
-                grad[:m] += -1.0 / w + N.T @ (1.0 / c)
-                H[:m, :m] += np.diag(1.0 / w**2) + np.triu(
-                    (N.T @ sp.diags(1.0 / c**2) @ N).toarray()
-                )
-            try:  # H is filled in its upper triangle, which is all cho_factor reads
-                dx = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(H, lower=False), grad)
-            except (np.linalg.LinAlgError, ValueError):
-                Hs = np.triu(H) + np.triu(H, 1).T
-                dx = -np.linalg.lstsq(Hs, grad, rcond=None)[0]
+                grad[:m] += N.T @ (1.0 / c)
+                H[:m, :m] += np.triu((N.T @ sp.diags(1.0 / c**2) @ N).toarray())
+            dx = _newton_direction(H, grad, Ndense)
             dec2 = -grad @ dx
             if not np.isfinite(dec2) or dec2 / 2.0 <= 1e-9:
                 break
@@ -408,6 +506,8 @@ def _barrier_solve(
                 break  # no progress possible at this t: numerical floor reached
             decrease = f - (f_new + t * alpha * dx[m])
             w, s, f = w + alpha * dx[:m], s + alpha * dx[m], f_new
+            # re-centre s exactly (1-D, O(n)): keeps every eigenvalue slack >= 1/t (see above)
+            s, f = _center_s(last["lam"], s, t, f)
             if decrease <= 1e-13 * max(1.0, abs(f)):
                 break  # decrease below floating-point resolution: centred as well as possible
         gap = nbar / t
@@ -421,11 +521,81 @@ def _barrier_solve(
         t *= mu
 
 
+def _center_s(lam, s, t, f):
+    """Minimise ``t s - sum log(s - 1 + lam) - sum log(s + 1 - lam)`` over ``s`` alone (w fixed).
+
+    The objective is convex in ``s``; its minimiser solves ``sum 1/a + sum 1/b = t`` with
+    ``a = s - 1 + lam``, ``b = s + 1 - lam``, so afterwards every ``t a_k >= 1`` and ``t b_k >= 1``:
+    no eigenvalue slack is left far below its central-path value. Safeguarded Newton on the
+    derivative inside the bracket ``(s_lo, s_lo + 2 len(lam) / t]``. Returns ``(s, f)`` with ``f``
+    the barrier part updated for the new ``s`` (the other terms do not depend on ``s``).
+    """
+    s_lo = max(1.0 - lam.min(), lam.max() - 1.0)
+    lo, hi = s_lo, s_lo + 2.0 * len(lam) / t
+
+    def terms(x):
+        a, b = x - 1.0 + lam, x + 1.0 - lam
+        return a, b
+
+    a, b = terms(s)
+    old = -np.log(a).sum() - np.log(b).sum()
+    x = min(max(s, lo + 0.5 * (hi - lo) * 1e-3), hi)
+    for _ in range(100):
+        a, b = terms(x)
+        d1 = t - (1.0 / a).sum() - (1.0 / b).sum()
+        if d1 > 0:
+            hi = x
+        else:
+            lo = x
+        d2 = (1.0 / a**2).sum() + (1.0 / b**2).sum()
+        nx_ = x - d1 / d2
+        if not lo < nx_ < hi:
+            nx_ = 0.5 * (lo + hi)
+        if abs(nx_ - x) <= 1e-15 * max(1.0, abs(x)):
+            x = nx_
+            break
+        x = nx_
+    a, b = terms(x)
+    if a.min() <= 0 or b.min() <= 0:
+        return s, f
+    new = -np.log(a).sum() - np.log(b).sum()
+    if t * x + new > t * s + old:  # never worse than where it started
+        return s, f
+    return x, f - old + new
+
+
+def _newton_direction(H, grad, Aeq=None):
+    """Solve ``H dx = -grad`` (H given by its upper triangle), or with ``Aeq dx[:m] = 0``.
+
+    The equality-constrained step is ``dx = -H^{-1} (grad + A^T nu)`` with
+    ``(A H^{-1} A^T) nu = -A H^{-1} grad``, ``A = [Aeq, 0]`` (the s column is free).
+    """
+    try:  # H is filled in its upper triangle, which is all cho_factor reads
+        fac = scipy.linalg.cho_factor(H, lower=False)
+
+        def solve(rhs):
+            return scipy.linalg.cho_solve(fac, rhs)
+    except (np.linalg.LinAlgError, ValueError):
+        Hs = np.triu(H) + np.triu(H, 1).T
+
+        def solve(rhs):
+            return np.linalg.lstsq(Hs, rhs, rcond=None)[0]
+
+    if Aeq is None:
+        return -solve(grad)
+    A = np.hstack([Aeq, np.zeros((Aeq.shape[0], 1))])
+    Hinv_g = solve(grad)
+    Hinv_At = solve(A.T)
+    S = A @ Hinv_At
+    nu = np.linalg.lstsq(S, -A @ Hinv_g, rcond=None)[0]
+    return -(Hinv_g + Hinv_At @ nu)
+
+
 # ----------------------------------------------------------------------------------------------
 # cvxpy
 
 
-def _cvxpy_solve(n, edges, nonnegative, *, solver, tol, solver_options):
+def _cvxpy_solve(n, edges, nonnegative, *, solver, tol, solver_options, zero_diagonal=False):
     """Solve the SDP in the sparse n x n edge form with a cvxpy solver; check the status."""
     import cvxpy as cp
 
@@ -445,6 +615,8 @@ def _cvxpy_solve(n, edges, nonnegative, *, solver, tol, solver_options):
     if nonnegative:
         N = _node_incidence(n, edges)
         cons += [w >= 0, N @ w <= 1]
+    if zero_diagonal:
+        cons += [_node_incidence(n, edges) @ w == 1]
     prob = cp.Problem(cp.Minimize(s), cons)
     opts = dict(solver_options or {})
     name = solver.upper()
@@ -478,28 +650,40 @@ def _cvxpy_solve(n, edges, nonnegative, *, solver, tol, solver_options):
 # Public API
 
 
+@small_dense
 def optimal_weights(
     G,
     *,
     nonnegative: bool = False,
+    zero_diagonal: bool = False,
     solver: str = DEFAULT_SOLVER,
     tol: float = 1e-8,
-    max_iter: int = 500,
+    max_iter: int = 2000,
+    fallback: str | None = "SCS",
+    progress=None,
     solver_options: dict | None = None,
 ) -> WeightsResult:
     """Weights minimising ``rho = ||W - 11^T/n||_2`` on the graph ``G`` (FDLA, or FMMC).
 
     Solves ``min_w max(lambda_2(W(w)), -lambda_n(W(w)))`` with ``W(w) = I - sum_e w_e a_e a_e^T``,
     ``a_e = e_i - e_j`` (symmetric, ``W 1 = 1``, support = edges of ``G`` plus the diagonal). With
-    ``nonnegative=True`` also ``W >= 0`` (the fastest mixing Markov chain). The result is the exact
-    optimum (tight) up to ``tol``; ``spectral_gap = 1 - rho``.
+    ``nonnegative=True`` also ``W >= 0`` (the fastest mixing Markov chain); with
+    ``zero_diagonal=True`` also ``W_ii = 0`` (no self weight: each node forwards all of its value,
+    the variant of several gossip papers). The result is the exact optimum (tight) up to ``tol``;
+    ``spectral_gap = 1 - rho``.
 
     Parameters
     ----------
     G : networkx.Graph
-        Connected, undirected, n >= 2 nodes. Self-loops are ignored: the diagonal is always free.
+        Connected, undirected, n >= 2 nodes, without self-loop edges (a graph with one is
+        rejected: the self weight ``W_ii`` is not an edge here, it is ``1 - sum_j W_ij``, free
+        unless ``zero_diagonal``).
     nonnegative : bool
         False: FDLA (negative weights allowed). True: FMMC (``W >= 0``).
+    zero_diagonal : bool
+        Force ``W_ii = 0`` for every node. On a bipartite graph every such W has the eigenvalue
+        -1 (rho = 1), so that is rejected with a TheorylabError; so is a graph with no feasible
+        zero-diagonal W (e.g. a path on 3 nodes).
     solver : {"barrier", "SCS", "CLARABEL"} or another cvxpy SDP solver name
         ``"barrier"`` is the structure-exploiting interior-point method of this module (default);
         the others go through cvxpy.
@@ -507,6 +691,14 @@ def optimal_weights(
         Target accuracy of rho: the barrier's duality gap, or the cvxpy solver's tolerances.
     max_iter : int >= 1
         Cap on the barrier method's Newton steps (cvxpy solvers use ``solver_options``).
+    fallback : str or None
+        cvxpy solver used when the barrier method stops without reaching ``tol`` (iteration cap,
+        numerical stall, no strictly feasible start); the result's ``message`` says so and a
+        :class:`~theorylab.errors.TheorylabWarning` is issued. None: raise SolverError instead.
+    progress : None, bool or callable
+        Progress of long barrier solves: None (default) writes a line to stderr every 5 s once a
+        solve has run 5 s; True every 2 s from the start; False never; a callable receives a
+        dict (``step``, ``t``, ``s``, ``gap``, ``label``) at every Newton step.
     solver_options : dict, optional
         Extra keyword arguments for ``cvxpy.Problem.solve``.
 
@@ -519,41 +711,55 @@ def optimal_weights(
     Raises
     ------
     TheorylabError
-        ``G`` disconnected, directed, a multigraph, or n < 2; bad ``tol``; a ``solver`` that is
-        neither ``"barrier"`` nor an installed cvxpy solver.
+        ``G`` disconnected, directed, a multigraph, with a self-loop, or n < 2; bad ``tol``; a
+        ``solver`` that is neither ``"barrier"`` nor an installed cvxpy solver; ``zero_diagonal``
+        on a graph where no zero-diagonal W mixes.
     SolverError
-        The solver reported a status other than optimal (infeasible, unbounded, inaccurate), ran
-        out of iterations, or returned a W that fails validation. No W is returned then.
+        The solver (and the fallback) reported a status other than optimal (infeasible,
+        unbounded, inaccurate) or returned a W that fails validation. No W is returned then.
 
     Example
     -------
     >>> import networkx as nx
     >>> round(optimal_weights(nx.path_graph(5)).rho, 6)  # cos(pi/5), Boyd et al. 2006
     0.809017
+    >>> round(optimal_weights(nx.cycle_graph(5), zero_diagonal=True).rho, 6)  # cos(pi/5)
+    0.809017
 
     References
     ----------
     Xiao & Boyd (2004), Sec. 3-4 (FDLA as an SDP); Boyd, Diaconis & Xiao (2004) (FMMC).
     """
+    import warnings
+
+    from theorylab.errors import TheorylabWarning
+
     t0 = time.perf_counter()
     tol = check_positive("tol", tol)
     if tol > 0.1:
         raise TheorylabError(f"tol must be <= 0.1 (an accuracy of rho), got {tol}")
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    if not isinstance(zero_diagonal, bool):
+        raise TypeError(f"zero_diagonal must be True or False, got {zero_diagonal!r}")
     if not isinstance(solver, str):
         raise TypeError(f"solver must be a string such as 'barrier' or 'SCS', got {solver!r}")
-    if solver.lower() != "barrier":
-        import cvxpy as cp
+    if fallback is not None and not isinstance(fallback, str):
+        raise TypeError(f"fallback must be a cvxpy solver name or None, got {fallback!r}")
+    for name in (solver, fallback):
+        if name is not None and name.lower() != "barrier":
+            import cvxpy as cp
 
-        if solver.upper() not in cp.installed_solvers():
-            raise TheorylabError(
-                f"unknown solver {solver!r}; use 'barrier' or an installed cvxpy solver: "
-                f"{', '.join(cp.installed_solvers())}"
-            )
+            if name.upper() not in cp.installed_solvers():
+                raise TheorylabError(
+                    f"unknown solver {name!r}; use 'barrier' or an installed cvxpy solver: "
+                    f"{', '.join(cp.installed_solvers())}"
+                )
     nodes, edges = _graph_edges(G)
     n = len(nodes)
-    kind = "FMMC" if nonnegative else "FDLA"
-    if len(edges) == n * (n - 1) // 2:
+    kind = ("FMMC" if nonnegative else "FDLA") + (" (zero diagonal)" if zero_diagonal else "")
+    if zero_diagonal:
+        _check_zero_diagonal_feasible(G, n, edges, nonnegative)
+    elif len(edges) == n * (n - 1) // 2:
         # Complete graph: W = J is feasible (and nonnegative) with rho = 0, the global optimum.
         w = np.full(len(edges), 1.0 / n)
         return _finish(
@@ -561,21 +767,86 @@ def optimal_weights(
             message=f"{kind}: complete graph, W = 11^T/n is optimal (rho = 0)",
             solver="closed-form", t0=t0, iterations=0, objective=0.0, lower=0.0,
         )  # fmt: skip
+    note = ""
     if solver.lower() == "barrier":
-        w, s, gap, steps = _barrier_solve(n, edges, nonnegative, tol=tol, max_iter=max_iter)
-        return _finish(
-            nodes, edges, w, nonnegative=nonnegative, status="optimal",
-            message=f"{kind}: barrier method converged, duality gap {gap:.2e} <= tol {tol:.1e}",
-            solver="barrier", t0=t0, iterations=steps, objective=s, lower=s - gap,
-        )  # fmt: skip
+        report = _progress_printer(progress, f"{kind} barrier (n = {n}, m = {len(edges)})")
+        try:
+            w, s, gap, steps = _barrier_solve(
+                n, edges, nonnegative, tol=tol, max_iter=max_iter,
+                zero_diagonal=zero_diagonal, report=report,
+            )  # fmt: skip
+        except SolverError as exc:
+            if fallback is None:
+                raise
+            note = f"barrier stopped ({exc}); fell back to {fallback.upper()}. "
+            warnings.warn(f"{kind}: {note}", TheorylabWarning, stacklevel=3)
+            solver = fallback
+        else:
+            _check_mixes(zero_diagonal, s)
+            return _finish(
+                nodes, edges, w, nonnegative=nonnegative, status="optimal",
+                message=f"{kind}: barrier method converged, duality gap {gap:.2e} <= tol {tol:.1e}",
+                solver="barrier", t0=t0, iterations=steps, objective=s, lower=s - gap,
+            )  # fmt: skip
     w, s, lower, iters = _cvxpy_solve(
-        n, edges, nonnegative, solver=solver, tol=tol, solver_options=solver_options
-    )
+        n, edges, nonnegative, solver=solver, tol=tol, solver_options=solver_options,
+        zero_diagonal=zero_diagonal,
+    )  # fmt: skip
+    if zero_diagonal:
+        _check_mixes(zero_diagonal, s)
+        w = _polish_zero_diagonal(n, edges, w, nonnegative)
     return _finish(
         nodes, edges, w, nonnegative=nonnegative, status="optimal",
-        message=f"{kind}: {solver.upper()} reported status optimal",
+        message=f"{kind}: {note}{solver.upper()} reported status optimal",
         solver=solver.upper(), t0=t0, iterations=iters, objective=s, lower=lower,
     )  # fmt: skip
+
+
+def _check_zero_diagonal_feasible(G, n, edges, nonnegative):
+    """Raise TheorylabError when no zero-diagonal W (``N w = 1``) can mix on the graph."""
+    from theorylab.topology import check_graph
+
+    if nx.is_bipartite(check_graph(G)):
+        raise TheorylabError(
+            "zero_diagonal=True on a bipartite graph: every W with W_ii = 0 there has the "
+            "eigenvalue -1 (rho = 1, no averaging); allow self weights or add an odd cycle"
+        )
+    N = _node_incidence(n, edges)
+    w, *_ = np.linalg.lstsq(N.toarray(), np.ones(n), rcond=None)
+    if not np.allclose(N @ w, 1.0, atol=1e-9):
+        raise TheorylabError(
+            "zero_diagonal=True: no W on this graph has W_ii = 0 for every node "
+            "(N w = 1 has no solution); allow self weights"
+        )
+    if nonnegative and _zero_diagonal_start(n, edges, nonnegative) is None:
+        from scipy.optimize import linprog
+
+        res = linprog(np.zeros(len(edges)), A_eq=N, b_eq=np.ones(n), bounds=(0, None))
+        if res.status != 0:
+            raise TheorylabError(
+                "zero_diagonal=True, nonnegative=True: no W >= 0 on this graph has W_ii = 0 "
+                "for every node; allow self weights or negative weights"
+            )
+
+
+def _check_mixes(zero_diagonal, s):
+    """Zero diagonal: an optimal rho bound ``s`` of 1 means no such W averages on this graph."""
+    if zero_diagonal and s >= 1.0 - 1e-6:
+        raise TheorylabError(
+            f"zero_diagonal=True: the optimal rho on this graph is 1 (solver bound {s:.9f}): no W "
+            "with W_ii = 0 averages here (e.g. a degree-1 node forces its edge weight to 1); "
+            "allow self weights"
+        )
+
+
+def _polish_zero_diagonal(n, edges, w, nonnegative):
+    """Project a solver's ``w`` onto ``N w = 1`` (removes the solver's feasibility residual)."""
+    N = _node_incidence(n, edges).toarray()
+    r = 1.0 - N @ w
+    w = w + np.linalg.lstsq(N, r, rcond=None)[0]
+    if nonnegative:
+        w = np.maximum(w, 0.0)
+    return w
 
 
 def fmmc_weights(G, **kwargs) -> WeightsResult:
@@ -666,6 +937,7 @@ def edge_weights_to_matrix_sparse(n: int, edges: np.ndarray, w: np.ndarray) -> s
     return (off + sp.diags(diag)).tocsr()
 
 
+@small_dense
 def subgradient_weights(
     G,
     *,
@@ -840,6 +1112,7 @@ def _iterations(rho: float, gap: float, eps: float) -> float:
     return consensus_iterations(rho, eps, spectral_gap=gap)
 
 
+@small_dense
 def compare_weight_rules(
     G,
     *,

@@ -72,12 +72,15 @@ class QuadraticProblem:
 
     Attributes
     ----------
-    A : ndarray (n, d, d) float64, dense Hessians.
+    A : ndarray (n, d, d) float64, dense Hessians (a lazily built view for diagonal problems).
+    mean_hessian : ndarray (d, d), (1/n) sum_i A_i (lazily built for diagonal problems).
     b : ndarray (n, d).
     sigma2 : float.
     n, d : int.
     x_star : ndarray (d,).
-    hessian_diagonal : ndarray (n, d) when every A_i is diagonal, else None.
+    hessian_diagonal : ndarray (n, d) when every A_i is diagonal, else None. Diagonal problems
+        are stored as this (n, d) array only; every constant, oracle and ``zeta2_ball`` then
+        costs O(n d).
 
     Raises
     ------
@@ -100,24 +103,24 @@ class QuadraticProblem:
         n, d = b.shape
         if n < 1 or d < 1:
             raise TheorylabError(f"b must have shape (n, d) with n, d >= 1, got {b.shape}")
+        self.b = b
+        self.n, self.d = n, d
         if A.ndim == 2:
             if A.shape != (n, d):
                 raise TheorylabError(
                     f"diagonal Hessians A must have shape (n, d) = {(n, d)} like b, got {A.shape}"
                 )
-            diag = A.copy()
-            A = np.zeros((n, d, d))
-            A[:, np.arange(d), np.arange(d)] = diag
-        else:
-            if A.shape != (n, d, d):
-                raise TheorylabError(
-                    f"A must have shape (n, d, d) = {(n, d, d)} matching b, got {A.shape}"
-                )
-            diag = None
-            off = A.copy()
-            off[:, np.arange(d), np.arange(d)] = 0.0
-            if not np.any(off):
-                diag = np.diagonal(A, axis1=1, axis2=2).copy()
+            self._init_diagonal(A.copy())
+            return
+        if A.shape != (n, d, d):
+            raise TheorylabError(
+                f"A must have shape (n, d, d) = {(n, d, d)} matching b, got {A.shape}"
+            )
+        off = A.copy()
+        off[:, np.arange(d), np.arange(d)] = 0.0
+        if not np.any(off):
+            self._init_diagonal(np.diagonal(A, axis1=1, axis2=2).copy())
+            return
         scale = max(1.0, float(np.max(np.abs(A))))
         if np.max(np.abs(A - np.swapaxes(A, 1, 2))) > _SYM_TOL * scale:
             raise TheorylabError("every A_i must be symmetric; symmetrise with (A + A^T)/2")
@@ -128,22 +131,62 @@ class QuadraticProblem:
             raise TheorylabError(
                 f"every A_i must be positive semidefinite; A[{i}] has eigenvalue {eig[i].min():.3g}"
             )
-        self.A = A
-        self.b = b
-        self.n, self.d = n, d
-        self.hessian_diagonal = diag
+        self._A = A
+        self.hessian_diagonal = None
         self._local_eig = eig
-        self.mean_hessian = A.mean(axis=0)
-        mean_eig = np.linalg.eigvalsh(self.mean_hessian)
-        if mean_eig[0] <= 1e-12 * scale:
-            raise TheorylabError(
-                f"the mean Hessian (1/n) sum_i A_i is singular (smallest eigenvalue "
-                f"{mean_eig[0]:.3g}); the minimiser is not unique. Make the mean Hessian "
-                "positive definite"
-            )
+        self._mean_hessian = A.mean(axis=0)
+        mean_eig = np.linalg.eigvalsh(self._mean_hessian)
+        self._check_mean(mean_eig[0], scale)
         self._mean_eig = mean_eig
         rhs = np.einsum("nij,nj->i", A, b) / n
-        self.x_star = np.linalg.solve(self.mean_hessian, rhs)
+        self.x_star = np.linalg.solve(self._mean_hessian, rhs)
+
+    def _init_diagonal(self, diag: np.ndarray) -> None:
+        """Diagonal Hessians kept as the (n, d) array: every constant in O(n d) time and memory."""
+        n, d = diag.shape
+        scale = max(1.0, float(np.max(np.abs(diag))))
+        if diag.min() < -_SYM_TOL * scale:
+            i, k = np.unravel_index(int(np.argmin(diag)), diag.shape)
+            raise TheorylabError(
+                f"every A_i must be positive semidefinite; A[{i}] has eigenvalue {diag[i, k]:.3g}"
+            )
+        self._A = None  # dense (n, d, d) built on first access of .A
+        self._mean_hessian = None
+        self.hessian_diagonal = diag
+        self._local_eig = diag  # the eigenvalues of diag(A_i) (unsorted; only min/max are read)
+        mean_diag = diag.mean(axis=0)
+        self._mean_diag = mean_diag
+        mean_eig = np.sort(mean_diag)
+        self._check_mean(mean_eig[0], scale)
+        self._mean_eig = mean_eig
+        self.x_star = (diag * self.b).sum(axis=0) / n / mean_diag
+
+    @staticmethod
+    def _check_mean(smallest: float, scale: float) -> None:
+        if smallest <= 1e-12 * scale:
+            raise TheorylabError(
+                f"the mean Hessian (1/n) sum_i A_i is singular (smallest eigenvalue "
+                f"{smallest:.3g}); the minimiser is not unique. Make the mean Hessian "
+                "positive definite"
+            )
+
+    @property
+    def A(self) -> np.ndarray:
+        """Dense Hessians, shape (n, d, d) (built on first use for diagonal problems: n d^2
+        memory; prefer :attr:`hessian_diagonal` there)."""
+        if self._A is None:
+            n, d = self.hessian_diagonal.shape
+            A = np.zeros((n, d, d))
+            A[:, np.arange(d), np.arange(d)] = self.hessian_diagonal
+            self._A = A
+        return self._A
+
+    @property
+    def mean_hessian(self) -> np.ndarray:
+        """Dense mean Hessian (1/n) sum_i A_i, shape (d, d)."""
+        if self._mean_hessian is None:
+            self._mean_hessian = np.diag(self._mean_diag)
+        return self._mean_hessian
 
     # ---- constants -------------------------------------------------------------------------
     @property
@@ -163,13 +206,27 @@ class QuadraticProblem:
 
     @property
     def grad_star(self) -> np.ndarray:
-        """Local gradients at the optimum, shape (n, d); they average to zero."""
-        return self.grad(self.x_star)
+        """Local gradients at the optimum, shape (n, d), read-only (computed once); they average
+        to zero."""
+        if getattr(self, "_grad_star", None) is None:
+            g = self.grad(self.x_star)
+            g.setflags(write=False)
+            self._grad_star = g
+        return self._grad_star
 
     @property
     def zeta2_star(self) -> float:
         """Heterogeneity at the optimum (H2): (1/n) sum_i ||grad f_i(x*)||^2."""
-        return float(np.mean(np.sum(self.grad_star**2, axis=1)))
+        if getattr(self, "_zeta2_star", None) is None:
+            g = self.grad_star
+            # row blocks of ~1e6 entries: the same row sums as one np.sum(g**2, axis=1), without
+            # an (n, d) temporary
+            rows = max(1, 1_000_000 // max(self.d, 1))
+            sq = np.concatenate(
+                [np.sum(g[i : i + rows] ** 2, axis=1) for i in range(0, self.n, rows)]
+            )
+            self._zeta2_star = float(np.mean(sq))
+        return self._zeta2_star
 
     @property
     def f_star(self) -> float:
@@ -198,14 +255,24 @@ class QuadraticProblem:
         """
         radius = check_positive("radius", radius, allow_zero=True)
         g = self.grad_star
-        D = self.A - self.mean_hessian
-        M = np.einsum("nki,nkj->ij", D, D) / self.n
-        c = np.einsum("nki,nk->i", D, g) / self.n
         z0 = self.zeta2_star
-        if radius == 0.0:
-            return z0
-        m, V = np.linalg.eigh(0.5 * (M + M.T))
-        ct = V.T @ c
+        if self.hessian_diagonal is not None:
+            # M = (1/n) sum D_i^2 and c are diagonal/elementwise: eigenbasis = coordinates
+            D = self.hessian_diagonal - self._mean_diag
+            m = np.einsum("nk,nk->k", D, D) / self.n
+            c = np.einsum("nk,nk->k", D, g) / self.n
+            if radius == 0.0:
+                return z0
+            order = np.argsort(m, kind="stable")
+            m, ct = m[order], c[order]
+        else:
+            D = self.A - self.mean_hessian
+            M = np.einsum("nki,nkj->ij", D, D) / self.n
+            c = np.einsum("nki,nk->i", D, g) / self.n
+            if radius == 0.0:
+                return z0
+            m, V = np.linalg.eigh(0.5 * (M + M.T))
+            ct = V.T @ c
         m_max = m[-1]
         scale = max(abs(m_max), 1e-300)
         top = m >= m_max - 1e-12 * scale
@@ -261,16 +328,23 @@ class QuadraticProblem:
         if x.shape != (self.d,):
             raise TheorylabError(f"x must have shape (d,) = ({self.d},), got {x.shape}")
         r = x[None, :] - self.b
+        if self.hessian_diagonal is not None:
+            return float(0.5 * np.mean(np.einsum("ni,ni,ni->n", r, self.hessian_diagonal, r)))
         return float(0.5 * np.mean(np.einsum("ni,nij,nj->n", r, self.A, r)))
 
     def local_f(self, x) -> np.ndarray:
         """Local objectives f_i(x_i), shape (n,); x of shape (d,) or (n, d)."""
         r = self._points(x) - self.b
+        if self.hessian_diagonal is not None:
+            return 0.5 * np.einsum("ni,ni,ni->n", r, self.hessian_diagonal, r)
         return 0.5 * np.einsum("ni,nij,nj->n", r, self.A, r)
 
     def grad(self, x) -> np.ndarray:
         """Deterministic local gradients grad f_i(x_i) = A_i (x_i - b_i), shape (n, d)."""
         r = self._points(x) - self.b
+        if self.hessian_diagonal is not None:
+            r *= self.hessian_diagonal  # in place: no second (n, d) array
+            return r
         return np.einsum("nij,nj->ni", self.A, r)
 
     def stochastic_grad(self, x, rng: np.random.Generator) -> np.ndarray:
@@ -349,52 +423,114 @@ def heterogeneous_quadratic(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     rng = np.random.default_rng(int(seed))
-    Q = np.linalg.qr(rng.standard_normal((d, d)))[0] if not diagonal else np.eye(d)
-    if shared_hessian:
-        if d == 1 and L > mu:
-            raise TheorylabError(
-                f"a shared 1-d Hessian cannot have L={L} != mu={mu}; use d >= 2 or L == mu"
-            )
-        spectrum = np.linspace(mu, L, d) if d > 1 else np.array([L])
-        H = (Q * spectrum) @ Q.T
-        A = np.broadcast_to(0.5 * (H + H.T), (n, d, d)).copy()
-    elif L == mu:
-        A = np.broadcast_to(L * np.eye(d), (n, d, d)).copy()
+    if diagonal:
+        A = _diagonal_hessians(n, d, L, mu, shared_hessian, rng)
     else:
-        s = np.geomspace(mu / L, 1.0, d) if d > 1 else np.array([1.0])
-        u = rng.uniform(-1.0, 1.0, size=(n, d))
-        w = 1.0 + 0.4 * (u - u.mean(axis=0))  # in [0.2, 1.8], exact node mean 1
-        B = np.einsum("ik,nk,jk->nij", Q, s * w, Q)
-        if not diagonal:
-            R = rng.standard_normal((n, d, d)) / np.sqrt(d)
-            B = B + 0.1 * s[0] * np.einsum("nik,njk->nij", R, R)
-        B = 0.5 * (B + np.swapaxes(B, 1, 2))
-        b_max = np.linalg.eigvalsh(B).max()
-        b_min_mean = np.linalg.eigvalsh(B.mean(axis=0))[0]
-        if b_max - b_min_mean <= 1e-12:
-            raise TheorylabError(
-                f"cannot make L={L} > mu={mu} with n={n}, d={d}: the Hessians do not vary; "
-                "use n >= 2 or d >= 2"
-            )
-        alpha = (L - mu) / (b_max - b_min_mean)
-        beta = mu - alpha * b_min_mean
-        A = alpha * B + beta * np.eye(d)
-        if np.linalg.eigvalsh(A).min() < -1e-12 * L:
-            raise TheorylabError(
-                f"n={n}, d={d}, L/mu={L / mu:.3g}: the construction gives an indefinite A_i; "
-                "use d >= 2 (d = 1 heterogeneous Hessians need L <= 1.8 mu)"
-            )
-        if diagonal:
-            A[:, ~np.eye(d, dtype=bool)] = 0.0
+        A = _dense_hessians(n, d, L, mu, shared_hessian, rng)
     b_raw = rng.standard_normal((n, d))
-    raw = QuadraticProblem(A, b_raw, sigma2)
-    z_raw = raw.zeta2_star
+    raw = _problem(A, b_raw, sigma2, diagonal)
+    z_raw, x_star = raw.zeta2_star, raw.x_star
+    del raw  # its cached (n, d) gradients
     if zeta2 > 0 and z_raw <= 1e-300:
         raise TheorylabError("cannot create heterogeneity with these Hessians; increase n")
     t = np.sqrt(zeta2 / z_raw) if zeta2 > 0 else 0.0
-    b = raw.x_star + t * (b_raw - raw.x_star)
-    A_arg = np.diagonal(A, axis1=1, axis2=2).copy() if diagonal else A
-    return QuadraticProblem(A_arg, b, sigma2)
+    # b = x* + t (b_raw - x*), in place (the same operations, so the same values)
+    b = b_raw
+    b -= x_star
+    b *= t
+    b += x_star
+    return _problem(A, b, sigma2, diagonal)
+
+
+def _problem(A, b, sigma2, diagonal) -> QuadraticProblem:
+    """A QuadraticProblem of generated (finite, owned) arrays; diagonal ones without a copy."""
+    if not diagonal:
+        return QuadraticProblem(A, b, sigma2)
+    p = QuadraticProblem.__new__(QuadraticProblem)
+    p.sigma2 = check_positive("sigma2", sigma2, allow_zero=True)
+    p.b = b
+    p.n, p.d = b.shape
+    p._init_diagonal(A)
+    return p
+
+
+def _shared_1d_check(d, L, mu):
+    if d == 1 and L > mu:
+        raise TheorylabError(
+            f"a shared 1-d Hessian cannot have L={L} != mu={mu}; use d >= 2 or L == mu"
+        )
+
+
+def _affine_map(b_max, b_min_mean, L, mu, n, d):
+    """``(alpha, beta)`` with ``alpha b_max + beta = L`` and ``alpha b_min_mean + beta = mu``."""
+    if b_max - b_min_mean <= 1e-12:
+        raise TheorylabError(
+            f"cannot make L={L} > mu={mu} with n={n}, d={d}: the Hessians do not vary; "
+            "use n >= 2 or d >= 2"
+        )
+    alpha = (L - mu) / (b_max - b_min_mean)
+    return alpha, mu - alpha * b_min_mean
+
+
+def _indefinite_error(n, d, L, mu):
+    return TheorylabError(
+        f"n={n}, d={d}, L/mu={L / mu:.3g}: the construction gives an indefinite A_i; "
+        "use d >= 2 (d = 1 heterogeneous Hessians need L <= 1.8 mu)"
+    )
+
+
+def _diagonal_hessians(n, d, L, mu, shared_hessian, rng) -> np.ndarray:
+    """The diagonal construction of :func:`heterogeneous_quadratic` as an (n, d) array.
+
+    Same draws and the same arithmetic on the diagonal as the dense construction with ``Q = I``
+    (whose off-diagonal entries are exact zeros), in O(n d).
+    """
+    if shared_hessian:
+        _shared_1d_check(d, L, mu)
+        spectrum = np.linspace(mu, L, d) if d > 1 else np.array([L])
+        return np.broadcast_to(spectrum, (n, d)).copy()
+    if L == mu:
+        return np.full((n, d), float(L))
+    s = np.geomspace(mu / L, 1.0, d) if d > 1 else np.array([1.0])
+    # in place, the same operations in the same order as the dense construction:
+    # w = 1 + 0.4 (u - mean_n u) in [0.2, 1.8] (exact node mean 1); B = s w; A = alpha B + beta
+    A = rng.uniform(-1.0, 1.0, size=(n, d))
+    A -= A.mean(axis=0)
+    A *= 0.4
+    A += 1.0
+    A *= s
+    alpha, beta = _affine_map(float(A.max()), float(A.mean(axis=0).min()), L, mu, n, d)
+    A *= alpha
+    A += beta
+    if A.min() < -1e-12 * L:
+        raise _indefinite_error(n, d, L, mu)
+    return A
+
+
+def _dense_hessians(n, d, L, mu, shared_hessian, rng) -> np.ndarray:
+    """The rotated (non-commuting) construction of :func:`heterogeneous_quadratic`, (n, d, d)."""
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    if shared_hessian:
+        _shared_1d_check(d, L, mu)
+        spectrum = np.linspace(mu, L, d) if d > 1 else np.array([L])
+        H = (Q * spectrum) @ Q.T
+        return np.broadcast_to(0.5 * (H + H.T), (n, d, d)).copy()
+    if L == mu:
+        return np.broadcast_to(L * np.eye(d), (n, d, d)).copy()
+    s = np.geomspace(mu / L, 1.0, d) if d > 1 else np.array([1.0])
+    u = rng.uniform(-1.0, 1.0, size=(n, d))
+    w = 1.0 + 0.4 * (u - u.mean(axis=0))  # in [0.2, 1.8], exact node mean 1
+    B = np.einsum("ik,nk,jk->nij", Q, s * w, Q)
+    R = rng.standard_normal((n, d, d)) / np.sqrt(d)
+    B = B + 0.1 * s[0] * np.einsum("nik,njk->nij", R, R)
+    B = 0.5 * (B + np.swapaxes(B, 1, 2))
+    b_max = np.linalg.eigvalsh(B).max()
+    b_min_mean = np.linalg.eigvalsh(B.mean(axis=0))[0]
+    alpha, beta = _affine_map(b_max, b_min_mean, L, mu, n, d)
+    A = alpha * B + beta * np.eye(d)
+    if np.linalg.eigvalsh(A).min() < -1e-12 * L:
+        raise _indefinite_error(n, d, L, mu)
+    return A
 
 
 class LogisticProblem:

@@ -49,6 +49,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from theorylab._threads import small_dense
 from theorylab.errors import SolverError, TheorylabError, check_positive, check_probability
 from theorylab.stochastic import DENSE_LIMIT, Schedule, check_mixing_matrix, check_schedule
 
@@ -135,6 +136,7 @@ def _v0(n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- dense
+@small_dense(size=lambda W, *a, **k: W.shape[0])
 def _dense_spectrum(W, symmetric: bool) -> Spectrum:
     W = _dense(W)
     n = W.shape[0]
@@ -445,6 +447,7 @@ def _require_symmetric(W, what):
     return W
 
 
+@small_dense(size=lambda W, *a, **k: W.shape[0])
 def eigenvalues(W) -> np.ndarray:
     """All eigenvalues of a symmetric W, descending (lambda_1 >= ... >= lambda_n); dense O(n^3)."""
     W = _require_symmetric(W, "eigenvalues")

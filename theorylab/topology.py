@@ -291,21 +291,54 @@ def erdos_renyi(n, p, seed=0, max_tries=1) -> nx.Graph:
 def random_geometric(n, radius, seed=0, max_tries=1) -> nx.Graph:
     """Random geometric graph: n uniform points in the unit square, linked within ``radius``.
 
+    The same graph as ``networkx.random_geometric_graph(n, radius, seed=s)`` (same points from
+    Python's ``random.Random(s)``, drawn x then y per node; same edges ``||p_u - p_v||_2 <=
+    radius``; same node attribute ``"pos"``; edges inserted in sorted order), built without
+    networkx's per-node Python loops: a k-d tree (``scipy.spatial.cKDTree.query_pairs``) gives
+    the pairs as an array and connectivity is checked on the CSR adjacency
+    (``scipy.sparse.csgraph``) before the networkx graph is made.
+
     Parameters
     ----------
     n : int >= 2; radius : float > 0; seed : int >= 0
     max_tries : int >= 1, resampling with derived seeds as in :func:`random_regular`.
+
+    Raises
+    ------
+    TheorylabError
+        Bad sizes, or every try disconnected (use a larger radius).
     """
+    import random
+
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
     n = _check_n(n, 2, "a random geometric graph")
     radius = check_positive("radius", radius)
+    seed = check_int("seed", seed, 0)
+    max_tries = check_int("max_tries", max_tries, 1)
     threshold = math.sqrt(math.log(n) / (math.pi * n)) if n > 1 else 1.0
-    return _sample_connected(
-        lambda s: nx.random_geometric_graph(n, radius, seed=s),
-        seed,
-        max_tries,
-        f"random_geometric(n={n}, radius={radius})",
-        f"use a larger radius (connectivity threshold sqrt(ln n / (pi n)) = {threshold:.3g}; "
-        f"1.5x that is usually enough)",
+    for attempt in range(max_tries):
+        rng = random.Random(_derived_seed(seed, attempt))
+        pos = np.array([rng.random() for _ in range(2 * n)]).reshape(n, 2)
+        pairs = cKDTree(pos).query_pairs(radius, p=2.0, output_type="ndarray")
+        pairs = pairs[np.argsort(pairs[:, 0] * np.int64(n) + pairs[:, 1], kind="stable")]
+        A = sp.csr_matrix(
+            (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
+        )
+        if connected_components(A, directed=True, connection="weak", return_labels=False) == 1:
+            G = nx.Graph()
+            G.add_nodes_from(zip(range(n), ({"pos": p} for p in pos.tolist())))
+            # add_edges_from's per-edge get/update costs 2x this: fill the adjacency directly
+            # (one shared, empty data dict per edge, as networkx stores it; same insertion order)
+            adj = G._adj
+            for u, v in pairs.tolist():
+                adj[u][v] = adj[v][u] = {}
+            return G
+    raise TheorylabError(
+        f"random_geometric(n={n}, radius={radius}) with seed={seed} was disconnected in all "
+        f"{max_tries} tries; use a larger radius (connectivity threshold sqrt(ln n / (pi n)) = "
+        f"{threshold:.3g}; 1.5x that is usually enough), or allow resampling with max_tries > 1"
     )
 
 

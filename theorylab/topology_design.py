@@ -34,6 +34,7 @@ import warnings
 import networkx as nx
 import numpy as np
 
+from theorylab._threads import small_dense
 from theorylab.cost import CommModel, round_time, time_to_accuracy
 from theorylab.errors import TheorylabError, TheorylabWarning, check_int, check_positive
 
@@ -133,6 +134,7 @@ def _best_weights(c, sdp_max_n, solver) -> tuple[str, float, np.ndarray]:
     return best
 
 
+@small_dense
 def choose_topology(
     n: int,
     *,
@@ -233,6 +235,7 @@ def choose_topology(
     return rows
 
 
+@small_dense
 def greedy_edge_addition(
     G,
     k: int,

@@ -2,7 +2,8 @@
 
 This module is verify's plugin for the ``theorylab`` command: :func:`register` (named by the
 ``theorylab.commands`` entry point in pyproject.toml, or found by import from a checkout) adds
-the ``verify`` subcommand and the ping-pong alpha-beta calibrator that
+the ``verify`` subcommand, the ``figures`` subcommand (:mod:`verify.figures_cli`: redraw
+every figure from a results folder) and the ping-pong alpha-beta calibrator that
 ``theorylab design --calibrate`` uses. theorylab never imports verify; verify plugs into it.
 
 Examples
@@ -112,11 +113,18 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    parser.add_argument(
+        "--wall-clock",
+        action="store_true",
+        help="also run the claims that measure wall-clock time (their verdict depends on the "
+        "machine's load; they always run when named with --claims)",
+    )
 
 
 def register(registry) -> None:
     """Plug verify into the ``theorylab`` command (see :mod:`theorylab.commands`)."""
     registry.add_command("verify", __name__)
+    registry.add_command("figures", "verify.figures_cli")
     registry.add_calibrator("gloo-ping-pong", calibrate_ping_pong)
 
 
@@ -129,22 +137,6 @@ def calibrate_ping_pong():
     from verify.calibrate import measure_alpha_beta
 
     return measure_alpha_beta(world_size=2, backend="gloo", device="cpu")
-
-
-def _select(names):
-    """The named claims (all when none), unknown names failing before any process starts."""
-    from theorylab.errors import TheorylabError
-    from verify.claims import CLAIMS
-
-    if not names:
-        return list(CLAIMS.values())
-    unknown = [n for n in names if n not in CLAIMS]
-    if unknown:
-        raise TheorylabError(
-            f"unknown claim(s) {unknown}; known claims: {sorted(CLAIMS)} "
-            "(see `theorylab verify --list`)"
-        )
-    return [CLAIMS[n] for n in dict.fromkeys(names)]
 
 
 def _list(as_json: bool) -> int:
@@ -163,7 +155,10 @@ def run(args) -> int:
     if args.list:
         return _list(args.json)
 
-    claims = _select(args.claims)  # unknown names fail before any process starts
+    from verify.report import select_claims
+
+    # unknown names fail before any process starts (and before a torchrun rendezvous)
+    claims = select_claims(args.claims, wall_clock=args.wall_clock)
     pool = None
     if getattr(args, "torchrun", False) or _under_torchrun():
         pool = _torchrun_pool(args)
@@ -226,12 +221,13 @@ def _run(args, claims, pool) -> int:
         pool=pool,
     ) as ctx:
         results = run_claims(
-            [c.name for c in claims],
+            args.claims or None,  # None: all claims, a module that failed to import is an error
             ctx,
             args.results,
             force=args.force,
             figures=not args.no_figures,
             progress=progress,
+            wall_clock=args.wall_clock,
         )
     wall = time.perf_counter() - t0
     n_pass = sum(r.passed for r in results)

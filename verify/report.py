@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import stat
 import sys
 import tempfile
 import time
@@ -39,7 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from theorylab.errors import TheorylabError, TheorylabWarning
+from theorylab.errors import TheorylabError
+from theorylab.safe_json import (  # noqa: F401  (re-exported: the names report always had)
+    MAX_JSON_DEPTH,
+    MAX_RESULT_BYTES,
+    ResultFileError,
+    ResultFileWarning,
+    read_json,
+)
 from verify.claims.base import (
     CLAIMS,
     VERDICTS,
@@ -71,19 +77,8 @@ __all__ = [
 TABLE_COLUMNS = ("claim", "kind", "predicted", "measured", "interval", "verdict", "wall_s")
 
 #: largest result file read (bytes); a result of the full budget is well under 1 MB
-MAX_RESULT_BYTES = 64 * 2**20
-#: deepest nesting of lists/objects accepted in a result file (a result nests about 4 deep)
-MAX_JSON_DEPTH = 32
 #: what a claim name (the first part of a result's file name) may be
 _NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
-
-
-class ResultFileError(TheorylabError):
-    """A file in a results folder is not a valid saved result; the message says why."""
-
-
-class ResultFileWarning(TheorylabWarning):
-    """A file in a results folder was skipped (and, when resuming, its claim recomputed)."""
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -140,55 +135,6 @@ def save_result(result: ClaimResult, results_dir: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     return path
-
-
-def _read_regular_file(path: Path, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
-
-    Opened non-blocking, and checked on the open descriptor, so a FIFO (or a device, or a file
-    swapped for one between a check and the open) can never block the reader.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except IsADirectoryError:
-        raise ResultFileError("it is a directory, not a file") from None
-    except OSError as exc:
-        raise ResultFileError(f"it cannot be opened: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ResultFileError("it is a directory, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ResultFileError("it is not a regular file (a FIFO, socket or device?)")
-        if info.st_size > limit:
-            raise ResultFileError(f"it has {info.st_size} bytes, more than the {limit} allowed")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise ResultFileError(f"it has more than the {limit} bytes allowed")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise ResultFileError(f"it cannot be read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-
-
-def _depth_at_most(value, limit: int) -> bool:
-    """Whether lists/dicts in ``value`` nest at most ``limit`` deep (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, (list, dict)):
-            if depth > limit:
-                return False
-            stack.extend((u, depth + 1) for u in (v.values() if isinstance(v, dict) else v))
-    return True
 
 
 _NONFINITE = ("inf", "-inf", "nan")
@@ -331,19 +277,7 @@ def load_result(path: str | os.PathLike, *, check_name: bool = True) -> ClaimRes
     """
     path = Path(path)
     try:
-        raw = _read_regular_file(path, MAX_RESULT_BYTES)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ResultFileError("it is not UTF-8 text") from None
-        try:
-            data = json.loads(text)
-        except RecursionError:  # e.g. "[" x 200000: the parser's own nesting limit
-            raise ResultFileError(f"its JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
-        except ValueError as exc:
-            raise ResultFileError(f"it is not valid JSON: {exc}") from None
-        if not _depth_at_most(data, MAX_JSON_DEPTH):
-            raise ResultFileError(f"its JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        data = read_json(path)
         return validate_result(data, path.name if check_name else None)
     except ResultFileError as exc:
         raise ResultFileError(f"{path}: {exc}") from None
@@ -472,9 +406,16 @@ def _run_one(claim: Claim, ctx: ClaimContext) -> ClaimResult:
     return result
 
 
-def _resolve(names: Sequence[str] | None) -> list[Claim]:
+def select_claims(names: Sequence[str] | None, *, wall_clock: bool = False) -> list[Claim]:
+    """The claims to run: the named ones, or every registered claim when ``names`` is empty.
+
+    "Every claim" leaves out the claims that measure wall-clock time (``Claim.wall_clock``),
+    whose verdict depends on what else the machine runs, unless ``wall_clock`` is true; a named
+    claim always runs. Unknown names raise :class:`~theorylab.errors.TheorylabError` (before any
+    process starts).
+    """
     if not names:
-        return list(CLAIMS.values())
+        return [c for c in CLAIMS.values() if wall_clock or not c.wall_clock]
     unknown = [n for n in names if n not in CLAIMS]
     if unknown:
         raise TheorylabError(
@@ -482,6 +423,9 @@ def _resolve(names: Sequence[str] | None) -> list[Claim]:
             "(see `theorylab verify --list`)"
         )
     return [CLAIMS[n] for n in dict.fromkeys(names)]
+
+
+_resolve = select_claims  # the old private name
 
 
 def run_claims(
@@ -493,8 +437,12 @@ def run_claims(
     figures: bool = True,
     progress: ProgressLine | None = None,
     on_result: Callable[[ClaimResult, bool], None] | None = None,
+    wall_clock: bool = False,
 ) -> list[ClaimResult]:
     """Run the named claims (all registered ones if ``names`` is empty), saving as they finish.
+
+    With ``names`` empty the wall-clock claims run only if ``wall_clock`` (see
+    :func:`select_claims`).
 
     Parameters
     ----------
@@ -520,7 +468,7 @@ def run_claims(
         each claim module that failed to import (:data:`verify.claims.IMPORT_ERRORS`) comes
         first as an unsaved ``'error'`` result.
     """
-    claims = _resolve(names)
+    claims = select_claims(names, wall_clock=wall_clock)
     results_dir = Path(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise TheorylabError(f"results folder {str(results_dir)!r} exists but is not a folder")

@@ -310,6 +310,15 @@ def _build_oracle(oracle, device):
     return oracle
 
 
+def _executor_stochasticity(algorithm) -> str:
+    """What the executors check of W for ``algorithm``: ``'column'`` for a push-sum algorithm
+    (``stochasticity == 'column'``: its P need not be row-stochastic), else ``'row'``, the
+    least any gossip step needs (an algorithm checks more itself, e.g. doubly stochastic W in
+    its ``init``; DSGD may run on row-stochastic weights, where it converges to a biased point,
+    :func:`theorylab.directed.biased_optimum`)."""
+    return "column" if getattr(algorithm, "stochasticity", None) == "column" else "row"
+
+
 def run_simulated(
     algorithm: Algorithm,
     oracle,
@@ -344,7 +353,9 @@ def run_simulated(
     """
     from verify.runtime.simulated import SimulatedCommunicator
 
-    comm = SimulatedCommunicator(schedule, device=device, dtype=dtype)
+    comm = SimulatedCommunicator(
+        schedule, device=device, dtype=dtype, stochasticity=_executor_stochasticity(algorithm)
+    )
     x0 = _initial(x0, comm.n, replicas, dtype, comm.device)
     ctx = make_context(comm, _build_oracle(oracle, comm.device), seed)
     return run_algorithm(algorithm, ctx, x0, steps, record, observe)
@@ -381,7 +392,10 @@ def run_distributed(
     """
     from verify.runtime.distributed import DistributedCommunicator
 
-    comm = DistributedCommunicator(schedule, device=device, dtype=dtype, timeout_s=timeout_s)
+    comm = DistributedCommunicator(
+        schedule, device=device, dtype=dtype, timeout_s=timeout_s,
+        stochasticity=_executor_stochasticity(algorithm),
+    )  # fmt: skip
     if comm.n != world_size:  # pragma: no cover - the communicator checks it already
         raise TheorylabError(f"world_size {world_size} != n = {comm.n}")
     x_all = _initial(x0, comm.n, replicas, dtype, "cpu")

@@ -68,7 +68,7 @@ def quadratic_setup(
     *,
     algorithm: str = "dsgd",
     gamma: float = 0.1,
-    form: str = "atc",
+    form: str | None = None,
     topology: str = "ring",
     d: int = 4,
     sigma2: float = 1.0,
@@ -82,7 +82,8 @@ def quadratic_setup(
 
     ``algorithm`` is any name in :data:`verify.algorithms.ALGORITHMS`, built by its
     ``example(gamma=gamma, form=form, **options)`` (arguments its constructor does not take are
-    ignored); the problem is :func:`theorylab.problems.heterogeneous_quadratic` (``L = 1``,
+    ignored; ``form=None`` keeps the algorithm's default form, e.g. DSGD's ATC); the problem is
+    :func:`theorylab.problems.heterogeneous_quadratic` (``L = 1``,
     ``mu = 0.1``, diagonal Hessians unless ``diagonal=False``); ``x0`` is standard normal (seeded
     by ``problem_seed``), shape ``(n, replicas, d)``. Used by :func:`quadratic_run` and by tests
     that compare it with the simulator.
@@ -93,7 +94,8 @@ def quadratic_setup(
 
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise TheorylabError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {algorithm!r}")
-    built = ALGORITHMS[algorithm].example(gamma=gamma, form=form, **(options or {}))
+    settings = {"gamma": gamma, **({} if form is None else {"form": form}), **(options or {})}
+    built = ALGORITHMS[algorithm].example(**settings)
     problem = heterogeneous_quadratic(
         n, d, zeta2=zeta2, sigma2=sigma2, diagonal=diagonal, seed=problem_seed
     )

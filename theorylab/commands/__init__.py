@@ -43,6 +43,7 @@ BUILTIN = {
     "weights": "theorylab.commands.weights",
     "design": "theorylab.commands.design",
     "compressors": "theorylab.commands.compressors",
+    "rate": "theorylab.commands.rate",
 }
 
 #: entry-point group scanned for plugins (each value is ``module:register``)

@@ -16,7 +16,10 @@ declared tight.
 
 Shapes: the **last** dimension of ``x`` is the vector being compressed (length ``d``); leading
 dimensions are a batch (nodes, replicas) and each row is compressed independently, drawing from
-``generator`` in row-major order.
+``generator`` in row-major order. (The dithering quantizers -- QSGD, TernGrad, natural -- with a
+CPU generator draw one 62-bit seed from it per call and take their uniforms, row-major, from numpy's
+SFC64 stream of that seed: about half ``torch.rand``'s CPU time, and the same values on every
+device the result goes to; a CUDA generator draws with ``torch.rand`` on its device.)
 
 Wire format (bit order, ternary and float layout in :mod:`theorylab.wire`): one message per row,
 rows concatenated. A row is ``header_bytes(dtype)`` bytes of header (e.g. the row's norm as a float

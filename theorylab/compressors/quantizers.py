@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
 from theorylab.compressors.base import (
     Compressor,
+    _check_kind,
     _l1mean,
     _l2norm,
-    _row_amax,
     _sign_pm,
     _uniform,
     _work_dtype,
@@ -19,6 +20,8 @@ from theorylab.compressors.base import (
 from theorylab.compressors.wire import (
     bytes_to_floats,
     floats_to_bytes,
+    lookup_trits,
+    lookup_uint,
     pack_bits,
     pack_trits,
     pack_uint,
@@ -30,6 +33,24 @@ from theorylab.compressors.wire import (
 from theorylab.errors import TheorylabError, check_int
 
 __all__ = ["Cast", "QSGD", "qsgd_supremum", "TernGrad", "Natural", "Sign", "ScaledSign"]
+
+
+@functools.lru_cache(maxsize=64)
+def _cast_domain(target: torch.dtype, dtype: torch.dtype) -> tuple[float, float]:
+    """:meth:`Cast.domain` (cached: it is checked on every call)."""
+    fi = torch.finfo(target)
+    bound = min(float(fi.max), float(torch.finfo(dtype).max))
+    v = float(torch.tensor(bound, dtype=torch.float64).to(target))
+    if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
+        mant, e = math.frexp(v)
+        v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
+    return (float(fi.smallest_normal), v)
+
+
+@functools.lru_cache(maxsize=64)
+def _half_bits(target: torch.dtype, value: float) -> int:
+    """The bit pattern of the non-negative ``value`` in the 16-bit ``target``, as an int."""
+    return int(torch.tensor(value, dtype=target).view(torch.int16))
 
 
 class Cast(Compressor):
@@ -65,13 +86,7 @@ class Cast(Compressor):
     def domain(self, dtype=torch.float32, d=None):
         """Normal range of the target, up to the largest target value that the input ``dtype``
         can hold (bf16 of float16 input: 65280; 65504 would round to 65536, an inf in float16)."""
-        fi = torch.finfo(self.target)
-        bound = min(float(fi.max), float(torch.finfo(dtype).max))
-        v = float(torch.tensor(bound, dtype=torch.float64).to(self.target))
-        if v > bound:  # rounded up: one target ulp down (half an ulp below a power of two)
-            mant, e = math.frexp(v)
-            v -= fi.eps * 2.0 ** (e - 2 if mant == 0.5 else e - 1)
-        return (float(fi.smallest_normal), v)
+        return _cast_domain(self.target, dtype)
 
     def worst_case_input(self, d):
         """``x_i = 1 + u``: exactly halfway between 1 and the next float of the target."""
@@ -80,8 +95,30 @@ class Cast(Compressor):
     def payload_bits(self, d, dtype=torch.float32):
         return 16 * int(d)
 
+    def _rows(self, x):
+        # the data are validated on the cast (_quantize): half the bytes of x, one pass fewer
+        _check_kind(x)
+        return x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+
     def _quantize(self, x, generator, dtype):
-        y = x.to(self.target)  # finite: |x_i| <= the target's max (domain, checked)
+        y = x.to(self.target)
+        # rounding is monotone, so max |y| = fl(max |x|): NaN, inf and |x_i| above the domain
+        # (which then round to inf or to a value >= its bound) all show up on y; in that case
+        # the exact check on x raises with the right message (and passes only on the bound)
+        hi = self.domain(dtype, x.shape[-1])[1]
+        if y.device.type == "cpu":
+            # on the 16-bit patterns (numpy's integer max is SIMD; ~5x aminmax on halves):
+            # |y| >= hi (NaN and inf included) iff the pattern of |y| is >= that of hi; the
+            # largest signed pattern is the largest positive y, the largest unsigned one the
+            # negative y of largest magnitude (if any y < 0)
+            bits = y.view(torch.int16).numpy()
+            bh = _half_bits(self.target, hi)
+            out = int(bits.max()) >= bh or int(bits.view(np.uint16).max()) >= 0x8000 + bh
+        else:
+            lo, up = torch.aminmax(y)
+            out = not max(-float(lo), float(up)) < hi
+        if out:
+            Compressor._rows(self, x.to(dtype))
         return (y,)
 
     def _reconstruct(self, parts, d, dtype):
@@ -316,38 +353,63 @@ class QSGD(Compressor):
         return (self.s * x.abs() / safe).clamp(max=self.s)
 
     def _quantize(self, x, generator, dtype):
+        # parts: (||x|| per row, the code sgn(x_i) xi_i + s in [0, 2s]: uint8 where it fits)
         norm = _l2norm(x)
         if not bool(torch.isfinite(norm).all()):
             raise TheorylabError(
                 f"qsgd needs ||x||_2 representable in {x.dtype} (it is sent and C(x) reaches it);"
                 " a row's norm overflows: scale x down"
             )
-        r = self._ratio(x, norm)
-        lo = torch.floor(r)
-        up = _uniform(x.shape, generator, x.device, x.dtype) < (r - lo)
-        level = (lo + up.to(x.dtype)).clamp(max=self.s).to(torch.int32)  # int32: vectorised
-        signed = torch.where(x < 0, -level, level)
-        return norm.reshape(-1), signed
+        s = self.s
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        r = x.abs().mul_(s).div_(safe).clamp_(max=s)  # = _ratio(x, norm), in one buffer
+        level = torch.floor(r)
+        frac = r.sub_(level)
+        # up = [u < frac] as a float: frac - u lies in (-1, 1), is > 0 exactly when u < frac
+        # (the difference of two distinct floats is never rounded to 0), so its ceiling is 1
+        # there and 0 (or -0) elsewhere; all float ops in place (no bool, no where)
+        up = frac.sub_(_uniform(x.shape, generator, x.device, x.dtype)).ceil_()
+        # level + up <= s already (level = s forces frac = 0); copysign keeps sgn(0) = +1 in
+        # the code since -0 + s = s
+        code = level.add_(up).clamp_(max=s).copysign_(x).add_(s)
+        return norm.reshape(-1), code.to(torch.uint8 if 2 * s <= 255 else torch.int32)
 
     def _reconstruct(self, parts, d, dtype):
-        norm, signed = parts
-        return norm.unsqueeze(1) * (signed.to(norm.dtype) / self.s)
+        norm, code = parts
+        return norm.unsqueeze(1) * ((code.to(norm.dtype) - self.s) / self.s)
 
     def _pack(self, parts, d, dtype):
-        norm, signed = parts
+        norm, code = parts
         return torch.cat(
-            [
-                floats_to_bytes(norm.reshape(-1, 1)),
-                pack_uint(signed + self.s, uint_width(2 * self.s + 1)),
-            ],
+            [floats_to_bytes(norm.reshape(-1, 1)), pack_uint(code, uint_width(2 * self.s + 1))],
             1,
         )
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
         norm = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
-        signed = unpack_uint(buf[:, nb:], d, uint_width(2 * self.s + 1)) - self.s
-        return norm, signed
+        return norm, unpack_uint(buf[:, nb:], d, uint_width(2 * self.s + 1))
+
+    def _decode_rows(self, buf, d, dtype):
+        return self._decode_rows_times(buf, d, dtype, None)
+
+    def _decode_rows_times(self, buf, d, dtype, c):
+        # one gather from a per-row table of _reconstruct's values for every code
+        w = uint_width(2 * self.s + 1)
+        if w > 16:
+            parts = self._unpack(buf, d, dtype)
+            return (
+                self._reconstruct(parts, d, dtype)
+                if c is None
+                else (self._reconstruct_times(parts, d, dtype, c))
+            )
+        nb = _work_dtype(dtype).itemsize
+        norm = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
+        codes = torch.arange(1 << w, device=buf.device).expand(norm.shape[0], -1)
+        table = self._reconstruct((norm, codes), d, dtype)
+        if c is not None:
+            table = table * c
+        return lookup_uint(buf[:, nb:], d, w, table)
 
     def coordinate_law(self, x: torch.Tensor):
         """Independent two-point law of each ``C_i(x)`` (float64): ``(lo, hi, p_hi)``."""
@@ -393,11 +455,15 @@ class TernGrad(Compressor):
         return (x.abs() / safe).clamp(max=1)
 
     def _quantize(self, x, generator, dtype):
-        m = _row_amax(x)
-        keep = _uniform(x.shape, generator, x.device, x.dtype) < self._prob(x, m)
-        # the digit sgn(x_i) b_i + 1 in uint8 (no int64 temporaries): 2 kept >= 0, 0 kept < 0
-        trit = (~keep).to(torch.uint8) + 2 * (keep & (x >= 0)).to(torch.uint8)
-        return m.reshape(-1), trit
+        a = x.abs()
+        m = a.amax(dim=-1, keepdim=True)
+        safe = torch.where(m > 0, m, torch.ones_like(m))
+        prob = a.div_(safe).clamp_(max=1)  # = _prob(x, m), in one buffer
+        # b = [u < prob] as a float: prob - u lies in (-1, 1] and is > 0 exactly when u < prob,
+        # so its ceiling is b (or -0); the digit sgn(x_i) b_i + 1 by copysign (b = 0 where
+        # x_i = 0, so sgn(0) never matters), all in place
+        b = prob.sub_(_uniform(x.shape, generator, x.device, x.dtype)).ceil_()
+        return m.reshape(-1), b.copysign_(x).add_(1).to(torch.uint8)
 
     def _reconstruct(self, parts, d, dtype):
         return self._reconstruct_times(parts, d, dtype, 1.0)
@@ -417,6 +483,18 @@ class TernGrad(Compressor):
         wd = _work_dtype(dtype)
         return bytes_to_floats(buf[:, :nb], wd).reshape(-1), unpack_trits(buf[:, nb:], d, wd)
 
+    def _decode_rows_times(self, buf, d, dtype, c):
+        # one gather from a per-row table of the three values _reconstruct_times gives
+        nb = _work_dtype(dtype).itemsize
+        wd = _work_dtype(dtype)
+        m = bytes_to_floats(buf[:, :nb], wd).reshape(-1)
+        digits = torch.arange(3, dtype=wd, device=buf.device).expand(m.shape[0], -1)
+        table = self._reconstruct_times((m, digits), d, dtype, c)
+        return lookup_trits(buf[:, nb:], d, table)
+
+    def _decode_rows(self, buf, d, dtype):
+        return self._decode_rows_times(buf, d, dtype, 1.0)
+
     def coordinate_law(self, x: torch.Tensor):
         x = x.to(torch.float64)
         m = x.abs().amax(dim=-1, keepdim=True)
@@ -431,6 +509,38 @@ class TernGrad(Compressor):
         x = torch.full((d,), 1.0 / (math.sqrt(d) + 1.0), dtype=torch.float64)
         x[0] = 1.0
         return x
+
+
+def _natural_code_torch(x: torch.Tensor, u: torch.Tensor, emin: int) -> torch.Tensor:
+    """:class:`Natural`'s int32 code from ``x`` and the uniforms ``u`` (any device):
+    ``2 (e - 1 + up - emin) + [x < 0] + 1`` where ``x != 0`` (``|x| = mant 2^e``,
+    ``up = [u < 2 mant - 1]``), else 0."""
+    a = x.abs()
+    mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
+    # up = [u < 2 mant - 1] as a float (ceiling of the difference, in (-1, 1) where a > 0)
+    up = mant.mul_(2).sub_(1).sub_(u).ceil_().to(torch.int32)
+    code = up.add_(e).sub_(emin + 1).mul_(2).add_(torch.signbit(x)).add_(1)
+    return code.masked_fill_(a == 0, 0)
+
+
+def _natural_code_np(x: torch.Tensor, u: torch.Tensor, emin: int) -> torch.Tensor:
+    """:func:`_natural_code_torch` on CPU in numpy (its frexp is ~20x torch's CPU kernel;
+    mixed-type in-place ops are buffered, so no further d-sized temporaries)."""
+    mant, e = np.frexp(x.detach().numpy())  # |mant| in [1/2, 1) (0 for x = 0), x's sign
+    nonzero = mant != 0
+    neg = mant < 0
+    m = np.abs(mant, out=mant)
+    m *= 2
+    m -= 1
+    m -= u.numpy()
+    np.ceil(m, out=m)  # up = [u < 2|mant| - 1] (the difference is in (-1, 1))
+    np.add(e, m, out=e, casting="unsafe")  # e + up
+    e -= emin + 1
+    e *= 2
+    np.add(e, neg, out=e, casting="unsafe")
+    e += 1
+    np.multiply(e, nonzero, out=e, casting="unsafe")
+    return torch.from_numpy(e)
 
 
 class Natural(Compressor):
@@ -480,12 +590,10 @@ class Natural(Compressor):
 
     def _quantize(self, x, generator, dtype):
         emin, emax = self._exponents(dtype)
-        a = x.abs()
-        mant, e = torch.frexp(a)  # a = mant 2^e, mant in [1/2, 1)
-        up = _uniform(x.shape, generator, x.device, x.dtype) < (2 * mant - 1)
-        expo = e - 1 + up.to(torch.int32)  # int32 throughout (int64 ops are not vectorised)
-        code = torch.where(a > 0, 2 * (expo - emin) + (x < 0).to(torch.int32) + 1, 0)
-        return (code,)
+        u = _uniform(x.shape, generator, x.device, x.dtype)
+        if x.device.type == "cpu":
+            return (_natural_code_np(x, u, emin),)
+        return (_natural_code_torch(x, u, emin),)
 
     def _reconstruct(self, parts, d, dtype):
         (code,) = parts
@@ -501,6 +609,12 @@ class Natural(Compressor):
 
     def _unpack(self, buf, d, dtype):
         return (unpack_uint(buf, d, self._width(dtype)),)
+
+    def _decode_rows(self, buf, d, dtype):
+        # one gather from the table of _reconstruct's value for every code (2^width <= 8192)
+        w = self._width(dtype)
+        codes = torch.arange(1 << w, dtype=torch.int32, device=buf.device).unsqueeze(0)
+        return lookup_uint(buf, d, w, self._reconstruct((codes,), d, dtype))
 
     def coordinate_law(self, x: torch.Tensor):
         x = x.to(torch.float64)
@@ -520,6 +634,13 @@ class Natural(Compressor):
 # signs
 
 
+def _negative(x: torch.Tensor) -> torch.Tensor:
+    """``x < 0`` (bool; -0 is not negative), by numpy on CPU (~2x torch's comparison there)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.less(x.detach().numpy(), 0))
+    return x < 0
+
+
 class Sign(Compressor):
     """``C(x) = sign(x)`` (sgn(0) = +1). In no class: ``C(tx) = C(x)`` for every ``t > 0``, so no
     ``omega`` or ``delta`` bounds it (neither is declared). Wire: ``d`` bit-packed signs
@@ -531,7 +652,7 @@ class Sign(Compressor):
         return int(d)
 
     def _quantize(self, x, generator, dtype):
-        return (x < 0,)
+        return (_negative(x),)
 
     def _reconstruct(self, parts, d, dtype):
         neg = parts[0]
@@ -543,6 +664,11 @@ class Sign(Compressor):
 
     def _unpack(self, buf, d, dtype):
         return (unpack_bits(buf, d),)
+
+    def _decode_rows(self, buf, d, dtype):
+        # one gather: each byte -> its 8 values, from _reconstruct's values of the 2 codes
+        bit = torch.tensor([[False, True]], device=buf.device)
+        return lookup_uint(buf, d, 1, self._reconstruct((bit,), d, dtype))
 
 
 class ScaledSign(Sign):
@@ -570,7 +696,7 @@ class ScaledSign(Sign):
         return _work_dtype(dtype).itemsize
 
     def _quantize(self, x, generator, dtype):
-        return _l1mean(x).reshape(-1), x < 0
+        return _l1mean(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
         scale, neg = parts
@@ -585,3 +711,9 @@ class ScaledSign(Sign):
         return bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1), unpack_bits(
             buf[:, nb:], d
         )
+
+    def _decode_rows(self, buf, d, dtype):
+        nb = _work_dtype(dtype).itemsize
+        scale = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
+        bit = torch.tensor([False, True], device=buf.device).expand(scale.shape[0], -1)
+        return lookup_uint(buf[:, nb:], d, 1, self._reconstruct((scale, bit), d, dtype))

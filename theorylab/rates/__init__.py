@@ -16,6 +16,7 @@ from theorylab.rates.asynchronous import (
     delay_adaptive_steps,
     speed_weighted_minimizer,
 )
+from theorylab.rates.byzantine import bucketing_momentum_sgd, byzantine_lower_bound, robust_dshb
 from theorylab.rates.compression import (
     choco_consensus_step,
     choco_gossip,
@@ -101,4 +102,8 @@ __all__ = [
     "delay_adaptive_steps",
     "speed_weighted_minimizer",
     "asynchrony_bias",
+    # byzantine: robust D-SHB floor, bucketing + momentum, lower bound
+    "robust_dshb",
+    "bucketing_momentum_sgd",
+    "byzantine_lower_bound",
 ]

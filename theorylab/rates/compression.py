@@ -79,8 +79,9 @@ def compressed_psgd(
             <= 2 f_gap/(gamma T) + gamma L ((1+omega) sigma2 + omega zeta2)/n
 
     Strongly convex (``mu`` given, ``f_j`` L-smooth, ``zeta2`` = (1/n) sum ||grad f_j(x*)||^2),
-    **upper**, derived here: with ``q = (1 - gamma mu)^2 + 2 gamma^2 omega L^2 / n < 1`` (from
-    ``||grad f_j(x)||^2 <= 2 L^2 ||x - x*||^2 + 2 ||grad f_j(x*)||^2``)::
+    **upper**, derived here, for ``gamma <= 2/(L + mu)`` (so that ``||x - gamma grad f(x) - x*||
+    <= (1 - gamma mu) ||x - x*||``) and ``q = (1 - gamma mu)^2 + 2 gamma^2 omega L^2 / n < 1``
+    (from ``||grad f_j(x)||^2 <= 2 L^2 ||x - x*||^2 + 2 ||grad f_j(x*)||^2``)::
 
         E||x_T - x*||^2
             <= q^T r0_sq + gamma^2 ((1+omega) sigma2 + 2 omega zeta2)/(n (1-q)) (1 - q^T)
@@ -122,7 +123,7 @@ def compressed_psgd(
         if mu > L:
             raise TheorylabError(f"need mu <= L, got mu={mu} > L={L}")
         q = (1 - gamma * mu) ** 2 + 2 * gamma**2 * omega * L**2 / n
-        cond = "(1 - gamma mu)^2 + 2 gamma^2 omega L^2 / n < 1"
+        cond = "gamma <= 2/(L + mu) and (1 - gamma mu)^2 + 2 gamma^2 omega L^2 / n < 1"
         ok = q < 1 and gamma <= 2 / (L + mu) * (1 + 1e-12)
         if not ok:
             warn_step_size("compressed_psgd", gamma, cond)

@@ -44,6 +44,7 @@ def catalog() -> list[dict]:
             "plain": c.plain or c.description,
             "description": c.description,
             "detectable": {k: list(v) for k, v in dict(c.detectable).items()},
+            "wall_clock": bool(c.wall_clock),
         }
         for c in CLAIMS.values()
     ]
@@ -59,7 +60,8 @@ def format_catalog(rows: list[dict]) -> str:
         if r["question"] != last:
             out.append(("" if last is None else "\n") + r["question"])
             last = r["question"]
-        out.append(f"  {r['claim']} ({r['kind']}): {r['plain']}")
+        timing = ", wall-clock: runs with --wall-clock or when named" if r.get("wall_clock") else ""
+        out.append(f"  {r['claim']} ({r['kind']}{timing}): {r['plain']}")
         for term, (quick, full) in r["detectable"].items():
             out.append(f"      detectable at 95% power, {term}: {quick} quick, {full} full")
     return "\n".join(out)

@@ -448,6 +448,9 @@ class Claim(abc.ABC):
     #: (``theorylab verify --list`` groups the claims by question)
     question: str = ""
     plain: str = ""
+    #: the claim measures wall-clock time, so its verdict depends on what else the machine runs:
+    #: ``theorylab verify`` runs it only when named or with ``--wall-clock``
+    wall_clock: bool = False
     #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
     #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
     detectable: dict = {}

@@ -286,6 +286,25 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], str]]] = {
     # consensus step 0.1: CHOCO with TernGrad is stable there (at 0.3 it slowly diverges and the
     # executors' float64 round-off differences grow with it)
     "choco_sgd": [({"gamma": 0.05, "consensus_step": 0.1, "compressor": "terngrad"}, "ring")],
+    # lazy communication (issue 9): global means only, so the complete graph; FedAvg samples 2
+    "local_sgd": [({"gamma": 0.1, "tau": 3, "eta_g": 0.8, "participation": 2}, "complete")],
+    "scaffold": [({"gamma": 0.1, "tau": 3}, "complete")],
+    "event_triggered": [({"gamma": 0.2, "threshold": 0.02, "decay": 0.9}, "complete")],
+    # asynchronous family: every gradient tau steps old (averaged with comm.mean)
+    "delayed_sgd": [({"gamma": 0.1, "tau": 2}, "complete")],
+
+    # tracking family: both gradient-tracking forms, exact diffusion and D^2 (the exponential
+    # graph's eigenvalues have real parts >= 0 > -1/3), push-sum (a doubly stochastic ring is
+    # column-stochastic too: the push operation on both executors)
+    "gradient_tracking": [({"gamma": 0.1, "form": "atc"}, "ring"),
+                          ({"gamma": 0.1, "form": "cta"}, "one_peer_exponential")],
+    "exact_diffusion": [({"gamma": 0.1, "form": "ed"}, "ring"),
+                        ({"gamma": 0.1, "form": "d2"}, "exponential")],
+    "push_sum": [({"gamma": 0.1}, "ring")],
+
+    # Byzantine family: no Byzantine node here (the claim also runs at world size 2, where
+    # f = 1 breaks 2f < n); tests/test_robust_psgd.py compares the executors with attacks
+    "robust_psgd": [({"gamma": 0.1, "beta": 0.5, "aggregator": "nnm+cw-median"}, "complete")],
 }  # fmt: skip
 
 

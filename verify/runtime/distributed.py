@@ -33,7 +33,13 @@ import torch
 import torch.distributed as dist
 
 from theorylab.errors import TheorylabError, check_positive
-from verify.comm import Communicator, WireCompressor
+from verify.comm import Communicator, PeerError, WireCompressor
+from verify.runtime.lazycomm import (
+    check_counts,
+    check_mask,
+    subset_mean_bytes,
+    triggered_gather_bytes,
+)
 from verify.runtime.simulated import (
     allgather_bytes,
     allreduce_bytes,
@@ -342,3 +348,246 @@ class DistributedCommunicator(Communicator):
         y = x[0].clone()
         self._wait([dist.all_reduce(y, op=dist.ReduceOp.SUM, async_op=True)], "allsum")
         return y
+
+    # -- lazy communication (issue 9): subset mean, event-triggered gather ----------------
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over each replica's participants (see :meth:`Communicator.subset_mean`).
+
+        What gloo moves vs what is counted, honestly: every rank all-reduces (SUM) its masked
+        rows ``[p_ir] x_ir`` together with one count ``[p_ir]`` per replica, i.e. the full
+        ``R (D + 1)`` values whether it participates or not, so that the ``R`` replicas (each
+        with its own subset) share one collective and the result reaches every rank. Counted in
+        ``bytes_sent`` is what the participants alone would send in a ring all-reduce among
+        themselves (:func:`verify.runtime.simulated.subset_mean_bytes`), the same as the
+        simulator; the real wire traffic is that of :meth:`mean` plus the counts.
+        """
+        self._check(x, "subset_mean")
+        mask = check_mask(participate, (1, x.shape[1]), "subset_mean")
+        flat = x.reshape(1, x.shape[1], -1)
+        m = mask.to(device=self.device)
+        buf = torch.cat(
+            [
+                torch.where(m[:, :, None], flat, torch.zeros((), dtype=x.dtype, device=x.device)),
+                m[:, :, None].to(x.dtype),
+            ],
+            dim=-1,
+        )[0].contiguous()
+        t = time.perf_counter()
+        self._wait([dist.all_reduce(buf, op=dist.ReduceOp.SUM, async_op=True)], "subset_mean")
+        self.comm_s += time.perf_counter() - t
+        counts = buf[:, -1]
+        check_counts(counts, "subset_mean")
+        row = flat[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(subset_mean_bytes(mask, counts, row).sum())
+        return (buf[:, :-1] / counts[:, None]).reshape(x.shape)
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather (see :meth:`Communicator.triggered_gather`).
+
+        Two steps, both really on the wire: an all-gather of the ``R`` one-byte flags
+        (``uint8``), then point-to-point sends of this rank's triggered rows, packed into one
+        ``(t_i, ...)`` tensor, to every other rank (``batch_isend_irecv``; a rank with
+        ``t_i = 0`` sends nothing, and its peers, knowing ``t_i`` from the flags, post no
+        receive). What is counted is exactly what is sent
+        (:func:`verify.runtime.simulated.triggered_gather_bytes`).
+        """
+        self._check(x, "triggered_gather")
+        mask = check_mask(send, (1, x.shape[1]), "triggered_gather", "send")
+        R, rest = x.shape[1], tuple(x.shape[2:])
+        flags_own = mask[0].to(torch.uint8).to(self.device)
+        flags = [torch.empty_like(flags_own) for _ in range(self.n)]
+        t = time.perf_counter()
+        self._wait([dist.all_gather(flags, flags_own, async_op=True)], "triggered_gather flags")
+        flags = torch.stack(flags).cpu().bool()  # (n, R)
+        packed = x[0][mask[0].to(self.device)].contiguous()
+        if self._stage_p2p:
+            packed = packed.cpu()
+        recv: dict[int, torch.Tensor] = {}
+        ops = []
+        for j in range(self.n):
+            if j == self.rank:
+                continue
+            t_j = int(flags[j].sum())
+            if t_j:
+                recv[j] = torch.empty((t_j, *rest), dtype=x.dtype, device=packed.device)
+                ops.append(dist.P2POp(dist.irecv, recv[j], j))
+            if packed.shape[0]:
+                ops.append(dist.P2POp(dist.isend, packed, j))
+        if ops:
+            self._wait(dist.batch_isend_irecv(ops), "triggered_gather")
+        self.comm_s += time.perf_counter() - t
+        values = torch.zeros((self.n, R, *rest), dtype=x.dtype, device=self.device)
+        values[self.rank][mask[0].to(self.device)] = x[0][mask[0].to(self.device)]
+        for j, buf in recv.items():
+            values[j][flags[j].to(self.device)] = buf.to(self.device)
+        row = x[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(triggered_gather_bytes(self.n, mask, row).sum())
+        return flags.to(self.device), values
+
+    # == point-to-point operations (asynchronous family) =====================================
+    # One request per message (isend / irecv), waited on with a timeout. gloo does not buffer
+    # sends (a send completes when the receiver has posted the matching receive) and closes the
+    # connections after a wait times out (see verify.comm.PeerError). With gloo and CUDA tensors the
+    # messages are staged through the CPU, as in ``mix``.
+    def _p2p_check(self, node, peer, what: str, name: str) -> int:
+        if node is not None and node != self.rank:
+            raise TheorylabError(
+                f"{what}: rank {self.rank} holds node {self.rank}, got node={node}"
+            )
+        if isinstance(peer, bool) or not isinstance(peer, (int, np.integer)):
+            raise TypeError(f"{what}: {name} must be an int rank, got {peer!r}")
+        if not 0 <= int(peer) < self.n or int(peer) == self.rank:
+            raise TheorylabError(
+                f"{what}: {name} must be another rank in [0, {self.n}), got {peer} on rank "
+                f"{self.rank}"
+            )
+        return int(peer)
+
+    def _p2p_wait(self, post, what: str, peer, timeout_s):
+        """Post the request (``post()``) and wait for it; a failure of either is a PeerError."""
+        limit = self.timeout_s if timeout_s is None else check_positive("timeout_s", timeout_s)
+        try:
+            work = post()
+            work.wait(datetime.timedelta(seconds=limit))
+        except RuntimeError as exc:
+            who = "any rank" if peer is None else f"rank {peer}"
+            raise PeerError(
+                f"rank {self.rank}: {what} with {who} failed or timed out (timeout_s={limit}): "
+                f"{exc}",
+                peer=peer,
+                op=what,
+                timeout_s=limit,
+            ) from exc
+        return work
+
+    def _p2p_buffer(self, shape, dtype) -> torch.Tensor:
+        dtype = self.dtype if dtype is None else dtype
+        device = "cpu" if self._stage_p2p else self.device
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
+
+    def send(self, x: torch.Tensor, dst: int, *, node=None, timeout_s=None) -> None:
+        dst = self._p2p_check(node, dst, "send", "dst")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"send: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"send: x has dtype {x.dtype} but the communicator was built for {self.dtype}"
+            )
+        payload = x.detach().contiguous()
+        if self._stage_p2p:
+            payload = payload.cpu()
+        t = time.perf_counter()
+        self._p2p_wait(lambda: dist.isend(payload, dst), "send", dst, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += payload.numel() * payload.element_size()
+
+    def recv(self, src: int, shape, dtype=None, *, node=None, timeout_s=None) -> torch.Tensor:
+        src = self._p2p_check(node, src, "recv", "src")
+        buf = self._p2p_buffer(shape, dtype)
+        t = time.perf_counter()
+        self._p2p_wait(lambda: dist.irecv(buf, src), "recv", src, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        return buf.to(self.device) if self._stage_p2p else buf
+
+    def recv_any(self, shape, dtype=None, *, node=None, timeout_s=None):
+        if node is not None and node != self.rank:
+            raise TheorylabError(f"recv_any: rank {self.rank} holds node {self.rank}, got {node}")
+        if dist.get_backend() == "nccl":
+            raise NotImplementedError(
+                "recv_any: NCCL has no receive from any source; use recv(src) in a fixed order "
+                "(the virtual clock) or a gloo group"
+            )
+        buf = self._p2p_buffer(shape, dtype)
+        t = time.perf_counter()
+        # no src: receive from any source (gloo recvAnysource)
+        work = self._p2p_wait(lambda: dist.irecv(buf), "recv_any", None, timeout_s)
+        self.comm_s += time.perf_counter() - t
+        src = int(work._source_rank())
+        return src, (buf.to(self.device) if self._stage_p2p else buf)
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def _push_plan(self, k: int) -> _PushPlan:
+        """This rank's column of ``P^(k)`` (its out-weights) and its in-neighbours, cached."""
+        plans = self.__dict__.setdefault("_push_plans", {})
+        t = k % len(self.schedule)
+        if t not in plans:
+            plans[t] = _push_plan(self.schedule[t], self.rank)
+        return plans[t]
+
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Send ``P^(k)_ij x_j`` to every out-neighbour ``i``, sum what arrives (see
+        :meth:`verify.comm.Communicator.push`).
+
+        One ``batch_isend_irecv`` per round: a receive from every in-neighbour ``j != rank``
+        (``P_rank,j != 0``) and a send of the weighted tensor to every out-neighbour; each wait
+        has the communicator's timeout. Bytes counted for this rank (the sender):
+        ``outdeg * s``. The result is ``P_rank,rank x_rank`` plus the received tensors, added in
+        ascending sender order.
+        """
+        self._check(x, "push")
+        plan = self._push_plan(k)
+        own = x[0].contiguous()
+        t = time.perf_counter()
+        sends = [own * w for w in plan.out_weights]
+        if self._stage_p2p:  # gloo's send/recv read raw host pointers: stage through the CPU
+            sends = [s.cpu() for s in sends]
+        proto = sends[0] if sends else (own.cpu() if self._stage_p2p else own)
+        recv = [torch.empty_like(proto) for _ in plan.in_nodes]
+        ops = [dist.P2POp(dist.irecv, buf, j) for j, buf in zip(plan.in_nodes, recv)]
+        ops += [dist.P2POp(dist.isend, s, i) for i, s in zip(plan.out_nodes, sends)]
+        if ops:
+            self._wait(dist.batch_isend_irecv(ops), "push", k)
+        if self._stage_p2p:
+            recv = [buf.to(self.device) for buf in recv]
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += len(plan.out_nodes) * own.numel() * own.element_size()
+        y = own * plan.self_weight
+        for z in recv:
+            y.add_(z)
+        return y.unsqueeze(0)
+
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """One broadcast from each source node (in order); every wait bounded by ``timeout_s``.
+
+        Bytes: ``(n - 1) s`` counted on each source rank (as the simulator counts them)."""
+        from verify.runtime.simulated import check_sources
+
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        own = x[0].contiguous()
+        bufs = [own.clone() if s == self.rank else torch.empty_like(own) for s in idx]
+        t = time.perf_counter()
+        works = [dist.broadcast(b, src=s, async_op=True) for b, s in zip(bufs, idx)]
+        self._wait(works, "gather_from")
+        self.comm_s += time.perf_counter() - t
+        if self.rank in idx:
+            self.bytes_sent += allgather_bytes(self.n, own.numel() * own.element_size())
+        if not bufs:
+            return own.new_empty((0, *own.shape))
+        return torch.stack(bufs)
+
+
+@dataclass(frozen=True)
+class _PushPlan:
+    """Node ``i``'s view of one push matrix ``P`` (``P_ji`` = share ``i`` sends to ``j``)."""
+
+    self_weight: float  # P_ii
+    out_nodes: tuple[int, ...]  # j != i with P_ji != 0, ascending
+    out_weights: tuple[float, ...]  # P_ji
+    in_nodes: tuple[int, ...]  # j != i with P_ij != 0, ascending
+
+
+def _push_plan(P, i: int) -> _PushPlan:
+    Pd = P.toarray() if sp.issparse(P) else np.asarray(P)
+    col, row = Pd[:, i], Pd[i, :]
+    out_nodes = tuple(int(j) for j in np.flatnonzero(col) if j != i)
+    return _PushPlan(
+        self_weight=float(col[i]),
+        out_nodes=out_nodes,
+        out_weights=tuple(float(col[j]) for j in out_nodes),
+        in_nodes=tuple(int(j) for j in np.flatnonzero(row) if j != i),
+    )

@@ -14,7 +14,8 @@ its local tensor, ``s_c`` = bytes of its encoded compressed tensor):
 * ``mean``: ``floor(2 (n - 1) s / n)``, the bandwidth-optimal (ring) all-reduce;
 * ``gather``: ``(n - 1) s`` (ring all-gather);
 * ``compressed_mean``: ``(n - 1) s_c`` (all-gather of the encoded bytes);
-* ``compressed_mix``: ``outdeg_i * s_c``.
+* ``compressed_mix``: ``outdeg_i * s_c``;
+* ``send`` (point-to-point): the message's payload bytes, to the sender.
 
 ``allsum`` is measurement traffic and is not counted.
 """
@@ -31,7 +32,13 @@ import torch
 
 from theorylab.errors import TheorylabError
 from theorylab.stochastic import check_schedule
-from verify.comm import Communicator, WireCompressor
+from verify.comm import Communicator, PeerError, WireCompressor
+from verify.runtime.lazycomm import (
+    check_counts,
+    check_mask,
+    subset_mean_bytes,
+    triggered_gather_bytes,
+)
 
 __all__ = [
     "SimulatedCommunicator",
@@ -324,3 +331,164 @@ class SimulatedCommunicator(Communicator):
                 f"allsum: x must have n = {self.n} rows, got shape {tuple(x.shape)}"
             )
         return x.sum(dim=0)
+
+    # -- lazy communication (issue 9): subset mean, event-triggered gather ----------------
+    def subset_mean(self, x: torch.Tensor, participate: torch.Tensor) -> torch.Tensor:
+        """Mean over each replica's participants (see :meth:`Communicator.subset_mean`).
+
+        Computed as ``sum_j [p_jr] x_jr / S_r`` (a masked sum over the node dimension divided by
+        the count), the arithmetic the distributed executor's all-reduce performs.
+        """
+        self._check(x, "subset_mean")
+        mask = check_mask(participate, (self.n, x.shape[1]), "subset_mean")
+        t = time.perf_counter()
+        flat = x.reshape(self.n, x.shape[1], -1)
+        m = mask.to(device=x.device)
+        total = torch.where(m[:, :, None], flat, torch.zeros((), dtype=x.dtype, device=x.device))
+        counts = m.sum(dim=0).to(x.dtype)  # (R,)
+        check_counts(counts, "subset_mean")
+        avg = (total.sum(dim=0) / counts[:, None]).reshape(x.shape[1:])
+        y = avg.expand_as(x).clone()
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        row = flat[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(subset_mean_bytes(mask, counts, row).sum())
+        return y
+
+    def triggered_gather(
+        self, x: torch.Tensor, send: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event-triggered all-gather (see :meth:`Communicator.triggered_gather`)."""
+        self._check(x, "triggered_gather")
+        mask = check_mask(send, (self.n, x.shape[1]), "triggered_gather", "send")
+        m = mask.to(device=x.device)
+        shape = (self.n, x.shape[1]) + (1,) * (x.dim() - 2)
+        values = torch.where(m.reshape(shape), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        row = x[0, 0].numel() * x.element_size()
+        self.bytes_sent += int(triggered_gather_bytes(self.n, mask, row).sum())
+        return mask.clone(), values
+
+    # == point-to-point operations (asynchronous family) =====================================
+    # Mailboxes: one FIFO per (src, dst) pair plus a global send counter, so ``recv(src)`` takes
+    # the oldest message of that pair and ``recv_any`` the oldest addressed to the node. Nothing
+    # ever blocks: a receive with nothing pending raises PeerError at once.
+    def _p2p_node(self, node, what: str) -> int:
+        if node is None:
+            raise TheorylabError(
+                f"{what}: the simulator holds all {self.n} nodes; pass node=<the local node id>"
+            )
+        return self._p2p_peer(node, what, "node")
+
+    def _p2p_peer(self, peer, what: str, name: str) -> int:
+        if isinstance(peer, bool) or not isinstance(peer, (int, np.integer)):
+            raise TypeError(f"{what}: {name} must be an int node id, got {peer!r}")
+        if not 0 <= int(peer) < self.n:
+            raise TheorylabError(f"{what}: {name} must be in [0, {self.n}), got {peer}")
+        return int(peer)
+
+    def _mailboxes(self) -> dict:
+        boxes = getattr(self, "_p2p_mail", None)
+        if boxes is None:
+            boxes = self._p2p_mail = {}
+            self._p2p_seq = 0
+        return boxes
+
+    def send(self, x: torch.Tensor, dst: int, *, node=None, timeout_s=None) -> None:
+        src = self._p2p_node(node, "send")
+        dst = self._p2p_peer(dst, "send", "dst")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"send: x must be a torch.Tensor, got {type(x).__name__}")
+        if dst == src:
+            raise TheorylabError(f"send: node {src} cannot send to itself")
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"send: x has dtype {x.dtype} but the communicator was built for {self.dtype}"
+            )
+        boxes = self._mailboxes()
+        boxes.setdefault((src, dst), []).append((self._p2p_seq, x.detach().clone()))
+        self._p2p_seq += 1
+        self.bytes_sent += x.numel() * x.element_size()
+
+    def _p2p_take(self, key, shape, dtype, what):
+        msg = self._mailboxes()[key].pop(0)[1]
+        dtype = self.dtype if dtype is None else dtype
+        if tuple(msg.shape) != tuple(shape) or msg.dtype != dtype:
+            raise TheorylabError(
+                f"{what}: node {key[1]} expected a message of shape {tuple(shape)} and dtype "
+                f"{dtype} from node {key[0]}, got shape {tuple(msg.shape)} and dtype {msg.dtype}"
+            )
+        return msg
+
+    def recv(self, src: int, shape, dtype=None, *, node=None, timeout_s=None) -> torch.Tensor:
+        me = self._p2p_node(node, "recv")
+        src = self._p2p_peer(src, "recv", "src")
+        if not self._mailboxes().get((src, me)):
+            raise PeerError(
+                f"recv: node {me} waits for a message from node {src} but none is pending; in "
+                "the simulator (one process) it would wait forever",
+                peer=src,
+                op="recv",
+                timeout_s=0.0,
+            )
+        return self._p2p_take((src, me), shape, dtype, "recv")
+
+    def recv_any(self, shape, dtype=None, *, node=None, timeout_s=None):
+        me = self._p2p_node(node, "recv_any")
+        pending = [
+            (box[0][0], key) for key, box in self._mailboxes().items() if key[1] == me and box
+        ]
+        if not pending:
+            raise PeerError(
+                f"recv_any: node {me} waits for a message but none is pending; in the "
+                "simulator (one process) it would wait forever",
+                peer=None,
+                op="recv_any",
+                timeout_s=0.0,
+            )
+        key = min(pending)[1]
+        return key[0], self._p2p_take(key, shape, dtype, "recv_any")
+
+    # == push along out-edges (push-sum; tracking family) =========================================
+    # Added at the end of the class to keep merges with other operations simple.
+    def push(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``P^(k) @ x`` over the node dimension (see :meth:`verify.comm.Communicator.push`).
+
+        Bytes: ``sum_j outdeg_j * s`` (each node ``j`` sends its weighted rows to its
+        out-neighbours), as for :meth:`mix`.
+        """
+        self._check(x, "push")
+        t = time.perf_counter()
+        op = self._ops[k % len(self._ops)]
+        y = op(x)
+        self._sync()
+        self.comm_s += time.perf_counter() - t
+        self.bytes_sent += int(op.out_degrees.sum()) * self._node_bytes(x)
+        return y
+
+    # ---- robust aggregation (Byzantine family) --------------------------------------------
+    def gather_from(self, x: torch.Tensor, sources: Sequence[int]) -> torch.Tensor:
+        """The source nodes' rows, ``(len(sources), ...)``; bytes ``(n - 1) s`` per source."""
+        self._check(x, "gather_from")
+        idx = check_sources(sources, self.n)
+        self.bytes_sent += len(idx) * allgather_bytes(self.n, self._node_bytes(x))
+        return x[torch.as_tensor(idx, dtype=torch.long, device=x.device)].clone()
+
+
+def check_sources(sources, n: int) -> list[int]:
+    """``sources`` as a list of distinct node ids in ``[0, n)`` (for ``gather_from``).
+
+    Raises
+    ------
+    TheorylabError
+        A repeated id or one outside ``[0, n)``, named.
+    """
+    try:
+        idx = [int(s) for s in sources]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sources must be a sequence of node ids, got {sources!r}") from exc
+    for s in idx:
+        if not 0 <= s < n:
+            raise TheorylabError(f"gather_from: source node {s} is outside [0, {n})")
+    if len(set(idx)) != len(idx):
+        raise TheorylabError(f"gather_from: sources must be distinct, got {idx}")
+    return idx
