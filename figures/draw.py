@@ -346,6 +346,94 @@ def generic(result: Mapping[str, Any], fig) -> None:
     _caption(fig, result)
 
 
+def _own_model_bound(result, fig) -> None:
+    s = result["series"]
+    T = s["T"]
+    ax, bx = _axes(fig, 2)
+    ax.loglog(T, _pos(s["bound"]), "-", label="bound, estimated constants (rates.psgd)")
+    ax.loglog(T, _pos(s["optimization term"]), "--", lw=1, label="its optimization term")
+    ax.loglog(T, _pos(s["noise term"]), ":", lw=1, label="its noise term")
+    ax.loglog(T, _pos(s["measured mean"]), "o", ms=4, label="measured mean (PSGD, minibatch)")
+    ax.loglog(T, _pos(s["upper confidence limit"]), "v", ms=3, label="upper 99% limit")
+    ax.loglog(T, _pos(s["full-batch run"]), "s", ms=3, label="full-batch run (sigma2 = 0)")
+    ax.set_xlabel("T (steps)")
+    ax.set_ylabel("(1/T) sum_{t<T} ||grad f(x_t)||^2")
+    ax.set_title("non-convex bound vs measured", fontsize="small")
+    ax.legend(fontsize="x-small")
+    est = s.get("estimates") or {}
+    names = [k for k in ("L", "sigma2", "delta", "zeta2") if k in est]
+    pos = np.arange(len(names))
+    vals = np.array([est[k] for k in names], dtype=float)
+    bx.bar(pos, vals[:, 2] - vals[:, 1], 0.5, bottom=vals[:, 1], alpha=0.4,
+           label="confidence interval (estimate)")  # fmt: skip
+    bx.plot(pos, vals[:, 0], "o", label="point estimate")
+    if "L dense" in s and "L" in names:
+        bx.plot([names.index("L")], [s["L dense"]], "x", ms=8, label="L from dense Hessians")
+    bx.set_xticks(pos, names)
+    bx.set_yscale("log")
+    bx.set_title("estimated constants", fontsize="small")
+    bx.legend(fontsize="x-small")
+    _caption(fig, result)
+
+
+def _own_model_speedup(result, fig) -> None:
+    s = result["series"]
+    labels = [k for k in ("PSGD", "DSGD") if isinstance(s.get(k), dict)]
+    axes = _axes(fig, len(labels))
+    for ax, label in zip(axes, labels):
+        p = s[label]
+        n = np.array(p["n"], dtype=float)
+        m, lo, hi = (np.array(p[k], dtype=float) for k in ("measured", "lo", "hi"))
+        c = float(np.exp(np.mean(np.log(_pos(m) * n))))
+        ax.loglog(n, c / n, "-", label="predicted: c/n (noise term gamma L sigma2/n)")
+        ax.errorbar(n, m, yerr=[m - lo, hi - m], fmt="o", ms=4,
+                    label=f"measured, 99% CI (slope {p['slope']:+.3f} "
+                    f"[{p['interval'][0]:+.3f}, {p['interval'][1]:+.3f}])")  # fmt: skip
+        ax.set_xlabel("n (nodes)")
+        ax.set_title(f"{label} ({p.get('graph', '')})", fontsize="small")
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("stationary E||grad f(xbar)||^2 - full-batch run's")
+    _caption(fig, result)
+
+
+def _own_model_topology(result, fig) -> None:
+    s = result["series"]
+    graphs = [k for k, v in s.items() if isinstance(v, dict) and "consensus" in v]
+    ax, bx = _axes(fig, 2)
+    for j, g in enumerate(graphs):
+        p = s[g]
+        color = f"C{j}"
+        ax.loglog(
+            p["x"],
+            _pos(p["predicted"]),
+            "-",
+            color=color,
+            label=f"{g}: predicted (first order, slope {p['predicted slope']:+.2f})",
+        )
+        ax.loglog(
+            p["x"],
+            _pos(p["consensus"]),
+            "o",
+            ms=4,
+            color=color,
+            label=f"{g}: measured (slope {p['measured slope']:+.2f})",
+        )
+        ratio = np.asarray(p["consensus"], dtype=float) / np.asarray(p["predicted"], dtype=float)
+        bx.semilogx(p["x"], ratio, "o-", ms=4, color=color,
+                    label=f"{g}: exponent {p['slope']:+.3f} [{p['interval'][0]:+.3f}, "
+                    f"{p['interval'][1]:+.3f}]")  # fmt: skip
+    ax.set_xlabel("rho/(1 - rho) (lazy (1 - lam) I + lam W)")
+    ax.set_ylabel("consensus distance (1/n) sum_i ||x_i - xbar||^2")
+    ax.set_title("DSGD consensus vs the ATC fixed-point prediction", fontsize="small")
+    ax.legend(fontsize="x-small")
+    bx.axhline(1.0, color="k", lw=0.8, label="predicted: ratio 1 (exponent 0)")
+    bx.set_xlabel("rho/(1 - rho)")
+    bx.set_ylabel("measured / predicted consensus")
+    bx.set_title("the checked ratio (99% exponent intervals)", fontsize="small")
+    bx.legend(fontsize="x-small")
+    _caption(fig, result)
+
+
 #: claim name -> its drawing
 DRAWERS: dict[str, Callable[[Mapping[str, Any], Any], None]] = {
     "gossip_decay": _gossip_decay,
@@ -360,6 +448,9 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any], Any], None]] = {
     "compressed_bytes": _compressed_bytes,
     "optimal_weights_speedup": _optimal_weights_speedup,
     "one_peer_exact_average": _one_peer_exact_average,
+    "own_model_bound": _own_model_bound,
+    "own_model_speedup": _own_model_speedup,
+    "own_model_topology": _own_model_topology,
     "psgd_dsgd_speedup": _psgd_dsgd_speedup,
 }
 

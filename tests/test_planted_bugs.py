@@ -168,6 +168,37 @@ def _ef_forgets_memory():
     return [(EFSGD, "step", step)]
 
 
+def _L_underestimated():
+    # the power-iteration estimate of L halved (value and interval): a bound computed from it
+    # is too small by up to 2x in its noise term and in the step-size condition
+    import dataclasses
+
+    import theorylab.estimate as E
+
+    orig = E.estimate_L
+
+    def estimate_L(*args, **kwargs):
+        est = orig(*args, **kwargs)
+        return dataclasses.replace(
+            est, value=est.value / 2, lower=est.lower / 2, upper=est.upper / 2
+        )
+
+    return [(E, "estimate_L", estimate_L)]
+
+
+def _simulated_mean_n_minus_1():
+    # the simulator's all-reduce mean divides by n - 1: PSGD's averaged gradient is n/(n - 1)
+    # too large (its effective step too, most at small n)
+    from verify.runtime.simulated import SimulatedCommunicator as S
+
+    orig = S.mean
+
+    def mean(self, x, *, inplace=False):
+        return orig(self, x, inplace=inplace).mul_(self.n / (self.n - 1))
+
+    return [(S, "mean", mean)]
+
+
 # ---- Byzantine family (verify/claims/byzantine.py) ----------------------------------------------
 def _trimmed_mean_trims_f_minus_1():
     # the rule trims f - 1 values at each end instead of f (an off-by-one in the trim count)
@@ -284,6 +315,12 @@ BUGS = {
     "DSGD bound: heterogeneity term halved": (_bound_heterogeneity_halved, ["dsgd_bound"], {}),
     "oracle sigma x 1.1": (_oracle_sigma, ["dsgd_exact_curve"], {}),
     "EF-SGD forgets the error memory": (_ef_forgets_memory, ["ef_virtual_iterate"], {}),
+    "own model: L estimate halved": (
+        _L_underestimated, ["own_model_bound"],
+        {"own_model_bound": {"steps": 60, "replicas": 8}}),
+    "own model: gradient averaged over n - 1 (simulator)": (
+        _simulated_mean_n_minus_1, ["own_model_speedup"], {}),
+    "own model: DSGD runs CTA when asked for ATC": (_atc_runs_cta, ["own_model_topology"], {}),
 }  # fmt: skip
 BUGS.update(BYZANTINE_BUGS)
 

@@ -97,6 +97,20 @@ def add_arguments(parser) -> None:
         "120 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
         "workers is not counted)",
     )
+    parser.add_argument(
+        "--torchrun",
+        action="store_true",
+        help="run the claims' distributed parts on the ranks of this torchrun job (automatic "
+        "when started by torchrun): rank 0 runs the claims and writes the results, the other "
+        "ranks serve; --world-size is the job's",
+    )
+    parser.add_argument(
+        "--comm-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="under torchrun: limit of every communication wait of the algorithms (default 60)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     parser.add_argument(
@@ -141,12 +155,58 @@ def run(args) -> int:
     if args.list:
         return _list(args.json)
 
+    from verify.report import select_claims
+
+    # unknown names fail before any process starts (and before a torchrun rendezvous)
+    claims = select_claims(args.claims, wall_clock=args.wall_clock)
+    pool = None
+    if getattr(args, "torchrun", False) or _under_torchrun():
+        pool = _torchrun_pool(args)
+        if pool is None:  # a serving rank: its work is done
+            return 0
+        args.world_size = pool.world_size
+    try:
+        return _run(args, claims, pool)
+    finally:
+        if pool is not None:
+            import torch.distributed as dist
+
+            pool.close()
+            dist.destroy_process_group()
+
+
+def _under_torchrun() -> bool:
+    from verify.runtime.torchrun import under_torchrun
+
+    return under_torchrun()
+
+
+def _torchrun_pool(args):
+    """Under torchrun: rank 0's :class:`~verify.runtime.torchrun.TorchrunPool`; the other ranks
+    serve rank 0's tasks here until it stops them, and get ``None``."""
+    import torch.distributed as dist
+
+    from verify.runtime.torchrun import TorchrunPool, serve, start
+
+    limit = args.timeout if args.timeout is not None else 3600.0
+    rank, world_size, control = start(
+        args.backend, args.device, timeout_s=args.comm_timeout,
+        control_timeout_s=max(3600.0, 4 * limit),
+    )  # fmt: skip
+    if rank != 0:
+        try:
+            serve(control, rank, world_size)
+        finally:
+            dist.destroy_process_group()
+        return None
+    return TorchrunPool(control, rank, world_size)
+
+
+def _run(args, claims, pool) -> int:
     from theorylab.output import emit
     from verify.claims import ClaimContext
-    from verify.report import ProgressLine, format_results, run_claims, select_claims
+    from verify.report import ProgressLine, format_results, run_claims
 
-    # unknown names fail before any process starts
-    claims = select_claims(args.claims, wall_clock=args.wall_clock)
     progress = ProgressLine(len(claims), enabled=not args.quiet)
     t0 = time.perf_counter()
     with ClaimContext(
@@ -158,6 +218,7 @@ def run(args) -> int:
         replicas=args.replicas,
         progress=progress.update,
         claim_timeout_s=args.timeout,
+        pool=pool,
     ) as ctx:
         results = run_claims(
             args.claims or None,  # None: all claims, a module that failed to import is an error

@@ -213,6 +213,10 @@ class ClaimContext:
         naming the stuck ranks; starting the pool does not count. ``None``: each claim's
         :meth:`Claim.default_timeout_s`. Enforced by :func:`verify.report.run_claims` through
         :attr:`deadline`; not part of a claim's configuration.
+    pool : object or None
+        A ready pool with the :class:`verify.runtime.WorkerPool` interface (``run``,
+        ``ensure_started``, ``close``) to use instead of spawning one: under ``torchrun``, the
+        job's ranks (:class:`verify.runtime.torchrun.TorchrunPool`, ``world_size`` its size).
 
     The :attr:`pool` of worker processes is started on first use and shared by all claims;
     :meth:`close` (or leaving a ``with`` block) stops it.
@@ -230,6 +234,7 @@ class ClaimContext:
         progress: Callable[[str], None] | None = None,
         run_timeout_s: float | None = 600.0,
         claim_timeout_s: float | None = None,
+        pool=None,
     ):
         if budget not in BUDGETS:
             raise TheorylabError(f"budget must be one of {BUDGETS}, got {budget!r}")
@@ -275,7 +280,7 @@ class ClaimContext:
         self.claim_timeout_s = None if claim_timeout_s is None else float(claim_timeout_s)
         self.deadline: float | None = None
         self._progress = progress
-        self._pool = None
+        self._pool = pool
 
     def settings(self) -> dict[str, Any]:
         """The run settings that enter every claim's configuration."""
