@@ -42,8 +42,8 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from theorylab.output import format_table  # noqa: E402
 from theorylab.compressors import COMPRESSORS, PowerSGD, get_compressor  # noqa: E402
+from theorylab.output import format_table  # noqa: E402
 
 
 class _Bucket:

@@ -32,10 +32,10 @@ import time  # noqa: E402
 
 import networkx as nx  # noqa: E402
 
-from theorylab.output import format_table  # noqa: E402
 from theorylab.design import optimal_weights, subgradient_weights  # noqa: E402
 from theorylab.errors import SolverError  # noqa: E402
 from theorylab.mixing import mixing_matrix  # noqa: E402
+from theorylab.output import format_table  # noqa: E402
 from theorylab.spectral import extreme_eigenvalues  # noqa: E402
 
 RGG_SEEDS = {20: 0, 50: 0, 100: 2000, 200: 1000}
