@@ -46,7 +46,7 @@ def add_arguments(parser) -> None:
         dest="budget",
         action="store_const",
         const="quick",
-        help="small sweeps, few replicas (default; about a minute on 2 CPU cores)",
+        help="small sweeps, few replicas (default; about 2 minutes on 2 CPU cores)",
     )
     budget.add_argument(
         "--full",
