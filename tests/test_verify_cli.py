@@ -151,7 +151,18 @@ def _theorylab_alone(tmp_path, *argv):
     if not alone.exists():
         alone.mkdir()
         (alone / "theorylab").symlink_to(Path(theorylab.__file__).parent)
-    code = "import sys; from theorylab.cli import main; sys.exit(main(sys.argv[1:]))"
+    # an installed checkout (CI: pip install -e .) has verify's entry point and an editable
+    # finder for it: hide the package itself, as if only theorylab were installed
+    code = (
+        "import sys\n"
+        "class HideVerify:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'verify' or name.startswith('verify.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, HideVerify())\n"
+        "from theorylab.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(alone), "HOME": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "-c", code, *argv],
