@@ -5,7 +5,7 @@ Two algorithms of the asynchronous family (shared/references/families.md §6):
 * :class:`AsyncSGD`, the parameter server's and the workers' rules. They are plain functions on
   tensors; the loop that drives arrivals (who sends what when, real or virtual clock) is
   :mod:`verify.asynchronous`, which talks only through the communicator's point-to-point
-  operations. This module never touches ``torch.distributed``.
+  operations. This module never talks to the process group itself.
 * :class:`FixedDelaySGD`, a registered :class:`~verify.algorithms.base.Algorithm` (``init`` /
   ``step`` on both executors): every applied gradient is exactly ``tau`` steps old, the
   analysable special case whose exact error curve is
