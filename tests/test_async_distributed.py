@@ -45,6 +45,9 @@ def _p2p_check(rank, world):
     if rank == 0:
         got = sorted(int(comm.recv_any((3,))[0]) for _ in range(world - 1))
         out["any"] = got
+        # only now may rank 2 send its second message: sent earlier, a receive-from-any could
+        # take it instead of rank 1's or 3's first one (gloo orders messages per pair only)
+        comm.send(torch.zeros(3, dtype=torch.float64), 2)
         out["from2"] = comm.recv(2, (3,)).tolist()
         try:
             comm.recv(1, (3,), timeout_s=0.5)  # rank 1 sends nothing more
@@ -53,6 +56,7 @@ def _p2p_check(rank, world):
     else:
         comm.send(torch.full((3,), float(rank), dtype=torch.float64), 0)
         if rank == 2:
+            comm.recv(0, (3,))  # rank 0 has taken one message from each worker
             comm.send(torch.full((3,), 7.0, dtype=torch.float64), 0)
         time.sleep(1.0)
     out["bytes"] = comm.bytes_sent
@@ -64,7 +68,7 @@ def test_p2p_operations():
     assert res[0]["any"] == [1, 2, 3]
     assert res[0]["from2"] == [7.0] * 3
     assert res[0]["timeout"] == (1, "recv")
-    assert [r["bytes"] for r in res] == [0, 24, 48, 24]
+    assert [r["bytes"] for r in res] == [24, 24, 48, 24]
 
 
 @pytest.mark.parametrize(
