@@ -113,9 +113,36 @@ def test_vmap_over_replicas_equals_loop_over_replicas(data):
         torch.testing.assert_close(batched[:, r : r + 1], one, rtol=1e-12, atol=1e-13)
     # and each node's full gradient is the mean of its per-sample gradients (autograd)
     parts = split(data, N_NODES, alpha=0.5, seed=2)
-    X, y = _direct_node_data(data, parts, 2)
-    want = _direct_grad(full, full.model, x[2, 1], X, y)
-    torch.testing.assert_close(batched[2, 1], want, rtol=1e-12, atol=1e-13)
+    assert len(set(full.sizes)) > 1  # unequal nodes: the padded batch's weights matter
+    for i in range(N_NODES):
+        X, y = _direct_node_data(data, parts, i)
+        want = _direct_grad(full, full.model, x[i, 1], X, y)
+        torch.testing.assert_close(batched[i, 1], want, rtol=1e-12, atol=1e-13)
+    # any subset of nodes, in any order (a rank holds one; the simulator all)
+    sub = full.grad(x[[2, 0]].contiguous(), torch.tensor([2, 0]), [None, None])
+    torch.testing.assert_close(sub, batched[[2, 0]], rtol=1e-12, atol=1e-13)
+
+
+def test_node_objectives_equal_direct_autograd(data):
+    full = model_oracle(mlp([3, 4, 3], seed=1), data, N_NODES, alpha=0.5, seed=2, batch_size=None)
+    parts = split(data, N_NODES, alpha=0.5, seed=2)
+    x = _x0(full, 1, R)[0]  # (R, d), points shared by the nodes
+    values, grads = full.node_objectives(x, [2, 0, 1])
+    assert values.shape == (3, R) and grads.shape == (3, R, full.d)
+    for l, i in enumerate([2, 0, 1]):
+        X, y = _direct_node_data(data, parts, i)
+        for r in range(R):
+            net = copy.deepcopy(full.model)
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(x[r], net.parameters())
+            want_f = full.loss(net(X), y)
+            torch.testing.assert_close(values[l, r], want_f.detach(), rtol=1e-12, atol=1e-13)
+            want_g = _direct_grad(full, full.model, x[r], X, y)
+            torch.testing.assert_close(grads[l, r], want_g, rtol=1e-12, atol=1e-13)
+    with pytest.raises(TheorylabError, match="shape"):
+        full.node_objectives(x[None], [0])
+    with pytest.raises(TheorylabError):
+        full.node_objectives(x, [N_NODES])
 
 
 def _direct_run(oracle, data, name, gamma, W, x0, steps, seed):

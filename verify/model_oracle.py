@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, jacrev, jvp, vmap
+from torch.func import functional_call, grad, grad_and_value, jacrev, jvp, vmap
 
 from theorylab import estimate
 from theorylab.data import Dataset, split
@@ -280,8 +280,7 @@ class ModelOracle:
         if any(i < 0 or i >= self.n for i in ids):
             raise TheorylabError(f"node ids must lie in [0, {self.n}), got {ids}")
         if self.batch_size is None:
-            per_replica = vmap(grad(self._loss), in_dims=(0, None, None))
-            return torch.stack([per_replica(x[l], *self._node_data(i)) for l, i in enumerate(ids)])
+            return self._full_grads(x, ids)
         if len(generators) != m:
             raise TheorylabError(f"need one generator per local node ({m}), got {len(generators)}")
         B = self.batch_size
@@ -296,6 +295,57 @@ class ModelOracle:
         y = self.y[flat].reshape(m * R, B, *self.y.shape[1:])
         g = vmap(grad(self._loss))(x.reshape(m * R, self.d), a, y)
         return g.reshape(m, R, self.d)
+
+    # ---- full local batches, all listed nodes in one pass ---------------------------------------
+    def _padded(self, ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The listed nodes' samples padded to a common length ``S = max m_i``: features
+        ``(m, S, ...)``, labels ``(m, S, ...)`` and weights ``(m, S)`` (``1/m_i`` on node ``i``'s
+        own samples, 0 on the padding, which repeats its first sample so every value is finite).
+        Cached per node list (the data never change)."""
+        key = tuple(ids)
+        cache = self.__dict__.setdefault("_padded_cache", {})
+        if key not in cache:
+            S = max(self.sizes[i] for i in ids)
+            j = torch.arange(S, device=self.device)
+            sizes = torch.as_tensor([self.sizes[i] for i in ids], device=self.device)
+            real = j[None, :] < sizes[:, None]  # (m, S)
+            rows = self.offsets[list(ids)][:, None] + torch.where(real, j[None, :], 0)
+            w = real.to(self.dtype) / sizes[:, None].to(self.dtype)
+            if len(cache) > 64:  # a bounded cache: node lists are few (one per executor layout)
+                cache.clear()
+            cache[key] = (self.X[rows], self.y[rows], w)
+        return cache[key]
+
+    def _weighted_loss(self, x, a, y, w) -> torch.Tensor:
+        """``sum_j w_j loss(model(a_j; x), y_j)``: per-sample losses (the loss of a batch of
+        one) weighted; with ``w = 1/m_i`` on node ``i``'s samples this is ``f_i(x)``."""
+        out = functional_call(self.model, (self.unflatten(x), self.buffers), (a,))
+        per = vmap(self.loss)(out.unsqueeze(1), y.unsqueeze(1))
+        return (per * w).sum()
+
+    def _full_grads(self, x: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+        """``grad f_i`` (full local batch) of node ``ids[l]`` at each row ``x[l, r]``: one
+        batched call over all (node, replica) pairs (shape of ``x``, ``(m, R, d)``)."""
+        a, y, w = self._padded(ids)
+        per_node = vmap(grad(self._weighted_loss), in_dims=(0, None, None, None))
+        return vmap(per_node)(x, a, y, w)
+
+    def node_objectives(self, x: torch.Tensor, nodes: Sequence[int]):
+        """The listed nodes' ``f_i`` and ``grad f_i`` (full local batches) at each row of ``x``.
+
+        ``x`` has shape ``(R, d)`` (points shared by the nodes); returns shapes ``(m, R)`` and
+        ``(m, R, d)``, ``m = len(nodes)``, all in one batched reverse pass.
+        """
+        self._check_x(x)
+        ids = [check_int("nodes[l]", int(i), 0, self.n - 1) for i in nodes]
+        if x.dim() != 2 or x.shape[1] != self.d:
+            raise TheorylabError(
+                f"x must have shape (R, d) with d = {self.d}, got {tuple(x.shape)}"
+            )
+        a, y, w = self._padded(ids)
+        per_point = vmap(grad_and_value(self._weighted_loss), in_dims=(0, None, None, None))
+        g, v = vmap(per_point, in_dims=(None, 0, 0, 0))(x, a, y, w)
+        return v, g
 
     # ---- full-batch measurements ---------------------------------------------------------------
     def _points(self, x) -> tuple[torch.Tensor, tuple]:

@@ -119,17 +119,10 @@ def node_objectives(oracle, nodes, x: torch.Tensor) -> tuple[torch.Tensor, torch
     """Each listed node's ``f_i`` and ``grad f_i`` (full local batch) at each row of ``x``.
 
     ``x`` has shape ``(R, d)``; returns shapes ``(m, R)`` and ``(m, R, d)`` (``m = len(nodes)``),
-    one reverse pass per node, vectorised over the rows.
+    one batched reverse pass over all nodes and rows
+    (:meth:`verify.model_oracle.ModelOracle.node_objectives`).
     """
-    from torch.func import grad_and_value, vmap
-
-    values, grads = [], []
-    for i in nodes:
-        a, y = oracle._node_data(int(i))
-        g, v = vmap(grad_and_value(oracle._loss), in_dims=(0, None, None))(x, a, y)
-        values.append(v)
-        grads.append(g)
-    return torch.stack(values), torch.stack(grads)
+    return oracle.node_objectives(x, [int(i) for i in nodes])
 
 
 def full_objective(oracle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,8 +153,10 @@ class GradNormObserver:
         xbar = comm.allsum(before.x) / comm.n  # (R, d)
         # each process differentiates only its own nodes' f_i at xbar; the all-reduce sums them
         values, grads = node_objectives(ctx.oracle, comm.nodes.tolist(), xbar)
-        f = comm.allsum(values) / comm.n
-        g2 = ((comm.allsum(grads) / comm.n) ** 2).sum(dim=-1)
+        # one all-reduce for both: (m, R, 1 + d) rows of [f_i, grad f_i]
+        both = comm.allsum(torch.cat([values.unsqueeze(-1), grads], dim=-1)) / comm.n
+        f = both[..., 0]
+        g2 = (both[..., 1:] ** 2).sum(dim=-1)
         point = xbar[0].double().cpu().numpy() if k in self.points else None
         return k, f.double().cpu().numpy(), g2.double().cpu().numpy(), point
 
