@@ -71,6 +71,25 @@ def test_same_trajectory_on_both_executors(pool, topology, algorithm, params):
     assert all(t.comm_s > 0 for t in ranks)
 
 
+def test_checkpoints_measured_in_batches_match_the_simulator(pool):
+    """A rank measures its checkpoints in batches of up to ``_PENDING_BYTES``
+    (:func:`verify.run.run_algorithm`): with 12 MiB per checkpoint the 32 MiB batch fills and
+    is measured mid-run (after checkpoints 0-2), then the rest at the end; every number equals
+    the simulator's, which measures each checkpoint at once."""
+    from verify import run as run_module
+
+    d = 3 << 19  # 1.5 Mi float64 = 12 MiB per checkpoint and replica
+    assert 2 * d * 8 < run_module._PENDING_BYTES <= 3 * d * 8 < 5 * d * 8
+    setup = quadratic_setup(WORLD, algorithm="gossip", topology="ring", d=d, replicas=1,
+                            sigma2=0.0, diagonal=True)  # fmt: skip
+    record = [0, 1, 2, 3, 5]
+    sim = run_simulated(*setup, steps=5, seed=1, record=record)
+    for traj in pool.run(run_distributed, *setup, 5, 1, record):
+        assert traj.steps == record
+        np.testing.assert_allclose(traj.consensus, sim.consensus, rtol=1e-12, atol=0)
+        assert np.all(np.diff(traj.consensus[:, 0]) < 0)  # gossip contracts: order kept
+
+
 def _byte_counts(rank, world_size, schedule, R, d):
     comm = DistributedCommunicator(schedule)
     x = torch.ones(1, R, d, dtype=torch.float64)

@@ -83,6 +83,15 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--no-figures", action="store_true", help="do not write PNG figures")
     parser.add_argument(
+        "--lanes",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="2: the simulator-only claims run in a second process beside the ones that use the "
+        "ranks (default on >= 2 cores, CPU, no wall-clock claim); 1: one after another "
+        "(env THEORYLAB_LANES)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="re-run claims that already have a saved result for the same configuration",
@@ -228,6 +237,7 @@ def _run(args, claims, pool) -> int:
             figures=not args.no_figures,
             progress=progress,
             wall_clock=args.wall_clock,
+            lanes=args.lanes,
         )
     wall = time.perf_counter() - t0
     n_pass = sum(r.passed for r in results)

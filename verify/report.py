@@ -23,6 +23,7 @@ hashes only, never from a file's content.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -438,6 +439,7 @@ def run_claims(
     progress: ProgressLine | None = None,
     on_result: Callable[[ClaimResult, bool], None] | None = None,
     wall_clock: bool = False,
+    lanes: int | None = None,
 ) -> list[ClaimResult]:
     """Run the named claims (all registered ones if ``names`` is empty), saving as they finish.
 
@@ -463,6 +465,12 @@ def run_claims(
     progress : ProgressLine, optional
     on_result : callable(result, resumed), optional
         Called after each claim.
+    lanes : {1, 2} or None
+        2: the claims that never use the worker pool (``Claim.ranks = False``) run in a second
+        process (:class:`verify.lanes.SimulatedLane`) while this one runs the others; 1: all in
+        this process, in order. ``None``: :func:`verify.lanes.default_lanes` (2 on a machine with
+        two or more cores, unless ``THEORYLAB_LANES=1``, a wall-clock claim is selected, the
+        device is CUDA, or the context was given a pool, e.g. under torchrun).
 
     Returns
     -------
@@ -490,11 +498,21 @@ def run_claims(
             results.append(broken)
             if on_result is not None:
                 on_result(broken, False)
+    from verify.lanes import SimulatedLane, default_lanes
+
+    if lanes is None:
+        lanes = default_lanes(claims, ctx)
+    if lanes not in (1, 2):
+        raise TheorylabError(f"lanes must be 1 or 2, got {lanes!r}")
+    lane_names = [c.name for c in claims if not c.ranks] if lanes == 2 else []
     drawer = _background_drawer() if figures else None
+    lane = SimulatedLane(ctx, results_dir, force, lane_names) if lane_names else None
     try:
         _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
-                         drawer)  # fmt: skip
+                         drawer, lane)  # fmt: skip
     finally:
+        if lane is not None:
+            lane.close()
         if drawer is not None:
             for name, exc in drawer.close():
                 print(f"warning: figure for {name} failed: {exc}", file=sys.stderr)
@@ -513,63 +531,108 @@ def _background_drawer():
 
 
 def _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
-                     drawer) -> None:  # fmt: skip
-    software = None
-    for i, claim in enumerate(claims):
+                     drawer, lane=None) -> None:  # fmt: skip
+    """Run ``claims`` in order, appending to ``results``; with a ``lane``
+    (:class:`verify.lanes.SimulatedLane`), the claims that never use the worker pool run in it,
+    beside the others, and ``results`` keeps the order of ``claims``."""
+    if lane is None:
+        for i, claim in enumerate(claims):
+            if progress is not None:
+                progress.start(i, claim.name)
+            result, resumed = run_and_save(claim, ctx, results_dir, force)
+            _finish(claim, result, resumed, results_dir, figures, drawer, progress, on_result)
+            results.append(result)
+        return
+    done: dict[str, ClaimResult] = {}
+
+    def collect(name, result, resumed):
+        _finish(CLAIMS[name], result, resumed, results_dir, figures, drawer, progress, on_result)
+        done[name] = result
+
+    for claim in claims:  # the lane took its share (ranks = False) when it started
+        if claim.name not in lane.names:
+            lane.poll(collect)
+            if progress is not None:
+                progress.start(len(done), claim.name)
+            collect(claim.name, *run_and_save(claim, ctx, results_dir, force))
+    while True:  # the pool's claims are done: take unstarted ones back, wait for the rest
+        lane.poll(collect)
+        claim = lane.take_back()
+        if claim is None:
+            break
         if progress is not None:
-            progress.start(i, claim.name)
-        try:
-            config = claim.full_config(ctx)
-        except Exception as exc:  # a broken config is the claim's error, not the run's
-            result, resumed = _error_result(claim, exc), False
-            config = {"claim": claim.name, **ctx.settings()}
-        else:
-            path = result_path(results_dir, claim.name, config)
-            resumed = (path.exists() or path.is_symlink()) and not force
-            if resumed:
-                try:
-                    result = load_result(path)  # also checks that it is this configuration's
-                except ResultFileError as exc:
-                    warnings.warn(f"{exc}; recomputing it", ResultFileWarning, stacklevel=2)
-                    resumed = False  # unreadable or invalid: recompute (and replace if we can)
-                else:
-                    resumed = result.verdict != "error"  # an exception is retried, not kept
-            if not resumed:
-                result = _run_one(claim, ctx)
-        if not resumed:
-            software = software or versions()
-            result.config = config
-            result.versions = software
-            result.backend, result.device = ctx.backend, ctx.device
-            result.world_size = ctx.world_size
-            result.timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            progress.start(len(done), claim)
+        collect(claim, *run_and_save(CLAIMS[claim], ctx, results_dir, force))
+    lane.finish(collect)
+    results.extend(done[c.name] for c in claims)
+
+
+def run_and_save(claim: Claim, ctx: ClaimContext, results_dir: Path, force: bool):
+    """Resume ``claim``'s saved result for this configuration, or run and save it.
+
+    Returns ``(result, resumed)``; a claim that raises (or whose configuration is broken) gives
+    an ``'error'`` result, saved like any other.
+    """
+    try:
+        config = claim.full_config(ctx)
+    except Exception as exc:  # a broken config is the claim's error, not the run's
+        result, resumed = _error_result(claim, exc), False
+        config = {"claim": claim.name, **ctx.settings()}
+        path = None
+    else:
+        path = result_path(results_dir, claim.name, config)
+        resumed = (path.exists() or path.is_symlink()) and not force
+        if resumed:
             try:
-                save_result(result, results_dir)
-            except OSError as exc:  # e.g. a directory in the way: report the result anyway
-                warnings.warn(
-                    f"{claim.name}: result not saved to {path}: {exc}", ResultFileWarning, 2
-                )
-        if figures and result.verdict != "error":
-            png = results_dir / "figures" / f"{claim.name}.png"
-            if not resumed or not png.exists():
-                # in the background process when the claim draws with figures.draw (the
-                # default Claim.plot); else here
-                queued = (
-                    drawer is not None
-                    and type(claim).plot is Claim.plot
-                    and drawer.submit(claim.name, result.to_dict(), png)
-                )
-                if not queued:
-                    try:
-                        save_figure(result, png)
-                    except Exception as exc:  # a figure never changes a verdict
-                        print(f"warning: figure for {claim.name} failed: {exc}", file=sys.stderr)
-        results.append(result)
-        if progress is not None:
-            progress.index = i + 1
-            progress.update(("resumed " if resumed else "") + result.verdict)
-        if on_result is not None:
-            on_result(result, resumed)
+                result = load_result(path)  # also checks that it is this configuration's
+            except ResultFileError as exc:
+                warnings.warn(f"{exc}; recomputing it", ResultFileWarning, stacklevel=2)
+                resumed = False  # unreadable or invalid: recompute (and replace if we can)
+            else:
+                resumed = result.verdict != "error"  # an exception is retried, not kept
+        if not resumed:
+            result = _run_one(claim, ctx)
+    if not resumed:
+        result.config = config
+        result.versions = _versions()
+        result.backend, result.device = ctx.backend, ctx.device
+        result.world_size = ctx.world_size
+        result.timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            save_result(result, results_dir)
+        except OSError as exc:  # e.g. a directory in the way: report the result anyway
+            warnings.warn(f"{claim.name}: result not saved to {path}: {exc}", ResultFileWarning, 2)
+    return result, resumed
+
+
+def _finish(claim, result, resumed, results_dir, figures, drawer, progress, on_result) -> None:
+    """After a claim: its figure (queued in the background when possible), progress, callback."""
+    if figures and result.verdict != "error":
+        png = Path(results_dir) / "figures" / f"{claim.name}.png"
+        if not resumed or not png.exists():
+            # in the background process when the claim draws with figures.draw (the
+            # default Claim.plot); else here
+            queued = (
+                drawer is not None
+                and type(claim).plot is Claim.plot
+                and drawer.submit(claim.name, result.to_dict(), png)
+            )
+            if not queued:
+                try:
+                    save_figure(result, png)
+                except Exception as exc:  # a figure never changes a verdict
+                    print(f"warning: figure for {claim.name} failed: {exc}", file=sys.stderr)
+    if progress is not None:
+        progress.index += 1
+        progress.name = claim.name
+        progress.update(("resumed " if resumed else "") + result.verdict)
+    if on_result is not None:
+        on_result(result, resumed)
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    return versions()
 
 
 def _fmt_interval(interval) -> str:

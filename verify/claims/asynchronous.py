@@ -268,6 +268,7 @@ class AsyncDelayDependence(Claim):
     """The delay term of asynchronous SGD's stationary error follows tau_avg, not tau_max."""
 
     name = "async_delay_dependence"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION
@@ -406,6 +407,7 @@ class AsyncSpeedWeightedFixedPoint(Claim):
     """The server drifts to argmin sum_i p_i f_i with p_i the shares of applied gradients."""
 
     name = "async_speed_weighted_fixed_point"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "exact"
     issue = ISSUE
     question = "How does data heterogeneity interact with asynchrony?"

@@ -455,6 +455,10 @@ class Claim(abc.ABC):
     #: the claim measures wall-clock time, so its verdict depends on what else the machine runs:
     #: ``theorylab verify`` runs it only when named or with ``--wall-clock``
     wall_clock: bool = False
+    #: the claim runs (some of) its runs on the worker pool's ranks (``ClaimContext.pool``);
+    #: ``False`` for claims that only use the simulator, which may then run in the second lane
+    #: of the main job (:mod:`verify.lanes`), where asking for the pool is an error
+    ranks: bool = True
     #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
     #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
     detectable: dict = {}

@@ -168,6 +168,7 @@ class ByzantineFloorVsF(Claim):
     """The worst-case floor of robust PSGD grows as f/(n - 2f) zeta2, below kappa_F zeta2."""
 
     name = "byzantine_floor_vs_f"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION
@@ -236,6 +237,7 @@ class NNMFloorOrder(Claim):
     """Bare median: floor Theta(1) zeta2; NNM + median: O(f/(n - 2f)) zeta2."""
 
     name = "nnm_floor_order"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION
@@ -307,6 +309,7 @@ class EmpiricalKappaBound(Claim):
     """The adversarial search's worst ratio lies in [f/(n - 2f), kappa_F(n, f)] for every f."""
 
     name = "empirical_kappa_bound"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "bound"
     issue = ISSUE
     question = QUESTION
@@ -390,6 +393,7 @@ class ByzantineAttacksFloor(Claim):
     """Under each attack robust PSGD stays below kappa zeta2; the mean does not."""
 
     name = "byzantine_attacks_floor"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "bound"
     issue = ISSUE
     question = QUESTION

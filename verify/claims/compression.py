@@ -154,6 +154,7 @@ class CompressorConstants(Claim):
     exceed it on random inputs."""
 
     name = "compressor_constants"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "exact"
     issue = ISSUE
     #: 2: the Hoeffding range of rand-k is the per-draw maximum at the input (it was
@@ -275,6 +276,7 @@ class CompressedPSGDFloor(Claim):
     """Compressed PSGD with rand-k matches its exact second-moment recursion, term by term."""
 
     name = "compressed_psgd_floor"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "exact"
     issue = ISSUE
     question = "How does compression affect the rate?"
@@ -530,6 +532,7 @@ class ChocoConsensusRate(Claim):
     """CHOCO-Gossip's linear rate is of order delta (consensus step scaled like the theory's)."""
 
     name = "choco_consensus_rate"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     description = (

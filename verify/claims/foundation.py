@@ -433,6 +433,7 @@ class PSGDFloorShape(Claim):
     """PSGD's noise floor ∝ gamma sigma2 / n: fitted exponents match the exact formula's."""
 
     name = "psgd_floor_shape"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = "How do the number of nodes and the step size set the noise floor?"

@@ -276,6 +276,7 @@ class LocalSGDDriftShape(Claim):
     """The client drift grows as (tau - 1)^2 zeta2 and as (tau - 1) sigma2 (fitted exponents)."""
 
     name = "local_sgd_drift_shape"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION_ZETA
@@ -415,6 +416,7 @@ class ScaffoldNoHeterogeneityFloor(Claim):
     """SCAFFOLD converges to x* where local SGD keeps its exact heterogeneity floor."""
 
     name = "scaffold_no_heterogeneity_floor"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "exact"
     issue = ISSUE
     question = QUESTION_ZETA
@@ -525,6 +527,7 @@ class LocalSGDBestPeriod(Claim):
     """The best tau from measured curves priced by the cost model is the predicted one."""
 
     name = "local_sgd_best_period"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "exact"
     issue = ISSUE
     question = QUESTION_TAU

@@ -135,36 +135,62 @@ def full_objective(oracle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 class GradNormObserver:
     """``observe`` hook: ``f(xbar_k)`` and ``||grad f(xbar_k)||^2`` per replica before step ``k``.
 
-    Called by the run loop after every step ``k`` with the state before it; at the steps
-    ``k`` with ``k % stride == 0`` and ``k >= start`` it all-reduces the nodes' iterates to
-    ``xbar_k`` (every rank alike, so collectives stay matched) and returns
-    ``(k, f (R,), ||grad f||^2 (R,), xbar of replica 0 or None)`` (numpy); else ``None``.
-    ``points`` lists the steps whose ``xbar`` (replica 0) is returned (for estimating the
-    constants along the trajectory). Picklable.
+    Called by the run loop after every step ``k`` with the state before it; the steps ``k`` with
+    ``k % stride == 0`` and ``k >= start`` are observed. Their iterates wait in this object and
+    are measured in batches of up to ``batch_points`` (steps x replicas) points: one all-reduce
+    of the nodes' iterates gives every ``xbar_k`` (every rank alike, so collectives stay
+    matched), each process differentiates only its own nodes' ``f_i`` at all of them in one
+    batched pass, and a second all-reduce sums them. A batch is returned as a list of rows
+    ``(k, f (R,), ||grad f||^2 (R,), xbar of replica 0 or None)`` (numpy) when it fills, and the
+    last one by :meth:`flush`, which the run loop calls after the last step; other calls
+    return ``None``. ``points`` lists the steps whose ``xbar`` (replica 0) is returned (for
+    estimating the constants along the trajectory). Picklable.
     """
 
-    def __init__(self, stride: int = 1, start: int = 0, points=()):
+    def __init__(self, stride: int = 1, start: int = 0, points=(), batch_points: int = 1024):
         self.stride, self.start, self.points = int(stride), int(start), set(points)
+        self.batch_points = int(batch_points)
+        self._pending: list[tuple[int, torch.Tensor]] = []
 
     def __call__(self, k, before, after, ctx):
         if k < self.start or (k - self.start) % self.stride:
             return None
+        self._pending.append((k, before.x.detach().clone()))
+        if len(self._pending) * before.x.shape[1] >= self.batch_points:
+            return self.flush(ctx)
+        return None
+
+    def flush(self, ctx) -> list:
+        """Measure the waiting steps (see the class docstring); ``[]`` if none wait."""
+        if not self._pending:
+            return []
         comm = ctx.comm
-        xbar = comm.allsum(before.x) / comm.n  # (R, d)
-        # each process differentiates only its own nodes' f_i at xbar; the all-reduce sums them
-        values, grads = node_objectives(ctx.oracle, comm.nodes.tolist(), xbar)
-        # one all-reduce for both: (m, R, 1 + d) rows of [f_i, grad f_i]
+        ks = [k for k, _ in self._pending]
+        x = torch.stack([x for _, x in self._pending], dim=1)  # (m, K, R, d)
+        self._pending = []
+        xbar = comm.allsum(x) / comm.n  # (K, R, d)
+        K, R, d = xbar.shape
+        values, grads = node_objectives(ctx.oracle, comm.nodes.tolist(), xbar.reshape(K * R, d))
+        # one all-reduce for both: (m, K R, 1 + d) rows of [f_i, grad f_i]
         both = comm.allsum(torch.cat([values.unsqueeze(-1), grads], dim=-1)) / comm.n
-        f = both[..., 0]
-        g2 = (both[..., 1:] ** 2).sum(dim=-1)
-        point = xbar[0].double().cpu().numpy() if k in self.points else None
-        return k, f.double().cpu().numpy(), g2.double().cpu().numpy(), point
+        f = both[:, 0].reshape(K, R).double().cpu().numpy()
+        g2 = (both[:, 1:] ** 2).sum(dim=-1).reshape(K, R).double().cpu().numpy()
+        return [
+            (k, f[j], g2[j], xbar[j, 0].double().cpu().numpy() if k in self.points else None)
+            for j, k in enumerate(ks)
+        ]
 
 
 def observed_curves(traj) -> tuple[list[int], np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """The steps, ``f`` and ``||grad f||^2`` (shape ``(steps, R)``) and the returned points of a
     run observed by :class:`GradNormObserver` (rank 0's list: every rank computed the same)."""
-    rows = [r for r in traj.observed[0] if r is not None]
+    rows = []
+    for value in traj.observed[0]:
+        if isinstance(value, list):  # a batch of rows
+            rows.extend(value)
+        elif value is not None:
+            rows.append(value)
+    rows.sort(key=lambda r: r[0])
     steps = [r[0] for r in rows]
     f = np.stack([r[1] for r in rows])
     g2 = np.stack([r[2] for r in rows])
@@ -475,6 +501,7 @@ class OwnModelSpeedup(_OwnModelClaim):
     """Linear speed-up on a network: the noise-driven gradient norm falls like 1/n."""
 
     name = "own_model_speedup"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION
@@ -603,6 +630,7 @@ class OwnModelTopology(_OwnModelClaim):
     """DSGD's consensus distance (its excess over PSGD) grows like (rho/(1 - rho))^2."""
 
     name = "own_model_topology"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = QUESTION

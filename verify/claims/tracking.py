@@ -343,6 +343,7 @@ class DSGDTopologyFloor(Claim):
     """DSGD's heterogeneity floor scales as rho^2/(1 - rho)^2 across graph families."""
 
     name = "dsgd_topology_floor"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = "How does the graph affect the rate?"
@@ -507,6 +508,7 @@ class DSGDTransient(Claim):
     """
 
     name = "dsgd_transient"
+    ranks = False  # simulator only: may run in the main job's second lane
     kind = "shape"
     issue = ISSUE
     question = "How long before decentralized SGD matches parallel SGD?"
