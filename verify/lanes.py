@@ -47,7 +47,8 @@ START_TIMEOUT_S = 120.0
 def default_lanes(claims: Sequence, ctx: ClaimContext) -> int:
     """How many lanes :func:`verify.report.run_claims` uses when not told: 1 or 2.
 
-    2 when the machine has two or more cores, unless ``THEORYLAB_LANES=1``, a selected claim
+    2 when the machine has two or more cores and at least two claims are selected, one of them
+    simulator-only (``Claim.ranks = False``), unless ``THEORYLAB_LANES=1``, a selected claim
     measures wall-clock time (it must have the machine to itself), the device is CUDA (one GPU,
     one process), or the context already holds a pool (e.g. a torchrun group).
     ``THEORYLAB_LANES=2`` forces two lanes on a one-core machine.
@@ -58,6 +59,8 @@ def default_lanes(claims: Sequence, ctx: ClaimContext) -> int:
     if env == "1":
         return 1
     if any(c.wall_clock for c in claims) or ctx.device != "cpu" or ctx.pool_started:
+        return 1
+    if len(claims) < 2 or all(c.ranks for c in claims):
         return 1
     if env == "2":
         return 2

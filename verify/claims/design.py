@@ -27,7 +27,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sps
 
 from verify.claims.base import Claim, ClaimContext, ClaimResult, register_claim
 from verify.claims.common import (
@@ -78,6 +77,8 @@ def _ratio_check(a: np.ndarray, b: np.ndarray, r_pred: float, level: float) -> R
     method), so the false-failure probability is ``1 - level`` up to the t-approximation of one
     mean of ``R`` i.i.d. differences (central limit theorem).
     """
+    from scipy import stats as _sps  # lazy: ranks importing the claims skip scipy.stats
+
     a, b = np.asarray(a, float), np.asarray(b, float)
     R = a.shape[0]
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
