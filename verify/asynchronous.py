@@ -537,7 +537,7 @@ def _setup(
         "mode": mode,
         "seed": seed,
         "dtype": str(dtype).replace("torch.", ""),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: TorchVersion pickles as torch
     }
     setup = _Setup(
         alg,

@@ -56,6 +56,7 @@ from verify.claims.base import (
     plot_series,
     versions,
 )
+from verify.memory import release_free_memory
 
 __all__ = [
     "config_hash",
@@ -592,6 +593,7 @@ def run_and_save(claim: Claim, ctx: ClaimContext, results_dir: Path, force: bool
                 resumed = result.verdict != "error"  # an exception is retried, not kept
         if not resumed:
             result = _run_one(claim, ctx)
+            release_free_memory()  # what the claim freed goes back to the OS (verify.memory)
     if not resumed:
         result.config = config
         result.versions = _versions()

@@ -358,7 +358,7 @@ def run_algorithm(
         "dtype": str(x0.dtype).replace("torch.", ""),
         "device": str(x0.device),
         "seed": ctx.extra.get("seed"),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: TorchVersion pickles as torch
     }
     stacked = {
         key: (None if any(v is None for v in values) else np.stack(values).astype(np.float64))

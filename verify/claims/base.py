@@ -69,7 +69,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: TorchVersion pickles as torch
         "theorylab": theorylab.__version__,
         "platform": platform.platform(terse=True),
     }

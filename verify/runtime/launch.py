@@ -45,6 +45,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from theorylab.errors import TheorylabError, check_int, check_positive
+from verify.memory import release_free_memory
 from verify.runtime.distributed import rank_device
 
 __all__ = ["DistributedError", "WorkerPool", "launch", "init_from_env", "free_port"]
@@ -250,6 +251,8 @@ def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, c
                 if dist.is_initialized():
                     dist.destroy_process_group()
             conn.send_bytes(payload)
+            result = payload = None
+            release_free_memory()  # a rank lives for the whole main job: keep it small between runs
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
