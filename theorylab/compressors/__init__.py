@@ -19,7 +19,9 @@ dimensions are a batch (nodes, replicas) and each row is compressed independentl
 ``generator`` in row-major order. (The dithering quantizers -- QSGD, TernGrad, natural -- with a
 CPU generator draw one 62-bit seed from it per call and take their uniforms, row-major, from numpy's
 SFC64 stream of that seed: about half ``torch.rand``'s CPU time, and the same values on every
-device the result goes to; a CUDA generator draws with ``torch.rand`` on its device.)
+device the result goes to; a CUDA generator draws with ``torch.rand`` on its device. QSGD and
+TernGrad on CPU float32 use the stream's raw 32-bit words as integer thresholds instead of
+floats: :func:`~theorylab.compressors.base.dither_codes`.)
 
 Wire format (bit order, ternary and float layout in :mod:`theorylab.wire`): one message per row,
 rows concatenated. A row is ``header_bytes(dtype)`` bytes of header (e.g. the row's norm as a float

@@ -126,6 +126,110 @@ def _uniform(shape, generator, device, dtype) -> torch.Tensor:
 _CHUNK = 1 << 15
 
 
+#: elements per numpy call in :func:`dither_codes` (its buffers stay in the L2 cache)
+_DITHER_CHUNK = 1 << 16
+
+
+def fixed_point_bits(s: int) -> int:
+    """Fractional bits ``F = 32 - ceil(log2(2s + 1))`` of :func:`dither_codes` for ``s`` levels:
+    the largest ``F`` with ``(2s + 1) 2^F <= 2^32``, so every sum it forms fits a uint32."""
+    return 32 - (2 * int(s)).bit_length()
+
+
+def dither_scale(s: int, norm: torch.Tensor) -> torch.Tensor:
+    """The float32 scale ``c`` of :func:`dither_codes`: ``s 2^F / norm`` rounded *down* to a
+    float32 (so that ``|x_i| <= norm`` gives ``fl(|x_i| c) <= s 2^F``), 0 where ``norm`` is 0.
+
+    ``norm``: float32 ``(rows, 1)``, finite, each row 0 or at least ``2^-90`` (so ``c`` is a
+    finite float32)."""
+    top = float(s * 2 ** fixed_point_bits(s))
+    n64 = norm.to(torch.float64)
+    c64 = top / torch.where(n64 > 0, n64, torch.ones_like(n64))
+    c = c64.to(torch.float32)
+    c = torch.where(c.to(torch.float64) > c64, torch.nextafter(c, torch.zeros_like(c)), c)
+    return torch.where(n64 > 0, c, torch.zeros_like(c))
+
+
+def dither_codes_np(x: np.ndarray, c: np.ndarray, words, s: int) -> np.ndarray:
+    """Stochastic rounding by integer thresholds: ``uint8`` codes ``s + sgn(x_i) xi_i`` in
+    ``[0, 2s]`` from float32 ``x`` ``(rows, d)``, float32 scales ``c`` ``(rows, 1)`` and raw
+    uint32 random words: ``words(count)`` returns the next ``count`` of them (row-major).
+
+    With ``F = fixed_point_bits(s)``, ``R_i = trunc(fl(x_i c))`` is ``x_i c`` in fixed point
+    (``|R_i| <= s 2^F`` is the caller's promise: :func:`dither_scale`), ``u_i`` the top ``F``
+    bits of word ``i`` (uniform on ``[0, 2^F)``) and the code is ``(s 2^F + R_i + u_i) >> F``
+    (uint32 arithmetic; the sum is in ``[0, (2s + 1) 2^F)``). Writing ``|R_i| = l 2^F + f``
+    (``0 <= f < 2^F``): for ``x_i >= 0`` the code is ``s + l + [u_i >= 2^F - f]`` and for
+    ``x_i < 0`` it is ``s - l - [u_i < f]``; either way ``xi_i = l + 1`` with probability
+    exactly ``f / 2^F`` and ``l`` otherwise, so ``E xi_i = |R_i| / 2^F`` exactly, and ``0``,
+    ``-0`` and any ``R_i = 0`` give the code ``s`` (sgn(0) = +1). Relative to
+    ``r_i = |x_i| c / 2^F`` the only errors are the float32 product (relative ``2^-24``) and the
+    truncation (``< 2^-F``, absolute, in units of one level).
+
+    Works on chunks of :data:`_DITHER_CHUNK` elements: six numpy passes over data held in the
+    cache, and small buffers that the allocator reuses (fresh multi-megabyte buffers cost more
+    in page faults than the arithmetic).
+    """
+    s = int(s)
+    F = fixed_point_bits(s)
+    w = 32 - F
+    rows, d = x.shape
+    codes = np.empty((rows, d), dtype=np.uint8)
+    offset = np.uint32(s << F)
+    if d >= _DITHER_CHUNK:
+        spans = [
+            (r, r + 1, j, min(d, j + _DITHER_CHUNK))
+            for r in range(rows)
+            for j in range(0, d, _DITHER_CHUNK)
+        ]
+    else:
+        step = max(1, _DITHER_CHUNK // d)
+        spans = [(r, min(rows, r + step), 0, d) for r in range(0, rows, step)]
+    R = np.empty(min(rows * d, max(_DITHER_CHUNK, d)), dtype=np.int32)
+    for r0, r1, j0, j1 in spans:
+        size = (r1 - r0) * (j1 - j0)
+        t = R[:size].reshape(r1 - r0, j1 - j0)
+        u = words(size).reshape(r1 - r0, j1 - j0)
+        np.multiply(x[r0:r1, j0:j1], c[r0:r1], out=t, casting="unsafe")  # R = trunc(x c)
+        t = t.view(np.uint32)
+        t += offset  # s 2^F + R, mod 2^32 (the true value is in [0, 2 s 2^F])
+        np.right_shift(u, w, out=u)  # u in [0, 2^F)
+        u += t
+        np.right_shift(u, F, out=u)
+        np.copyto(codes[r0:r1, j0:j1], u, casting="unsafe")
+    return codes
+
+
+def _sfc64_words(seed: int):
+    """``words(count)``: the next ``count`` uint32 words of numpy's SFC64 stream of ``seed``
+    (the low then the high half of each 64-bit output), drawn in small pieces."""
+    bitgen = np.random.SFC64(seed)
+    spare = []
+
+    def words(count: int) -> np.ndarray:
+        have = len(spare) and 1
+        need = count - have
+        raw = bitgen.random_raw((need + 1) // 2).view(np.uint32)
+        if have:
+            raw = np.concatenate([spare, raw])
+            spare.clear()
+        if len(raw) > count:
+            spare.append(raw[count])
+        return raw[:count]
+
+    return words
+
+
+def dither_codes(x: torch.Tensor, c: torch.Tensor, s: int, generator) -> torch.Tensor:
+    """:func:`dither_codes_np` on CPU float32 rows ``x`` with scales ``c`` ``(rows, 1)``, its
+    random words drawn as in :func:`_uniform`: one 62-bit seed from ``generator`` per call,
+    then numpy's SFC64 stream of that seed, 32 bits per coordinate, row-major. Returns uint8
+    codes ``(rows, d)`` in ``[0, 2s]``."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    codes = dither_codes_np(x.detach().numpy(), c.detach().numpy(), _sfc64_words(seed), int(s))
+    return torch.from_numpy(codes)
+
+
 def _normal(shape, generator, device, dtype) -> torch.Tensor:
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
@@ -135,6 +239,15 @@ def _row_amax(a: torch.Tensor) -> torch.Tensor:
     """``max_i |a_i|`` per row, ``(rows, 1)``: ``amax`` and ``amin`` (no ``|a|`` temporary;
     ``aminmax`` along a dimension is ~10x slower on CPU)."""
     return torch.maximum(a.amax(dim=-1, keepdim=True), a.amin(dim=-1, keepdim=True).neg_())
+
+
+def _row_absmax(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_row_amax` (NaN propagates), by one ``aminmax`` over the tensor when there is a
+    single row (~1.5x the two reductions)."""
+    if x.shape[0] == 1:
+        lo, hi = torch.aminmax(x)
+        return torch.maximum(hi, lo.neg()).reshape(1, 1)
+    return _row_amax(x)
 
 
 def _l2norm(x: torch.Tensor) -> torch.Tensor:

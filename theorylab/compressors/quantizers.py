@@ -13,9 +13,12 @@ from theorylab.compressors.base import (
     _check_kind,
     _l1mean,
     _l2norm,
+    _row_absmax,
     _sign_pm,
     _uniform,
     _work_dtype,
+    dither_codes,
+    dither_scale,
 )
 from theorylab.compressors.wire import (
     bytes_to_floats,
@@ -274,6 +277,15 @@ class QSGD(Compressor):
 
     Both are ``<= min(d/s^2, sqrt(d)/s)`` (:meth:`omega_literature`).
 
+    Sampling (float32 on CPU, ``s <= 127``): the ``xi_i`` come from integer thresholds
+    (:func:`~theorylab.compressors.base.dither_codes`): with ``F = 32 - ceil(log2(2s + 1))``
+    (28 for ``s = 7``) and ``r_i`` in fixed point, ``R_i = trunc(fl(|x_i| c))``,
+    ``c = s 2^F / ||x||`` rounded down, ``xi_i = l_i + 1`` with probability exactly
+    ``frac_F(R_i) / 2^F``: unbiased up to float32 rounding of ``r_i`` (relative ``2^-23``)
+    and ``2^-F`` of a level (absolute), finer than the ``2^-24`` grid of float32 uniforms.
+    The norm sent is ``max(||x||_2 rounded, max_i |x_i|)`` (so ``r_i <= s`` holds exactly).
+    Elsewhere (float64, CUDA): float uniforms ``u_i`` and ``xi_i = l_i + [u_i < r_i - l_i]``.
+
     Wire: header = ``||x||`` (a float of the compute dtype); payload = the signed level
     ``sgn(x_i) xi_i + s`` in ``[0, 2s]`` packed in ``ceil(log2(2s + 1))`` bits per coordinate
     (fixed-width, no Elias coding): ``bits = d ceil(log2(2s+1)) + b``.
@@ -352,8 +364,22 @@ class QSGD(Compressor):
         safe = torch.where(norm > 0, norm, torch.ones_like(norm))
         return (self.s * x.abs() / safe).clamp(max=self.s)
 
+    def _fixed_point(self, x) -> bool:
+        """Whether ``x`` (rows, compute dtype) takes the integer-threshold path
+        (:func:`~theorylab.compressors.base.dither_codes`): float32 on CPU, ``2s <= 255``."""
+        return x.device.type == "cpu" and x.dtype == torch.float32 and 2 * self.s <= 255
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._fixed_point(x2):
+            return x2  # validated in _quantize, by the max |x_i| it needs anyway
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
         # parts: (||x|| per row, the code sgn(x_i) xi_i + s in [0, 2s]: uint8 where it fits)
+        if self._fixed_point(x):
+            return self._quantize_fixed(x, generator, dtype)
         norm = _l2norm(x)
         if not bool(torch.isfinite(norm).all()):
             raise TheorylabError(
@@ -373,6 +399,33 @@ class QSGD(Compressor):
         # the code since -0 + s = s
         code = level.add_(up).clamp_(max=s).copysign_(x).add_(s)
         return norm.reshape(-1), code.to(torch.uint8 if 2 * s <= 255 else torch.int32)
+
+    def _quantize_fixed(self, x, generator, dtype):
+        """CPU float32: the levels by integer thresholds (:func:`dither_codes`), the norm in one
+        pass where the row's scale allows, the input validated by the row maxima."""
+        m = _row_absmax(x)  # NaN propagates
+        hi = self.domain(dtype, x.shape[-1])[1]
+        if not bool((m <= hi).all()):  # NaN, inf or above the domain: the generic message
+            Compressor._rows(self, x.to(dtype))
+        if bool(((m == 0) | ((m >= 2.0**-30) & (m <= 2.0**30))).all()):
+            norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # no over/underflow
+        else:
+            norm = _l2norm(x)
+        if not bool(torch.isfinite(norm).all()):
+            raise TheorylabError(
+                f"qsgd needs ||x||_2 representable in {x.dtype} (it is sent and C(x) reaches it);"
+                " a row's norm overflows: scale x down"
+            )
+        # |x_i| <= norm exactly (a rounded norm can fall below max |x_i|), so |R_i| <= s 2^F;
+        # the norm sent is the one the scale was computed from
+        norm = torch.maximum(norm, m)
+        tiny = (norm > 0) & (norm < 2.0**-90)
+        if bool(tiny.any()):  # the scale s 2^F / norm would overflow float32: scale the row up
+            up = torch.where(tiny, 2.0**64, 1.0)
+            code = dither_codes(x * up, dither_scale(self.s, norm * up), self.s, generator)
+        else:
+            code = dither_codes(x, dither_scale(self.s, norm), self.s, generator)
+        return norm.reshape(-1), code
 
     def _reconstruct(self, parts, d, dtype):
         norm, code = parts
@@ -431,6 +484,10 @@ class TernGrad(Compressor):
     ``t = 1/(sqrt(d) + 1)`` (then ``||x||_1 = sqrt(d)``, ``||x||^2 = 2 sqrt(d)/(sqrt(d)+1)``).
     The paper's 2.5-sigma clipping (not done here) makes it biased.
 
+    Sampling: float32 on CPU by integer thresholds, as :class:`QSGD` with ``s = 1`` and the
+    max norm (``P(b_i = 1) = R_i / 2^30``, ``R_i = trunc(fl(|x_i| c))``, ``c = 2^30 / ||x||_inf``
+    rounded down); float64 and CUDA by float uniforms.
+
     Wire: header ``||x||_inf`` (compute dtype), then ternary digits ``sgn(x_i) b_i + 1`` packed
     base 3, five per byte: ``bits = 8 ceil(d/5) + b``.
     """
@@ -454,7 +511,30 @@ class TernGrad(Compressor):
         safe = torch.where(m > 0, m, torch.ones_like(m))
         return (x.abs() / safe).clamp(max=1)
 
+    def _fixed_point(self, x) -> bool:
+        return x.device.type == "cpu" and x.dtype == torch.float32
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._fixed_point(x2):
+            return x2  # validated in _quantize, by the row maxima it needs anyway
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
+        if self._fixed_point(x):
+            # the digit sgn(x_i) b_i + 1 is QSGD's code with s = 1 and the max norm
+            # (dither_codes: P(b_i = 1) = |R_i| / 2^F, R_i = trunc(x_i c), c = 2^F / m)
+            m = _row_absmax(x)  # NaN propagates
+            if not bool(torch.isfinite(m).all()):
+                Compressor._rows(self, x.to(dtype))  # raises: NaN or inf
+            tiny = (m > 0) & (m < 2.0**-90)
+            if bool(tiny.any()):  # the scale 2^F / m would overflow float32: scale the row up
+                up = torch.where(tiny, 2.0**64, 1.0)
+                digit = dither_codes(x * up, dither_scale(1, m * up), 1, generator)
+            else:
+                digit = dither_codes(x, dither_scale(1, m), 1, generator)
+            return m.reshape(-1), digit
         a = x.abs()
         m = a.amax(dim=-1, keepdim=True)
         safe = torch.where(m > 0, m, torch.ones_like(m))

@@ -283,6 +283,18 @@ def _unpack_bytewise(buf, n, width) -> torch.Tensor:
     return out.reshape(*lead, ngroups * g)[..., :n]
 
 
+def _pack_nibbles(values: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`pack_uint` of uint8 values ``< 16`` at width 4: each pair of bytes read as one
+    little-endian int16 ``v = a + 256 b`` gives the packed byte ``a + 16 b`` as the low byte of
+    ``v | (v >> 4)`` (two passes over half the data; any device)."""
+    lead = values.shape[:-1]
+    v = values.reshape(-1, n)
+    if n % 2:
+        v = torch.nn.functional.pad(v, (0, 1))
+    v = v.contiguous().view(torch.int16)  # a + 256 b, non-negative (b < 16)
+    return (v | (v >> 4)).to(torch.uint8).reshape(*lead, -1)
+
+
 def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
     """Pack non-negative integers ``< 2**width`` of shape ``(..., n)`` into
     ``uint8 (..., ceil(n * width / 8))``: ``width`` bits each, LSB first, no padding between
@@ -294,6 +306,8 @@ def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
         return torch.zeros(*lead, 0, dtype=torch.uint8, device=values.device)
     if not 0 < width <= 63:
         raise ValueError(f"width must be in [0, 63], got {width}")
+    if width == 4 and values.dtype == torch.uint8:
+        return _pack_nibbles(values, n)
     if width % 8 and values.device.type == "cpu" and width * 8 // _gcd(width, 8) <= 64:
         return _pack_words_np(values, n, width)
     if width % 8 and width <= 31:
