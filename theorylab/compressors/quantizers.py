@@ -21,13 +21,15 @@ from theorylab.compressors.base import (
     dither_scale,
 )
 from theorylab.compressors.wire import (
+    byte_table,
     bytes_to_floats,
     floats_to_bytes,
-    lookup_trits,
+    lookup_bytes,
     lookup_uint,
     pack_bits,
     pack_trits,
     pack_uint,
+    trit_byte_table,
     uint_width,
     unpack_bits,
     unpack_trits,
@@ -132,6 +134,12 @@ class Cast(Compressor):
 
     def _unpack(self, buf, d, dtype):
         return (bytes_to_floats(buf, self.target),)
+
+    def _decode_sum_rows(self, bufs, d, dtype):
+        acc = self._decode_rows(bufs[0], d, dtype)
+        for b in bufs[1:]:
+            acc += bytes_to_floats(b, self.target)  # widened exactly, then added
+        return acc
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,13 +464,29 @@ class QSGD(Compressor):
                 if c is None
                 else (self._reconstruct_times(parts, d, dtype, c))
             )
+        if 8 % w == 0:  # a table of whole bytes
+            payload, table = self._byte_lookup_times(buf, d, dtype, c)
+            return lookup_bytes(payload, d, table)
+        table = self._code_table(buf, d, dtype, c)
+        return lookup_uint(buf[:, self.header_bytes(dtype) :], d, w, table)
+
+    def _code_table(self, buf, d, dtype, c):
+        """Per row, the value of every code (``c`` times it unless None)."""
         nb = _work_dtype(dtype).itemsize
         norm = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
-        codes = torch.arange(1 << w, device=buf.device).expand(norm.shape[0], -1)
-        table = self._reconstruct((norm, codes), d, dtype)
-        if c is not None:
-            table = table * c
-        return lookup_uint(buf[:, nb:], d, w, table)
+        codes = torch.arange(1 << uint_width(2 * self.s + 1), device=buf.device)
+        table = self._reconstruct((norm, codes.expand(norm.shape[0], -1)), d, dtype)
+        return table if c is None else table * c
+
+    def _byte_lookup(self, buf, d, dtype):
+        return self._byte_lookup_times(buf, d, dtype, None)
+
+    def _byte_lookup_times(self, buf, d, dtype, c):
+        w = uint_width(2 * self.s + 1)
+        if 8 % w:
+            return None
+        table = byte_table(self._code_table(buf, d, dtype, c), w)
+        return buf[:, self.header_bytes(dtype) :], table
 
     def coordinate_law(self, x: torch.Tensor):
         """Independent two-point law of each ``C_i(x)`` (float64): ``(lo, hi, p_hi)``."""
@@ -565,15 +589,22 @@ class TernGrad(Compressor):
 
     def _decode_rows_times(self, buf, d, dtype, c):
         # one gather from a per-row table of the three values _reconstruct_times gives
+        payload, table = self._byte_lookup_times(buf, d, dtype, c)
+        return lookup_bytes(payload, d, table)
+
+    def _byte_lookup_times(self, buf, d, dtype, c):
         nb = _work_dtype(dtype).itemsize
         wd = _work_dtype(dtype)
         m = bytes_to_floats(buf[:, :nb], wd).reshape(-1)
         digits = torch.arange(3, dtype=wd, device=buf.device).expand(m.shape[0], -1)
         table = self._reconstruct_times((m, digits), d, dtype, c)
-        return lookup_trits(buf[:, nb:], d, table)
+        return buf[:, nb:], trit_byte_table(table)
 
     def _decode_rows(self, buf, d, dtype):
         return self._decode_rows_times(buf, d, dtype, 1.0)
+
+    def _byte_lookup(self, buf, d, dtype):
+        return self._byte_lookup_times(buf, d, dtype, 1.0)
 
     def coordinate_law(self, x: torch.Tensor):
         x = x.to(torch.float64)
@@ -747,8 +778,12 @@ class Sign(Compressor):
 
     def _decode_rows(self, buf, d, dtype):
         # one gather: each byte -> its 8 values, from _reconstruct's values of the 2 codes
+        payload, table = self._byte_lookup(buf, d, dtype)
+        return lookup_bytes(payload, d, table)
+
+    def _byte_lookup(self, buf, d, dtype):
         bit = torch.tensor([[False, True]], device=buf.device)
-        return lookup_uint(buf, d, 1, self._reconstruct((bit,), d, dtype))
+        return buf, byte_table(self._reconstruct((bit,), d, dtype), 1)
 
 
 class ScaledSign(Sign):
@@ -792,8 +827,8 @@ class ScaledSign(Sign):
             buf[:, nb:], d
         )
 
-    def _decode_rows(self, buf, d, dtype):
+    def _byte_lookup(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
         scale = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
         bit = torch.tensor([False, True], device=buf.device).expand(scale.shape[0], -1)
-        return lookup_uint(buf[:, nb:], d, 1, self._reconstruct((scale, bit), d, dtype))
+        return buf[:, nb:], byte_table(self._reconstruct((scale, bit), d, dtype), 1)

@@ -263,6 +263,16 @@ class RandK(_KMixin, Compressor):
         seeds, values = parts
         return torch.cat([floats_to_bytes(seeds.reshape(-1, 1)), floats_to_bytes(values)], 1)
 
+    def _decode_sum_rows(self, bufs, d, dtype):
+        return _sparse_sum(self, bufs, d, dtype, lambda p: self._reconstruct_parts(p, d))
+
+    def _reconstruct_parts(self, parts, d):
+        """The kept indices and their decoded values (``_reconstruct_times`` with ``c = 1``)."""
+        seeds, values = parts
+        idx = self._indices(seeds, d, values.device)
+        gain = d / self.k_of(d) if self.scaled else 1.0
+        return idx, values * gain if gain != 1.0 else values
+
     def _unpack(self, buf, d, dtype):
         seeds = bytes_to_floats(buf[:, :8], torch.int64).reshape(-1)  # raw int64 bytes
         return seeds, bytes_to_floats(buf[:, 8:], _work_dtype(dtype))
@@ -363,3 +373,20 @@ class TopK(_KMixin, Compressor):
         nidx = packed_bytes(k * uint_width(d))
         idx = unpack_uint(buf[:, :nidx], k, uint_width(d))
         return idx, bytes_to_floats(buf[:, nidx:], _work_dtype(dtype))
+
+    def _decode_sum_rows(self, bufs, d, dtype):
+        return _sparse_sum(self, bufs, d, dtype, lambda p: p)
+
+
+def _sparse_sum(C, bufs, d, dtype, kept) -> torch.Tensor:
+    """``sum_j`` of sparse messages in one dense accumulator: ``kept(parts) -> (idx, values)``
+    with distinct indices per row, so ``scatter_add_`` adds each value once (equal to the sum
+    of the dense decodes: adding the zeros between them changes nothing but a -0)."""
+    first = C._unpack(bufs[0], d, dtype)
+    acc = None
+    for b in bufs:
+        idx, values = kept(first if b is bufs[0] else C._unpack(b, d, dtype))
+        if acc is None:
+            acc = torch.zeros(values.shape[0], d, dtype=values.dtype, device=values.device)
+        acc.scatter_add_(1, idx, values)
+    return acc
