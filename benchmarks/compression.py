@@ -13,15 +13,18 @@ torch PowerSGD for powersgd), all timed in this run.
 
 Part 3 (issue 13 section 1, one thread, d = 10^6): for every registered compressor,
 encode + decode against the best plain torch/numpy code for the same message (numpy's RNG,
-frexp, partition and Floyd sampler where they are faster; ``vs_plain``: median of interleaved
-paired ratios of thread CPU time, which other processes' load does not inflate; target <= 1.5),
+frexp, partition and Floyd sampler where they are faster; for QSGD and TernGrad the faster of
+float uniforms and integer thresholds on raw random words, in each pair; ``vs_plain``: median
+of interleaved paired ratios of thread CPU time, which other processes' load does not inflate;
+target <= 1.5),
 and against an uncompressed gloo all-reduce of the same vector between 2 processes timed in the
 same run (``vs_allreduce``: medians; ``vs_allreduce_min``: min / min, the least disturbed runs;
 target < 1 for every compressor sending <= 1/8 of the bytes, ``bytes_frac``, a header aside).
 
 Part 4 (the full compressed exchange, ``--world`` processes, default 4): per repeat an
-uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + decode of
-all messages, summed; paired ratios (target < 1 where the bytes are <= 1/8).
+uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + the sum
+of all messages' decodes (``decode_sum``: no dense tensor per message); paired ratios (target
+< 1 where the bytes are <= 1/8).
 
 Usage: ``python benchmarks/compression.py [--quick] [--no-allreduce] [--skip-bytes] [--world N]``
 """
@@ -233,6 +236,58 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
         b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
         return table.index_select(0, b.to(torch.int32)).reshape(-1) * m
 
+    def fixed_point(s):
+        # stochastic rounding by integer thresholds on raw SFC64 words, whole-array numpy (the
+        # same arithmetic as theorylab's dither_codes): code = (s 2^F + trunc(x c) + u) >> F
+        F = 32 - (2 * s).bit_length()
+        xn = x.numpy()
+
+        def codes(norm):
+            c = np.nextafter(np.float32(s * 2.0**F / norm), np.float32(0))
+            R = np.multiply(xn, c, dtype=np.float32).astype(np.int32).view(np.uint32)
+            R += np.uint32(s << F)
+            u = np.random.SFC64(seed()).random_raw((d + 1) // 2).view(np.uint32)[:d]
+            u >>= np.uint32(32 - F)
+            u += R
+            u >>= np.uint32(F)
+            return u.astype(np.uint8)
+
+        return codes
+
+    def wide_lookup(buf, values):  # byte -> its per values, gathered as one wide integer
+        per = values.shape[1]
+        tab = values.contiguous().view(torch.int64 if per == 2 else torch.int32).reshape(-1)
+        return tab.index_select(0, buf.to(torch.int32)).view(torch.float32)
+
+    nibble = torch.stack([torch.arange(256) & 15, torch.arange(256) >> 4], 1)
+
+    def qsgd_fixed(s=7):
+        codes = fixed_point(s)
+
+        def f():
+            m = x.abs().amax()
+            norm = max(float(torch.linalg.vector_norm(x)), float(m))
+            v = torch.from_numpy(codes(norm)).view(torch.int16)
+            packed = (v | (v >> 4)).to(torch.uint8)  # two 4-bit codes per byte
+            table = (torch.arange(16, dtype=torch.float32) - s) * (norm / s)
+            return wide_lookup(packed, table[nibble])
+
+        return f
+
+    trits = torch.tensor([[(b // 3**j) % 3 for j in range(5)] for b in range(256)])
+
+    def terngrad_fixed():
+        codes = fixed_point(1)
+
+        def f():
+            m = float(x.abs().amax())
+            t = torch.from_numpy(codes(m)).reshape(-1, 5)
+            b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
+            table = torch.tensor([-m, 0.0, m])[trits]
+            return table.index_select(0, b.to(torch.int32)).reshape(-1)
+
+        return f
+
     return {
         "identity": lambda: x.view(torch.uint8).clone().view(torch.float32),
         "fp16": cast(torch.float16),
@@ -240,12 +295,12 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
         "rand-k": randk(d / k),
         "rand-k-unscaled": randk(1.0),
         "top-k": topk,
-        "qsgd": qsgd(),
-        "scaled-qsgd": qsgd(),
+        "qsgd": [qsgd(), qsgd_fixed()],
+        "scaled-qsgd": [qsgd(), qsgd_fixed()],
         "natural": natural,
         "sign": sign(False),
         "scaled-sign": sign(True),
-        "terngrad": terngrad,
+        "terngrad": [terngrad, terngrad_fixed()],
     }
 
 
@@ -299,13 +354,10 @@ def _exchange_worker(rank, world, path, d, repeats, specs, out):
     gens = [torch.Generator().manual_seed(100 + rank) for _ in specs]
 
     def exchange(C, g):
-        b = C.encode(x, g)
+        b = C.encode(x, g)  # every rank's message has the same size: one plain all-gather
         bufs = [torch.empty_like(b) for _ in range(world)]
         dist.all_gather(bufs, b)
-        acc = C.decode(bufs[0], x.shape)
-        for other in bufs[1:]:
-            acc += C.decode(other, x.shape)
-        return acc
+        return C.decode_sum(bufs, x.shape)  # no dense tensor per message
 
     ar, times = [], [[] for _ in specs]
     for i in range(repeats + 1):  # the first round warms up
@@ -394,9 +446,11 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
             C.decode(C.encode(x, g), x.shape, x.dtype, x.device)
 
         base = plain.get(name)
+        # several plain candidates for one message: each pair takes the fastest of them
+        bases = [] if base is None else base if isinstance(base, list) else [base]
         ours()
-        if base is not None:
-            base()
+        for b in bases:
+            b()
         t_ours, c_ours, ratios, wall_ratios = [], [], [], []
         for _ in range(repeats):  # interleaved: each ratio pairs runs made close in time
             t, c = time.perf_counter(), time.thread_time()
@@ -404,10 +458,13 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
             a, ac = time.perf_counter() - t, time.thread_time() - c
             t_ours.append(a)
             c_ours.append(ac)
-            if base is not None:
-                t, c = time.perf_counter(), time.thread_time()
-                base()
-                b, bc = time.perf_counter() - t, time.thread_time() - c
+            if bases:
+                b = bc = math.inf
+                for fn in bases:
+                    t, c = time.perf_counter(), time.thread_time()
+                    fn()
+                    b = min(b, time.perf_counter() - t)
+                    bc = min(bc, time.thread_time() - c)
                 ratios.append(ac / bc)
                 wall_ratios.append(a / b)
         s = statistics.median(t_ours)
