@@ -11,7 +11,7 @@ import torch
 from theorylab.compressors.base import (
     Compressor,
     _check_kind,
-    _l1mean,
+    _l1mean_fast,
     _l2norm,
     _row_absmax,
     _sign_pm,
@@ -811,7 +811,7 @@ class ScaledSign(Sign):
         return _work_dtype(dtype).itemsize
 
     def _quantize(self, x, generator, dtype):
-        return _l1mean(x).reshape(-1), _negative(x)
+        return _l1mean_fast(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
         scale, neg = parts
