@@ -168,3 +168,58 @@ def test_nibble_packing_equals_the_bit_stream(n, lead):
     got = wire.pack_uint(v.to(torch.uint8), 4)
     assert got.equal(ref) and got.shape[-1] == math.ceil(n / 2)
     assert wire.unpack_uint(got, n, 4).equal(v)
+
+
+@pytest.mark.parametrize("case", ["normal", "periodic", "ties", "few_large", "zeros"])
+def test_top_k_sampled_selection_equals_a_full_selection(case):
+    """The sampled-threshold selection (rows of d >= 2^15) returns exactly the set of a full
+    sort, including inputs built against the stride (periodic), ties and mostly zeros."""
+    from theorylab.compressors import sparsifiers
+
+    d, k = 70000, 700
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(d, generator=g)
+    if case == "periodic":  # the large entries avoid every sampled position
+        x = torch.randn(d, generator=g) * 1e-3
+        x[1 :: max(1, d // sparsifiers._SAMPLE)] = (
+            5.0
+            + torch.rand(d // 4 + 1, generator=g)[
+                : len(range(1, d, max(1, d // sparsifiers._SAMPLE)))
+            ]
+        )
+    elif case == "ties":
+        x = torch.randint(-20, 21, (d,), generator=g).float()
+    elif case == "few_large":
+        x = torch.randn(d, generator=g) * 1e-6
+        x[torch.randperm(d, generator=g)[:k]] = torch.randn(k, generator=g) + 10
+    elif case == "zeros":
+        x = torch.zeros(d)
+        x[torch.randperm(d, generator=g)[: k + 3]] = torch.randn(k + 3, generator=g)
+    C = get_compressor(f"top-k:k={k}")
+    y = C.compress(x)
+    a = x.abs()
+    kth = torch.sort(a, descending=True).values[k - 1]
+    if int((a >= kth).sum()) == k:  # unique set: exactly the entries >= the k-th largest
+        assert y.equal(torch.where(a >= kth, x, torch.zeros_like(x)))
+    else:  # ties: torch.topk breaks them; still k entries, all >= every dropped one
+        kept = y != 0
+        assert int(kept.sum()) <= k and float(a[~kept].max()) <= float(a[kept].min())
+    idx = sparsifiers._top_k_unique(x.reshape(1, -1), k)
+    a_np = a.numpy()
+    full = np.flatnonzero(a_np >= np.partition(a_np, d - k)[d - k])
+    assert (idx is None) == (len(full) != k)
+    if idx is not None:
+        assert np.array_equal(idx.numpy()[0], full)
+
+
+def test_top_k_sampled_unrepresentative_sample_falls_back():
+    from theorylab.compressors import sparsifiers
+
+    d, k = 70000, 700
+    stride = max(1, d // sparsifiers._SAMPLE)
+    a = np.zeros(d, dtype=np.float32)
+    a[::stride] = np.arange(1, len(a[::stride]) + 1)  # all the mass on sampled positions
+    found, idx = sparsifiers._top_k_sampled(a, k)
+    assert not found and idx is None
+    got = sparsifiers._top_k_unique(torch.from_numpy(a).reshape(1, -1), k)
+    assert np.array_equal(got.numpy()[0], np.sort(np.argsort(-a, kind="stable")[:k]))
