@@ -460,7 +460,7 @@ def lookup_uint(buf: torch.Tensor, n: int, width: int, table: torch.Tensor) -> t
     if size != 1 << width:
         raise ValueError(f"table must have 2**width = {1 << width} entries per row, got {size}")
     if 0 < width <= 8 and 8 % width == 0:
-        return _lookup_bytes(buf, n, byte_table(table, width))
+        return lookup_bytes(buf, n, byte_table(table, width))
     if width % 8 and buf.device.type == "cpu" and width <= 57:
         idx = _unpack_words_np(buf, n, width).to(torch.int32)
     elif width % 8 and width <= 31:
@@ -475,7 +475,7 @@ def lookup_uint(buf: torch.Tensor, n: int, width: int, table: torch.Tensor) -> t
 def lookup_trits(buf: torch.Tensor, n: int, table: torch.Tensor) -> torch.Tensor:
     """``table[row, unpack_trits(buf, n)[row]]``, ``table`` of shape ``(rows, 3)`` or
     ``(1, 3)``: one gather from a ``(rows, 256, 5)`` table of whole bytes."""
-    return _lookup_bytes(buf, n, trit_byte_table(table))
+    return lookup_bytes(buf, n, trit_byte_table(table))
 
 
 def byte_table(table: torch.Tensor, width: int) -> torch.Tensor:
@@ -504,12 +504,14 @@ def trit_byte_table(table: torch.Tensor) -> torch.Tensor:
 def lookup_bytes(buf: torch.Tensor, n: int, table: torch.Tensor) -> torch.Tensor:
     """``(rows, n)`` values of the bytes ``buf`` ``(rows, nbytes)`` from a byte table
     ``(trows, 256, per)`` (:func:`byte_table`, :func:`trit_byte_table`; ``trows`` is 1 or
-    ``rows``): byte ``i`` of a row gives its values ``per i .. per i + per - 1``."""
-    return _lookup_bytes(buf, n, table)
+    ``rows``): byte ``i`` of a row gives its values ``per i .. per i + per - 1``. Works a
+    chunk of columns at a time (:func:`lookup_bytes_sum` of one message): ~2x one gather of
+    the whole row at ``n = 10^6``, whose temporaries leave the cache."""
+    return lookup_bytes_sum([buf], n, [table])
 
 
 #: values per chunk of :func:`lookup_bytes_sum` (its temporaries stay in the cache)
-_SUM_CHUNK = 1 << 18
+_SUM_CHUNK = 1 << 17
 
 
 def lookup_bytes_sum(bufs, n: int, tables) -> torch.Tensor:
