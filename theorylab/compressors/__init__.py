@@ -33,7 +33,9 @@ to whole bytes. So
 
 and ``encode`` returns exactly ``nbytes`` bytes. ``decode(encode(x, g)) == compress(x, g')`` for
 a generator ``g'`` in the same state as ``g`` (and, for stateful compressors, the same compressor
-state): both run the same quantization and the same reconstruction.
+state): both run the same quantization and the same reconstruction. The receiving side of an
+all-gather, ``decode_sum(bufs, shape)``, equals ``decode(bufs[0]) + decode(bufs[1]) + ...``
+(added left to right) without a dense tensor per message.
 
 Floats on the wire (values, norms, scales) are in the *compute dtype*: the input dtype for float32
 and float64, float32 for float16/bfloat16 inputs.
