@@ -499,6 +499,45 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
     return rows
 
 
+def floor_table(d: int, repeats: int) -> list[dict]:
+    """Lower bounds on a stochastic quantizer's encode + decode at ``d`` on this machine, each
+    a single library call (thread CPU time, min of ``repeats``): the random bits (one 32-bit
+    word per coordinate from numpy's fastest bit generator; float uniforms cost more), one
+    read pass over ``x`` (its norm, which validation and QSGD need), and one write of the
+    decoded vector (a gather of 8-byte groups from a 256-entry byte table)."""
+    import numpy as np
+
+    x = torch.randn(d)
+    table = torch.randn(256, 2).view(torch.int64).reshape(-1)
+    idx = torch.randint(0, 256, (d // 2,), dtype=torch.uint8)
+    cases = {
+        "random words: SFC64 random_raw, 32 bits x d": lambda: np.random.SFC64(1).random_raw(
+            (d + 1) // 2
+        ),
+        "random words: PCG64 random_raw, 32 bits x d": lambda: np.random.PCG64(1).random_raw(
+            (d + 1) // 2
+        ),
+        "float uniforms: SFC64 random(float32) x d": lambda: np.random.Generator(
+            np.random.SFC64(1)
+        ).random(d, dtype=np.float32),
+        "float uniforms: torch.rand x d": lambda: torch.rand(d),
+        "one read pass: torch.linalg.vector_norm(x)": lambda: torch.linalg.vector_norm(x),
+        "decode write: 4-bit byte-table gather of d": lambda: table.index_select(
+            0, idx.to(torch.int32)
+        ),
+    }
+    rows = []
+    for name, fn in cases.items():
+        fn()
+        ts = []
+        for _ in range(repeats):
+            c = time.thread_time()
+            fn()
+            ts.append(time.thread_time() - c)
+        rows.append({"floor (one call, thread CPU)": name, "min_ms": 1e3 * min(ts)})
+    return rows
+
+
 def _eighth(C, d: int) -> bool:
     """Whether ``C`` sends at most 1/8 of the float32 bytes (a header of <= 8 bytes aside, so
     that QSGD's 4 bits per coordinate plus its norm counts)."""
@@ -555,6 +594,7 @@ def main(argv=None) -> int:
             f"ms, after: {1e3 * ar2[0]:.2f} / {1e3 * ar2[1]:.2f} ms)"
         )
     print(format_table(table))
+    print(format_table(floor_table(d_tp, 4 * repeats)))
     if not args.no_allreduce:
         print(
             f"\n== full compressed exchange at d = {d_tp}, {args.world} processes (gloo, 1 thread "
