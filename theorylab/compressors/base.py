@@ -155,7 +155,9 @@ def dither_scale(s: int, norm: torch.Tensor) -> torch.Tensor:
     return torch.where(n64 > 0, c, torch.zeros_like(c))
 
 
-def dither_codes_np(x: np.ndarray, c: np.ndarray, words, s: int) -> np.ndarray:
+def dither_codes_np(
+    x: np.ndarray, c: np.ndarray, words, s: int, nibbles: bool = False
+) -> np.ndarray:
     """Stochastic rounding by integer thresholds: ``uint8`` codes ``s + sgn(x_i) xi_i`` in
     ``[0, 2s]`` from float32 ``x`` ``(rows, d)``, float32 scales ``c`` ``(rows, 1)`` and raw
     uint32 random words: ``words(count)`` returns the next ``count`` of them (row-major).
@@ -173,24 +175,30 @@ def dither_codes_np(x: np.ndarray, c: np.ndarray, words, s: int) -> np.ndarray:
 
     Works on chunks of :data:`_DITHER_CHUNK` elements: six numpy passes over data held in the
     cache, and small buffers that the allocator reuses (fresh multi-megabyte buffers cost more
-    in page faults than the arithmetic).
+    in page faults than the arithmetic). ``nibbles=True`` (4-bit codes, ``2 <= s <= 7``) returns
+    the codes packed as :func:`~theorylab.compressors.wire.pack_uint` at width 4 does,
+    ``(rows, ceil(d / 2))``, packed chunk by chunk (no code array).
     """
     s = int(s)
     F = fixed_point_bits(s)
     w = 32 - F
     rows, d = x.shape
-    codes = np.empty((rows, d), dtype=np.uint8)
+    if nibbles and w != 4:
+        raise ValueError(f"nibbles needs 4-bit codes (2 <= s <= 7), got s={s}")
     offset = np.uint32(s << F)
-    if d >= _DITHER_CHUNK:
-        spans = [
-            (r, r + 1, j, min(d, j + _DITHER_CHUNK))
-            for r in range(rows)
-            for j in range(0, d, _DITHER_CHUNK)
-        ]
+    cols = max(2, _DITHER_CHUNK - _DITHER_CHUNK % 2)  # even: chunks start on a byte
+    if d >= cols:
+        spans = [(r, r + 1, j, min(d, j + cols)) for r in range(rows) for j in range(0, d, cols)]
     else:
-        step = max(1, _DITHER_CHUNK // d)
+        step = max(1, cols // d)
         spans = [(r, min(rows, r + step), 0, d) for r in range(0, rows, step)]
-    R = np.empty(min(rows * d, max(_DITHER_CHUNK, d)), dtype=np.int32)
+    R = np.empty(min(rows * d, max(cols, d)), dtype=np.int32)
+    if nibbles:
+        out = np.empty((rows, (d + 1) // 2), dtype=np.uint8)
+        c8 = np.empty(len(R) + rows, dtype=np.uint8)
+        h16 = np.empty((len(R) + rows) // 2, dtype=np.uint16)
+    else:
+        out = np.empty((rows, d), dtype=np.uint8)
     for r0, r1, j0, j1 in spans:
         size = (r1 - r0) * (j1 - j0)
         t = R[:size].reshape(r1 - r0, j1 - j0)
@@ -201,8 +209,23 @@ def dither_codes_np(x: np.ndarray, c: np.ndarray, words, s: int) -> np.ndarray:
         np.right_shift(u, w, out=u)  # u in [0, 2^F)
         u += t
         np.right_shift(u, F, out=u)
-        np.copyto(codes[r0:r1, j0:j1], u, casting="unsafe")
-    return codes
+        if not nibbles:
+            np.copyto(out[r0:r1, j0:j1], u, casting="unsafe")
+            continue
+        # codes a, b of a pair as the int16 a + 256 b: the packed byte a + 16 b is the low
+        # byte of v | (v >> 4)
+        nc = j1 - j0
+        ne = nc + nc % 2
+        cc = c8[: (r1 - r0) * ne].reshape(r1 - r0, ne)
+        if ne != nc:
+            cc[:, -1] = 0
+        np.copyto(cc[:, :nc], u, casting="unsafe")
+        v = cc.view(np.uint16)
+        h = h16[: v.size].reshape(v.shape)
+        np.right_shift(v, 4, out=h)
+        h |= v
+        np.copyto(out[r0:r1, j0 // 2 : j0 // 2 + ne // 2], h, casting="unsafe")
+    return out
 
 
 def _sfc64_words(seed: int):
@@ -225,13 +248,17 @@ def _sfc64_words(seed: int):
     return words
 
 
-def dither_codes(x: torch.Tensor, c: torch.Tensor, s: int, generator) -> torch.Tensor:
+def dither_codes(
+    x: torch.Tensor, c: torch.Tensor, s: int, generator, nibbles: bool = False
+) -> torch.Tensor:
     """:func:`dither_codes_np` on CPU float32 rows ``x`` with scales ``c`` ``(rows, 1)``, its
     random words drawn as in :func:`_uniform`: one 62-bit seed from ``generator`` per call,
     then numpy's SFC64 stream of that seed, 32 bits per coordinate, row-major. Returns uint8
-    codes ``(rows, d)`` in ``[0, 2s]``."""
+    codes ``(rows, d)`` in ``[0, 2s]`` (``nibbles``: packed two per byte)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    codes = dither_codes_np(x.detach().numpy(), c.detach().numpy(), _sfc64_words(seed), int(s))
+    codes = dither_codes_np(
+        x.detach().numpy(), c.detach().numpy(), _sfc64_words(seed), int(s), nibbles
+    )
     return torch.from_numpy(codes)
 
 

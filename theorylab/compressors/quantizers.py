@@ -251,6 +251,10 @@ def qsgd_supremum(s: int, d: int) -> tuple[float, tuple[float, ...]]:
     return best, tuple(r + [0.0] * (d - len(r)))
 
 
+#: marks QSGD's message parts whose codes are packed already (``(norm, packed, _PACKED)``)
+_PACKED = "packed"
+
+
 class QSGD(Compressor):
     """QSGD / standard dithering with ``s`` levels and the l2 norm (Alistarh et al. 2017).
 
@@ -430,21 +434,26 @@ class QSGD(Compressor):
         tiny = (norm > 0) & (norm < 2.0**-90)
         if bool(tiny.any()):  # the scale s 2^F / norm would overflow float32: scale the row up
             up = torch.where(tiny, 2.0**64, 1.0)
-            code = dither_codes(x * up, dither_scale(self.s, norm * up), self.s, generator)
+            x, scale = x * up, dither_scale(self.s, norm * up)
         else:
-            code = dither_codes(x, dither_scale(self.s, norm), self.s, generator)
-        return norm.reshape(-1), code
+            scale = dither_scale(self.s, norm)
+        if uint_width(2 * self.s + 1) == 4:  # the codes come packed (the wire's payload)
+            return norm.reshape(-1), dither_codes(x, scale, self.s, generator, True), _PACKED
+        return norm.reshape(-1), dither_codes(x, scale, self.s, generator)
 
     def _reconstruct(self, parts, d, dtype):
+        if len(parts) == 3:  # (norm, packed 4-bit codes, _PACKED): as decode does it
+            return self._decode_rows(self._pack(parts, d, dtype), d, dtype)
         norm, code = parts
         return norm.unsqueeze(1) * ((code.to(norm.dtype) - self.s) / self.s)
 
     def _pack(self, parts, d, dtype):
-        norm, code = parts
-        return torch.cat(
-            [floats_to_bytes(norm.reshape(-1, 1)), pack_uint(code, uint_width(2 * self.s + 1))],
-            1,
-        )
+        norm, code = parts[:2]
+        if len(parts) == 3:
+            payload = code  # packed already
+        else:
+            payload = pack_uint(code, uint_width(2 * self.s + 1))
+        return torch.cat([floats_to_bytes(norm.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
