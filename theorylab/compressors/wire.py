@@ -517,17 +517,50 @@ _SUM_CHUNK = 1 << 17
 def lookup_bytes_sum(bufs, n: int, tables) -> torch.Tensor:
     """``lookup_bytes(bufs[0], n, tables[0]) + lookup_bytes(bufs[1], n, tables[1]) + ...``,
     added left to right (so equal to that sum bit for bit), one chunk of columns at a time:
-    the only dense tensor is the result (a decoded message is never materialised whole)."""
+    the only dense tensor is the result (a decoded message is never materialised whole; the
+    gathers write into the result, or into one chunk-sized buffer that is added to it)."""
     first, tab0 = bufs[0], tables[0]
     rows, nbytes = first.shape
     per = tab0.shape[2]
     out = torch.empty(rows, n, dtype=tab0.dtype, device=tab0.device)
     step = max(1, _SUM_CHUNK // (per * rows))  # bytes per chunk
+    flats = [_flat_table(t) for t in tables]
+    tmp = torch.empty(rows * min(step, nbytes) * per, dtype=tab0.dtype, device=tab0.device)
     for b0 in range(0, nbytes, step):
         b1 = min(nbytes, b0 + step)
         j0, j1 = b0 * per, min(n, b1 * per)
         dst = out[:, j0:j1]
-        dst.copy_(_lookup_bytes(first[:, b0:b1], j1 - j0, tab0))
-        for buf, tab in zip(bufs[1:], tables[1:]):
-            dst.add_(_lookup_bytes(buf[:, b0:b1], j1 - j0, tab))
+        direct = rows == 1 and j1 - j0 == (b1 - b0) * per  # the gather fills dst exactly
+        for k, (buf, flat) in enumerate(zip(bufs, flats)):
+            if k == 0 and direct:
+                _gather_into(buf[:, b0:b1], flat, per, dst)
+                continue
+            vals = tmp[: rows * (b1 - b0) * per].view(rows, (b1 - b0) * per)
+            _gather_into(buf[:, b0:b1], flat, per, vals)
+            if k == 0:
+                dst.copy_(vals[:, : j1 - j0])
+            else:
+                dst.add_(vals[:, : j1 - j0])
     return out
+
+
+def _flat_table(byte_table: torch.Tensor):
+    """``(trows, 256 * per)`` table as the gather source: ``(trows * 256,)`` wide integers
+    (each byte's ``per`` values as one element) where they fit 2, 4 or 8 bytes, else rows."""
+    trows, _, per = byte_table.shape
+    table = byte_table.reshape(trows * 256, per).contiguous()
+    wide = _WIDE.get(per * table.element_size())
+    return (table.view(wide).reshape(-1) if wide is not None else table), trows
+
+
+def _gather_into(buf: torch.Tensor, flat, per: int, out: torch.Tensor) -> None:
+    """Write the values of the bytes ``buf`` ``(rows, m)`` into the contiguous ``out``
+    ``(rows, m * per)`` (one gather, :func:`_flat_table`'s source)."""
+    table, trows = flat
+    idx = buf.to(torch.int32)
+    if trows > 1:
+        idx += 256 * torch.arange(trows, dtype=torch.int32, device=buf.device).unsqueeze(1)
+    if table.dim() == 1:
+        torch.index_select(table, 0, idx.reshape(-1), out=out.reshape(-1).view(table.dtype))
+    else:
+        torch.index_select(table, 0, idx.reshape(-1), out=out.view(-1, per))
