@@ -652,9 +652,12 @@ class Identity(Compressor):
 
     def _decode_sum_rows(self, bufs, d, dtype):
         wd = _work_dtype(dtype)
-        acc = bytes_to_floats(bufs[0], wd).clone()
-        for b in bufs[1:]:
-            acc += bytes_to_floats(b, wd)  # a view of the received bytes
+        views = [bytes_to_floats(b, wd) for b in bufs]  # the received bytes, not copied
+        if len(views) == 1:
+            return views[0].clone()
+        acc = torch.add(views[0], views[1])
+        for v in views[2:]:
+            acc += v
         return acc
 
 
