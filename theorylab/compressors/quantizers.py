@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from theorylab.compressors import wire as _wire
 from theorylab.compressors.base import (
     Compressor,
     _check_kind,
@@ -20,7 +21,6 @@ from theorylab.compressors.base import (
     dither_codes,
     dither_scale,
 )
-from theorylab.compressors import wire as _wire
 from theorylab.compressors.wire import (
     byte_table,
     bytes_to_floats,
