@@ -121,8 +121,11 @@ def test_fixed_point_path_is_unbiased_in_expectation(spec):
     x = torch.randn(1, 64, generator=torch.Generator().manual_seed(0))
     parts = inner._quantize(x, torch.Generator().manual_seed(0), torch.float32)
     norm, code = parts[:2]
-    if len(parts) == 3:  # QSGD's 4-bit codes come packed
-        code = wire.unpack_uint(code, x.shape[-1], 4).to(torch.uint8)
+    if len(parts) == 3:  # QSGD's 4-bit codes and TernGrad's digits come packed
+        if getattr(inner, "s", 1) == 1:
+            code = wire.unpack_trits(code, x.shape[-1]).to(torch.uint8)
+        else:
+            code = wire.unpack_uint(code, x.shape[-1], 4).to(torch.uint8)
     s = getattr(inner, "s", 1)
     c = dither_scale(s, norm.reshape(1, 1))
     R = _fixed(x.numpy(), c.numpy())[0]
@@ -228,17 +231,21 @@ def test_top_k_sampled_unrepresentative_sample_falls_back():
     assert np.array_equal(got.numpy()[0], np.sort(np.argsort(-a, kind="stable")[:k]))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (1, 70001), (3, 1001), (5, 10)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (1, 70001), (3, 1001), (5, 10), (2, 13)])
 @pytest.mark.parametrize("chunk", [None, 333, 4])
-def test_nibble_output_equals_packing_the_codes(shape, chunk, monkeypatch):
+def test_packed_output_equals_packing_the_codes(shape, chunk, monkeypatch):
     from theorylab.compressors import base
 
     if chunk is not None:
         monkeypatch.setattr(base, "_DITHER_CHUNK", chunk)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
-    c = dither_scale(7, torch.linalg.vector_norm(x, dim=-1, keepdim=True) * 1.01)
-    codes = dither_codes(x, c, 7, torch.Generator().manual_seed(4))
-    packed = dither_codes(x, c, 7, torch.Generator().manual_seed(4), nibbles=True)
-    assert packed.equal(wire.pack_uint(codes.to(torch.int64), 4))
+    for s, pack, ref in [(7, "nibbles", lambda v: wire.pack_uint(v.to(torch.int64), 4)),
+                         (1, "trits", wire.pack_trits)]:  # fmt: skip
+        c = dither_scale(s, torch.linalg.vector_norm(x, dim=-1, keepdim=True) * 1.01)
+        codes = dither_codes(x, c, s, torch.Generator().manual_seed(4))
+        packed = dither_codes(x, c, s, torch.Generator().manual_seed(4), pack)
+        assert packed.equal(ref(codes)), pack
     with pytest.raises(ValueError, match="4-bit"):
-        dither_codes(x, c, 1, torch.Generator(), nibbles=True)
+        dither_codes(x, c, 1, torch.Generator(), "nibbles")
+    with pytest.raises(ValueError, match="4-bit"):
+        dither_codes(x, c, 7, torch.Generator(), "trits")

@@ -156,7 +156,7 @@ def dither_scale(s: int, norm: torch.Tensor) -> torch.Tensor:
 
 
 def dither_codes_np(
-    x: np.ndarray, c: np.ndarray, words, s: int, nibbles: bool = False
+    x: np.ndarray, c: np.ndarray, words, s: int, pack: str | None = None
 ) -> np.ndarray:
     """Stochastic rounding by integer thresholds: ``uint8`` codes ``s + sgn(x_i) xi_i`` in
     ``[0, 2s]`` from float32 ``x`` ``(rows, d)``, float32 scales ``c`` ``(rows, 1)`` and raw
@@ -175,30 +175,31 @@ def dither_codes_np(
 
     Works on chunks of :data:`_DITHER_CHUNK` elements: six numpy passes over data held in the
     cache, and small buffers that the allocator reuses (fresh multi-megabyte buffers cost more
-    in page faults than the arithmetic). ``nibbles=True`` (4-bit codes, ``2 <= s <= 7``) returns
-    the codes packed as :func:`~theorylab.compressors.wire.pack_uint` at width 4 does,
-    ``(rows, ceil(d / 2))``, packed chunk by chunk (no code array).
+    in page faults than the arithmetic). ``pack="nibbles"`` (4-bit codes, ``2 <= s <= 7``)
+    returns the codes packed as :func:`~theorylab.compressors.wire.pack_uint` at width 4 does,
+    ``(rows, ceil(d / 2))``; ``pack="trits"`` (``s = 1``) as
+    :func:`~theorylab.compressors.wire.pack_trits` does, ``(rows, ceil(d / 5))``; packed chunk
+    by chunk (no code array).
     """
     s = int(s)
     F = fixed_point_bits(s)
     w = 32 - F
     rows, d = x.shape
-    if nibbles and w != 4:
-        raise ValueError(f"nibbles needs 4-bit codes (2 <= s <= 7), got s={s}")
+    per = {None: 1, "nibbles": 2, "trits": 5}[pack]  # codes per output byte
+    if pack == "nibbles" and w != 4 or pack == "trits" and s != 1:
+        raise ValueError(f"pack={pack!r} needs 4-bit codes (2 <= s <= 7) or s = 1, got s={s}")
     offset = np.uint32(s << F)
-    cols = max(2, _DITHER_CHUNK - _DITHER_CHUNK % 2)  # even: chunks start on a byte
+    cols = max(10, _DITHER_CHUNK - _DITHER_CHUNK % 10)  # chunks start on a byte
     if d >= cols:
         spans = [(r, r + 1, j, min(d, j + cols)) for r in range(rows) for j in range(0, d, cols)]
     else:
         step = max(1, cols // d)
         spans = [(r, min(rows, r + step), 0, d) for r in range(0, rows, step)]
     R = np.empty(min(rows * d, max(cols, d)), dtype=np.int32)
-    if nibbles:
-        out = np.empty((rows, (d + 1) // 2), dtype=np.uint8)
-        c8 = np.empty(len(R) + rows, dtype=np.uint8)
-        h16 = np.empty((len(R) + rows) // 2, dtype=np.uint16)
-    else:
-        out = np.empty((rows, d), dtype=np.uint8)
+    out = np.empty((rows, -(-d // per)), dtype=np.uint8)
+    if pack is not None:
+        c8 = np.empty(len(R) + 4 * rows, dtype=np.uint8)
+        h16 = np.empty((len(R) + 4 * rows) // 2, dtype=np.uint16)
     for r0, r1, j0, j1 in spans:
         size = (r1 - r0) * (j1 - j0)
         t = R[:size].reshape(r1 - r0, j1 - j0)
@@ -209,22 +210,31 @@ def dither_codes_np(
         np.right_shift(u, w, out=u)  # u in [0, 2^F)
         u += t
         np.right_shift(u, F, out=u)
-        if not nibbles:
+        if pack is None:
             np.copyto(out[r0:r1, j0:j1], u, casting="unsafe")
             continue
-        # codes a, b of a pair as the int16 a + 256 b: the packed byte a + 16 b is the low
-        # byte of v | (v >> 4)
         nc = j1 - j0
-        ne = nc + nc % 2
+        ne = -(-nc // per) * per  # whole bytes (zero codes pad the row's last one)
         cc = c8[: (r1 - r0) * ne].reshape(r1 - r0, ne)
         if ne != nc:
-            cc[:, -1] = 0
+            cc[:, nc:] = 0
         np.copyto(cc[:, :nc], u, casting="unsafe")
-        v = cc.view(np.uint16)
-        h = h16[: v.size].reshape(v.shape)
-        np.right_shift(v, 4, out=h)
-        h |= v
-        np.copyto(out[r0:r1, j0 // 2 : j0 // 2 + ne // 2], h, casting="unsafe")
+        o = out[r0:r1, j0 // per : j0 // per + ne // per]
+        if pack == "nibbles":
+            # codes a, b as the int16 a + 256 b: the byte a + 16 b is the low byte of
+            # v | (v >> 4)
+            v = cc.view(np.uint16)
+            h = h16[: v.size].reshape(v.shape)
+            np.right_shift(v, 4, out=h)
+            h |= v
+            np.copyto(o, h, casting="unsafe")
+        else:  # base 3, least significant digit first (Horner in uint8: sums <= 242)
+            t = cc.reshape(r1 - r0, ne // 5, 5)
+            np.multiply(t[..., 4], np.uint8(3), out=o)
+            for j in (3, 2, 1):
+                o += t[..., j]
+                o *= np.uint8(3)
+            o += t[..., 0]
     return out
 
 
@@ -249,15 +259,15 @@ def _sfc64_words(seed: int):
 
 
 def dither_codes(
-    x: torch.Tensor, c: torch.Tensor, s: int, generator, nibbles: bool = False
+    x: torch.Tensor, c: torch.Tensor, s: int, generator, pack: str | None = None
 ) -> torch.Tensor:
     """:func:`dither_codes_np` on CPU float32 rows ``x`` with scales ``c`` ``(rows, 1)``, its
     random words drawn as in :func:`_uniform`: one 62-bit seed from ``generator`` per call,
     then numpy's SFC64 stream of that seed, 32 bits per coordinate, row-major. Returns uint8
-    codes ``(rows, d)`` in ``[0, 2s]`` (``nibbles``: packed two per byte)."""
+    codes ``(rows, d)`` in ``[0, 2s]`` (``pack``: packed, see :func:`dither_codes_np`)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     codes = dither_codes_np(
-        x.detach().numpy(), c.detach().numpy(), _sfc64_words(seed), int(s), nibbles
+        x.detach().numpy(), c.detach().numpy(), _sfc64_words(seed), int(s), pack
     )
     return torch.from_numpy(codes)
 

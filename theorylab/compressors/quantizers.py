@@ -448,7 +448,8 @@ class QSGD(Compressor):
         else:
             scale = dither_scale(self.s, norm)
         if uint_width(2 * self.s + 1) == 4:  # the codes come packed (the wire's payload)
-            return norm.reshape(-1), dither_codes(x, scale, self.s, generator, True), _PACKED
+            packed = dither_codes(x, scale, self.s, generator, "nibbles")
+            return norm.reshape(-1), packed, _PACKED
         return norm.reshape(-1), dither_codes(x, scale, self.s, generator)
 
     def _reconstruct(self, parts, d, dtype):
@@ -574,10 +575,11 @@ class TernGrad(Compressor):
             tiny = (m > 0) & (m < 2.0**-90)
             if bool(tiny.any()):  # the scale 2^F / m would overflow float32: scale the row up
                 up = torch.where(tiny, 2.0**64, 1.0)
-                digit = dither_codes(x * up, dither_scale(1, m * up), 1, generator)
+                x, scale = x * up, dither_scale(1, m * up)
             else:
-                digit = dither_codes(x, dither_scale(1, m), 1, generator)
-            return m.reshape(-1), digit
+                scale = dither_scale(1, m)
+            # the digits come packed (the wire's payload)
+            return m.reshape(-1), dither_codes(x, scale, 1, generator, "trits"), _PACKED
         a = x.abs()
         m = a.amax(dim=-1, keepdim=True)
         safe = torch.where(m > 0, m, torch.ones_like(m))
@@ -592,14 +594,17 @@ class TernGrad(Compressor):
         return self._reconstruct_times(parts, d, dtype, 1.0)
 
     def _reconstruct_times(self, parts, d, dtype, c):
+        if len(parts) == 3:  # (m, packed digits, _PACKED): as decode does it
+            return self._decode_rows_times(self._pack(parts, d, dtype), d, dtype, c)
         m, trit = parts
         if trit.dtype != m.dtype:  # from _quantize (uint8 digits); _unpack gives floats
             trit = trit.to(m.dtype)
         return (m * c).unsqueeze(1) * (trit - 1)
 
     def _pack(self, parts, d, dtype):
-        m, trit = parts
-        return torch.cat([floats_to_bytes(m.reshape(-1, 1)), pack_trits(trit)], 1)
+        m, trit = parts[:2]
+        payload = trit if len(parts) == 3 else pack_trits(trit)
+        return torch.cat([floats_to_bytes(m.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
