@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from theorylab.compressors import get_compressor, wire
-from theorylab.compressors.base import (
+from theorylab.compressors.dither import (
     dither_codes,
     dither_codes_np,
     dither_scale,
@@ -100,13 +100,13 @@ def test_dither_scale_rounds_down_and_zero_rows():
 def test_words_are_consumed_in_order_across_chunks(monkeypatch):
     """Chunked and one-piece runs give the same codes (the stream does not depend on the
     chunking), rows shorter and longer than a chunk."""
-    from theorylab.compressors import base
+    from theorylab.compressors import dither
 
     for shape in [(5, 1000), (2, 70001)]:
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
         c = dither_scale(7, torch.linalg.vector_norm(x, dim=-1, keepdim=True) * 1.01)
         ref = dither_codes(x, c, 7, torch.Generator().manual_seed(3))
-        monkeypatch.setattr(base, "_DITHER_CHUNK", 333)
+        monkeypatch.setattr(dither, "_DITHER_CHUNK", 333)
         got = dither_codes(x, c, 7, torch.Generator().manual_seed(3))
         monkeypatch.undo()
         assert got.equal(ref)
@@ -234,10 +234,10 @@ def test_top_k_sampled_unrepresentative_sample_falls_back():
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (1, 70001), (3, 1001), (5, 10), (2, 13)])
 @pytest.mark.parametrize("chunk", [None, 333, 4])
 def test_packed_output_equals_packing_the_codes(shape, chunk, monkeypatch):
-    from theorylab.compressors import base
+    from theorylab.compressors import dither
 
     if chunk is not None:
-        monkeypatch.setattr(base, "_DITHER_CHUNK", chunk)
+        monkeypatch.setattr(dither, "_DITHER_CHUNK", chunk)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
     for s, pack, ref in [(7, "nibbles", lambda v: wire.pack_uint(v.to(torch.int64), 4)),
                          (1, "trits", wire.pack_trits)]:  # fmt: skip

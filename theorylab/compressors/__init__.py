@@ -21,7 +21,7 @@ CPU generator draw one 62-bit seed from it per call and take their uniforms, row
 SFC64 stream of that seed: about half ``torch.rand``'s CPU time, and the same values on every
 device the result goes to; a CUDA generator draws with ``torch.rand`` on its device. QSGD and
 TernGrad on CPU float32 use the stream's raw 32-bit words as integer thresholds instead of
-floats: :func:`~theorylab.compressors.base.dither_codes`.)
+floats: :func:`~theorylab.compressors.dither.dither_codes`.)
 
 Wire format (bit order, ternary and float layout in :mod:`theorylab.wire`): one message per row,
 rows concatenated. A row is ``header_bytes(dtype)`` bytes of header (e.g. the row's norm as a float
@@ -69,8 +69,9 @@ Modules
 :class:`Scaled`), :mod:`~theorylab.compressors.sparsifiers` (rand-k, top-k),
 :mod:`~theorylab.compressors.quantizers` (casts, QSGD, TernGrad, natural, sign, scaled sign),
 :mod:`~theorylab.compressors.lowrank` (PowerSGD), :mod:`~theorylab.compressors.registry` (names
-and the spec parser), :mod:`~theorylab.compressors.wire` (bit packing). The hashing generator
-that rand-k uses is the public module :mod:`theorylab.hashrng`.
+and the spec parser), :mod:`~theorylab.compressors.wire` (bit packing),
+:mod:`~theorylab.compressors.dither` (stochastic rounding by integer thresholds). The hashing
+generator that rand-k uses is the public module :mod:`theorylab.hashrng`.
 """
 
 import weakref  # noqa: F401  (kept as an attribute: tests patch compressors.weakref.ref)

@@ -18,9 +18,8 @@ from theorylab.compressors.base import (
     _sign_pm,
     _uniform,
     _work_dtype,
-    dither_codes,
-    dither_scale,
 )
+from theorylab.compressors.dither import dither_codes, dither_scale
 from theorylab.compressors.wire import (
     byte_table,
     bytes_to_floats,
@@ -300,7 +299,7 @@ class QSGD(Compressor):
     Both are ``<= min(d/s^2, sqrt(d)/s)`` (:meth:`omega_literature`).
 
     Sampling (float32 on CPU, ``s <= 127``): the ``xi_i`` come from integer thresholds
-    (:func:`~theorylab.compressors.base.dither_codes`): with ``F = 32 - ceil(log2(2s + 1))``
+    (:func:`~theorylab.compressors.dither.dither_codes`): with ``F = 32 - ceil(log2(2s + 1))``
     (28 for ``s = 7``) and ``r_i`` in fixed point, ``R_i = trunc(fl(|x_i| c))``,
     ``c = s 2^F / ||x||`` rounded down, ``xi_i = l_i + 1`` with probability exactly
     ``frac_F(R_i) / 2^F``: unbiased up to float32 rounding of ``r_i`` (relative ``2^-23``)
@@ -388,7 +387,7 @@ class QSGD(Compressor):
 
     def _fixed_point(self, x) -> bool:
         """Whether ``x`` (rows, compute dtype) takes the integer-threshold path
-        (:func:`~theorylab.compressors.base.dither_codes`): float32 on CPU, ``2s <= 255``."""
+        (:func:`~theorylab.compressors.dither.dither_codes`): float32 on CPU, ``2s <= 255``."""
         return x.device.type == "cpu" and x.dtype == torch.float32 and 2 * self.s <= 255
 
     def _rows(self, x):
