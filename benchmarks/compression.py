@@ -21,6 +21,9 @@ and against an uncompressed gloo all-reduce of the same vector between 2 process
 same run (``vs_allreduce``: medians; ``vs_allreduce_min``: min / min, the least disturbed runs;
 target < 1 for every compressor sending <= 1/8 of the bytes, ``bytes_frac``, a header aside).
 
+After it, a floor table: single library calls that bound a stochastic quantizer from below on
+this machine (10^6 random 32-bit words, float uniforms, one read pass, one decode gather).
+
 Part 4 (the full compressed exchange, ``--world`` processes, default 4): per repeat an
 uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + the sum
 of all messages' decodes (``decode_sum``: no dense tensor per message); paired ratios (target
