@@ -13,15 +13,21 @@ torch PowerSGD for powersgd), all timed in this run.
 
 Part 3 (issue 13 section 1, one thread, d = 10^6): for every registered compressor,
 encode + decode against the best plain torch/numpy code for the same message (numpy's RNG,
-frexp, partition and Floyd sampler where they are faster; ``vs_plain``: median of interleaved
-paired ratios of thread CPU time, which other processes' load does not inflate; target <= 1.5),
+frexp, partition and Floyd sampler where they are faster; for QSGD and TernGrad the faster of
+float uniforms and integer thresholds on raw random words, in each pair; ``vs_plain``: median
+of interleaved paired ratios of thread CPU time, which other processes' load does not inflate;
+target <= 1.5),
 and against an uncompressed gloo all-reduce of the same vector between 2 processes timed in the
 same run (``vs_allreduce``: medians; ``vs_allreduce_min``: min / min, the least disturbed runs;
 target < 1 for every compressor sending <= 1/8 of the bytes, ``bytes_frac``, a header aside).
 
+After it, a floor table: single library calls that bound a stochastic quantizer from below on
+this machine (10^6 random 32-bit words, float uniforms, one read pass, one decode gather).
+
 Part 4 (the full compressed exchange, ``--world`` processes, default 4): per repeat an
-uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + decode of
-all messages, summed; paired ratios (target < 1 where the bytes are <= 1/8).
+uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + the sum
+of all messages' decodes (``decode_sum``: no dense tensor per message); paired ratios (target
+< 1 where the bytes are <= 1/8).
 
 Usage: ``python benchmarks/compression.py [--quick] [--no-allreduce] [--skip-bytes] [--world N]``
 """
@@ -233,6 +239,58 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
         b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
         return table.index_select(0, b.to(torch.int32)).reshape(-1) * m
 
+    def fixed_point(s):
+        # stochastic rounding by integer thresholds on raw SFC64 words, whole-array numpy (the
+        # same arithmetic as theorylab's dither_codes): code = (s 2^F + trunc(x c) + u) >> F
+        F = 32 - (2 * s).bit_length()
+        xn = x.numpy()
+
+        def codes(norm):
+            c = np.nextafter(np.float32(s * 2.0**F / norm), np.float32(0))
+            R = np.multiply(xn, c, dtype=np.float32).astype(np.int32).view(np.uint32)
+            R += np.uint32(s << F)
+            u = np.random.SFC64(seed()).random_raw((d + 1) // 2).view(np.uint32)[:d]
+            u >>= np.uint32(32 - F)
+            u += R
+            u >>= np.uint32(F)
+            return u.astype(np.uint8)
+
+        return codes
+
+    def wide_lookup(buf, values):  # byte -> its per values, gathered as one wide integer
+        per = values.shape[1]
+        tab = values.contiguous().view(torch.int64 if per == 2 else torch.int32).reshape(-1)
+        return tab.index_select(0, buf.to(torch.int32)).view(torch.float32)
+
+    nibble = torch.stack([torch.arange(256) & 15, torch.arange(256) >> 4], 1)
+
+    def qsgd_fixed(s=7):
+        codes = fixed_point(s)
+
+        def f():
+            m = x.abs().amax()
+            norm = max(float(torch.linalg.vector_norm(x)), float(m))
+            v = torch.from_numpy(codes(norm)).view(torch.int16)
+            packed = (v | (v >> 4)).to(torch.uint8)  # two 4-bit codes per byte
+            table = (torch.arange(16, dtype=torch.float32) - s) * (norm / s)
+            return wide_lookup(packed, table[nibble])
+
+        return f
+
+    trits = torch.tensor([[(b // 3**j) % 3 for j in range(5)] for b in range(256)])
+
+    def terngrad_fixed():
+        codes = fixed_point(1)
+
+        def f():
+            m = float(x.abs().amax())
+            t = torch.from_numpy(codes(m)).reshape(-1, 5)
+            b = (((t[:, 4] * 3 + t[:, 3]) * 3 + t[:, 2]) * 3 + t[:, 1]) * 3 + t[:, 0]
+            table = torch.tensor([-m, 0.0, m])[trits]
+            return table.index_select(0, b.to(torch.int32)).reshape(-1)
+
+        return f
+
     return {
         "identity": lambda: x.view(torch.uint8).clone().view(torch.float32),
         "fp16": cast(torch.float16),
@@ -240,12 +298,12 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
         "rand-k": randk(d / k),
         "rand-k-unscaled": randk(1.0),
         "top-k": topk,
-        "qsgd": qsgd(),
-        "scaled-qsgd": qsgd(),
+        "qsgd": [qsgd(), qsgd_fixed()],
+        "scaled-qsgd": [qsgd(), qsgd_fixed()],
         "natural": natural,
         "sign": sign(False),
         "scaled-sign": sign(True),
-        "terngrad": terngrad,
+        "terngrad": [terngrad, terngrad_fixed()],
     }
 
 
@@ -299,13 +357,10 @@ def _exchange_worker(rank, world, path, d, repeats, specs, out):
     gens = [torch.Generator().manual_seed(100 + rank) for _ in specs]
 
     def exchange(C, g):
-        b = C.encode(x, g)
+        b = C.encode(x, g)  # every rank's message has the same size: one plain all-gather
         bufs = [torch.empty_like(b) for _ in range(world)]
         dist.all_gather(bufs, b)
-        acc = C.decode(bufs[0], x.shape)
-        for other in bufs[1:]:
-            acc += C.decode(other, x.shape)
-        return acc
+        return C.decode_sum(bufs, x.shape)  # no dense tensor per message
 
     ar, times = [], [[] for _ in specs]
     for i in range(repeats + 1):  # the first round warms up
@@ -394,9 +449,11 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
             C.decode(C.encode(x, g), x.shape, x.dtype, x.device)
 
         base = plain.get(name)
+        # several plain candidates for one message: each pair takes the fastest of them
+        bases = [] if base is None else base if isinstance(base, list) else [base]
         ours()
-        if base is not None:
-            base()
+        for b in bases:
+            b()
         t_ours, c_ours, ratios, wall_ratios = [], [], [], []
         for _ in range(repeats):  # interleaved: each ratio pairs runs made close in time
             t, c = time.perf_counter(), time.thread_time()
@@ -404,10 +461,13 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
             a, ac = time.perf_counter() - t, time.thread_time() - c
             t_ours.append(a)
             c_ours.append(ac)
-            if base is not None:
-                t, c = time.perf_counter(), time.thread_time()
-                base()
-                b, bc = time.perf_counter() - t, time.thread_time() - c
+            if bases:
+                b = bc = math.inf
+                for fn in bases:
+                    t, c = time.perf_counter(), time.thread_time()
+                    fn()
+                    b = min(b, time.perf_counter() - t)
+                    bc = min(bc, time.thread_time() - c)
                 ratios.append(ac / bc)
                 wall_ratios.append(a / b)
         s = statistics.median(t_ours)
@@ -439,6 +499,45 @@ def payoff_table(d: int, repeats: int, allreduce, psgd_torch_s: float) -> list:
                 ),
             }
         )
+    return rows
+
+
+def floor_table(d: int, repeats: int) -> list[dict]:
+    """Lower bounds on a stochastic quantizer's encode + decode at ``d`` on this machine, each
+    a single library call (thread CPU time, min of ``repeats``): the random bits (one 32-bit
+    word per coordinate from numpy's fastest bit generator; float uniforms cost more), one
+    read pass over ``x`` (its norm, which validation and QSGD need), and one write of the
+    decoded vector (a gather of 8-byte groups from a 256-entry byte table)."""
+    import numpy as np
+
+    x = torch.randn(d)
+    table = torch.randn(256, 2).view(torch.int64).reshape(-1)
+    idx = torch.randint(0, 256, (d // 2,), dtype=torch.uint8)
+    cases = {
+        "random words: SFC64 random_raw, 32 bits x d": lambda: np.random.SFC64(1).random_raw(
+            (d + 1) // 2
+        ),
+        "random words: PCG64 random_raw, 32 bits x d": lambda: np.random.PCG64(1).random_raw(
+            (d + 1) // 2
+        ),
+        "float uniforms: SFC64 random(float32) x d": lambda: np.random.Generator(
+            np.random.SFC64(1)
+        ).random(d, dtype=np.float32),
+        "float uniforms: torch.rand x d": lambda: torch.rand(d),
+        "one read pass: torch.linalg.vector_norm(x)": lambda: torch.linalg.vector_norm(x),
+        "decode write: 4-bit byte-table gather of d": lambda: table.index_select(
+            0, idx.to(torch.int32)
+        ),
+    }
+    rows = []
+    for name, fn in cases.items():
+        fn()
+        ts = []
+        for _ in range(repeats):
+            c = time.thread_time()
+            fn()
+            ts.append(time.thread_time() - c)
+        rows.append({"floor (one call, thread CPU)": name, "min_ms": 1e3 * min(ts)})
     return rows
 
 
@@ -498,6 +597,7 @@ def main(argv=None) -> int:
             f"ms, after: {1e3 * ar2[0]:.2f} / {1e3 * ar2[1]:.2f} ms)"
         )
     print(format_table(table))
+    print(format_table(floor_table(d_tp, 4 * repeats)))
     if not args.no_allreduce:
         print(
             f"\n== full compressed exchange at d = {d_tp}, {args.world} processes (gloo, 1 thread "

@@ -19,7 +19,9 @@ dimensions are a batch (nodes, replicas) and each row is compressed independentl
 ``generator`` in row-major order. (The dithering quantizers -- QSGD, TernGrad, natural -- with a
 CPU generator draw one 62-bit seed from it per call and take their uniforms, row-major, from numpy's
 SFC64 stream of that seed: about half ``torch.rand``'s CPU time, and the same values on every
-device the result goes to; a CUDA generator draws with ``torch.rand`` on its device.)
+device the result goes to; a CUDA generator draws with ``torch.rand`` on its device. QSGD and
+TernGrad on CPU float32 use the stream's raw 32-bit words as integer thresholds instead of
+floats: :func:`~theorylab.compressors.dither.dither_codes`.)
 
 Wire format (bit order, ternary and float layout in :mod:`theorylab.wire`): one message per row,
 rows concatenated. A row is ``header_bytes(dtype)`` bytes of header (e.g. the row's norm as a float
@@ -31,7 +33,9 @@ to whole bytes. So
 
 and ``encode`` returns exactly ``nbytes`` bytes. ``decode(encode(x, g)) == compress(x, g')`` for
 a generator ``g'`` in the same state as ``g`` (and, for stateful compressors, the same compressor
-state): both run the same quantization and the same reconstruction.
+state): both run the same quantization and the same reconstruction. The receiving side of an
+all-gather, ``decode_sum(bufs, shape)``, equals ``decode(bufs[0]) + decode(bufs[1]) + ...``
+(added left to right) without a dense tensor per message.
 
 Floats on the wire (values, norms, scales) are in the *compute dtype*: the input dtype for float32
 and float64, float32 for float16/bfloat16 inputs.
@@ -65,8 +69,9 @@ Modules
 :class:`Scaled`), :mod:`~theorylab.compressors.sparsifiers` (rand-k, top-k),
 :mod:`~theorylab.compressors.quantizers` (casts, QSGD, TernGrad, natural, sign, scaled sign),
 :mod:`~theorylab.compressors.lowrank` (PowerSGD), :mod:`~theorylab.compressors.registry` (names
-and the spec parser), :mod:`~theorylab.compressors.wire` (bit packing). The hashing generator
-that rand-k uses is the public module :mod:`theorylab.hashrng`.
+and the spec parser), :mod:`~theorylab.compressors.wire` (bit packing),
+:mod:`~theorylab.compressors.dither` (stochastic rounding by integer thresholds). The hashing
+generator that rand-k uses is the public module :mod:`theorylab.hashrng`.
 """
 
 import weakref  # noqa: F401  (kept as an attribute: tests patch compressors.weakref.ref)

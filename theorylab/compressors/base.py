@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from theorylab.compressors.wire import bytes_to_floats, floats_to_bytes, packed_bytes
+from theorylab.compressors.wire import (
+    bytes_to_floats,
+    floats_to_bytes,
+    lookup_bytes_sum,
+    packed_bytes,
+)
 from theorylab.errors import TheorylabError, check_int
 
 __all__ = ["Compressor", "Identity", "Scaled", "check_vector", "amax_abs"]
@@ -137,6 +142,15 @@ def _row_amax(a: torch.Tensor) -> torch.Tensor:
     return torch.maximum(a.amax(dim=-1, keepdim=True), a.amin(dim=-1, keepdim=True).neg_())
 
 
+def _row_absmax(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_row_amax` (NaN propagates), by one ``aminmax`` over the tensor when there is a
+    single row (~1.5x the two reductions)."""
+    if x.shape[0] == 1:
+        lo, hi = torch.aminmax(x)
+        return torch.maximum(hi, lo.neg()).reshape(1, 1)
+    return _row_amax(x)
+
+
 def _l2norm(x: torch.Tensor) -> torch.Tensor:
     """Row norms ``||x||_2`` of shape ``(rows, 1)``, scaled by the row max so that huge or tiny
     entries neither overflow nor underflow."""
@@ -150,6 +164,15 @@ def _l1mean(x: torch.Tensor) -> torch.Tensor:
     m = _row_amax(x)
     safe = torch.where(m > 0, m, torch.ones_like(m))
     return m * (x / safe).abs_().mean(dim=-1, keepdim=True)
+
+
+def _l1mean_fast(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_l1mean` as ``sum |x_i| / d`` (two passes instead of five) where that sum does
+    not overflow, else the scaled form."""
+    s1 = x.abs().sum(dim=-1, keepdim=True)
+    if bool(torch.isfinite(s1).all()):
+        return s1 / x.shape[-1]
+    return _l1mean(x)
 
 
 def _sign_pm(x: torch.Tensor) -> torch.Tensor:
@@ -306,14 +329,43 @@ class Compressor(abc.ABC):
         """``c C(x)`` rows from the message bytes (:class:`Scaled`)."""
         return self._reconstruct_times(self._unpack(buf, d, dtype), d, dtype, c)
 
+    def _byte_lookup_times(self, buf: torch.Tensor, d: int, dtype: torch.dtype, c: float):
+        """:meth:`_byte_lookup` of ``c C(x)`` (:class:`Scaled`); None by default."""
+        return None
+
+    def _byte_lookup(self, buf: torch.Tensor, d: int, dtype: torch.dtype):
+        """``(payload, table)`` with ``_decode_rows(buf) == lookup_bytes(payload, d, table)``
+        (bit for bit) for decoders by a table of whole bytes, else None (the default)."""
+        return None
+
+    def _decode_sum_rows(self, bufs: list, d: int, dtype: torch.dtype) -> torch.Tensor:
+        """``_decode_rows(bufs[0]) + _decode_rows(bufs[1]) + ...`` left to right. Default: by
+        column chunks where the decoder is a byte table, else one message at a time into one
+        accumulator (the first decoded copy, if it is a view of its buffer)."""
+        parts = [self._byte_lookup(b, d, dtype) for b in bufs]
+        if all(p is not None for p in parts):
+            return lookup_bytes_sum([p[0] for p in parts], d, [p[1] for p in parts])
+        acc = self._decode_rows(bufs[0], d, dtype)
+        if acc.untyped_storage().data_ptr() == bufs[0].untyped_storage().data_ptr():
+            acc = acc.clone()
+        for b in bufs[1:]:
+            acc += self._decode_rows(b, d, dtype)
+        return acc
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Hook for validation that depends on the compressor (k <= d, ranges)."""
         return x
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        m = amax_abs(_check_kind(x))  # one pass validates (NaN/inf) and measures x
+        _check_kind(x)
         d = x.shape[-1]
         hi = self.domain(x.dtype, d)[1]
+        # one reduction validates: ||x||_2 is NaN or inf if an entry is, and bounds every
+        # |x_i| (a vectorised sum of squares: ~0.6x aminmax); only if it exceeds the domain
+        # (or overflows) is the exact maximum needed
+        if x.dtype in (torch.float32, torch.float64) and float(torch.linalg.vector_norm(x)) <= hi:
+            return self._prepare(x.reshape(-1, d))
+        m = amax_abs(x)  # one pass validates (NaN/inf) and measures x
         if m > hi:
             raise TheorylabError(
                 f"{self.spec} at d={d} is declared for |x_i| <= {hi:.6g} in {x.dtype} "
@@ -351,6 +403,50 @@ class Compressor(abc.ABC):
         device=None,
     ) -> torch.Tensor:
         """Unpack ``buf`` (from :meth:`encode`) into ``C(x)`` of ``shape``/``dtype``/``device``."""
+        shape = self._check_buf(buf, shape, dtype)
+        device = buf.device if device is None else torch.device(device)
+        d = shape[-1]
+        rows = buf.to(device).reshape(-1, self.row_bytes(d, dtype))
+        y = self._decode_rows(rows, d, dtype)
+        return y.to(dtype).reshape(shape)
+
+    def decode_sum(
+        self,
+        bufs: Sequence[torch.Tensor],
+        shape: Sequence[int],
+        dtype: torch.dtype = torch.float32,
+        device=None,
+    ) -> torch.Tensor:
+        """``sum_j C(x_j)`` from the messages ``bufs`` (each from :meth:`encode` of an ``x_j``
+        of ``shape`` and ``dtype``): equal (``==``; a ``-0`` may come out as ``+0``) to
+        ``decode(bufs[0]) + decode(bufs[1]) + ...`` added left to right in ``dtype``, without a
+        dense tensor per message where the format allows (byte-table decoders work a chunk of
+        columns at a time; sparsifiers add their ``k`` values into one accumulator; casts
+        and the identity add the received values in place). This is the receiving side of an
+        all-gather of compressed messages (a compressed mean is ``decode_sum / n``).
+
+        Raises
+        ------
+        TypeError, TheorylabError
+            As :meth:`decode`, for any message; an empty ``bufs``.
+        """
+        bufs = list(bufs)
+        if not bufs:
+            raise TheorylabError("decode_sum needs at least one message")
+        shape = tuple(int(s) for s in shape)
+        for b in bufs:
+            self._check_buf(b, shape, dtype)
+        if _work_dtype(dtype) != dtype:  # a sum in float16/bfloat16: decode, then add
+            acc = self.decode(bufs[0], shape, dtype, device).clone()
+            for b in bufs[1:]:
+                acc += self.decode(b, shape, dtype, device)
+            return acc
+        device = bufs[0].device if device is None else torch.device(device)
+        d = shape[-1]
+        rows = [b.to(device).reshape(-1, self.row_bytes(d, dtype)) for b in bufs]
+        return self._decode_sum_rows(rows, d, dtype).reshape(shape)
+
+    def _check_buf(self, buf, shape, dtype) -> tuple:
         if not isinstance(buf, torch.Tensor) or buf.dtype != torch.uint8 or buf.dim() != 1:
             raise TypeError("buf must be a 1-D torch.uint8 tensor produced by encode()")
         shape = tuple(int(s) for s in shape)
@@ -360,11 +456,7 @@ class Compressor(abc.ABC):
                 f"buf has {buf.numel()} bytes but {self.spec} encodes shape {shape} of {dtype} "
                 f"in {expected}; pass the shape and dtype that were encoded"
             )
-        device = buf.device if device is None else torch.device(device)
-        d = shape[-1]
-        rows = buf.to(device).reshape(-1, self.row_bytes(d, dtype))
-        y = self._decode_rows(rows, d, dtype)
-        return y.to(dtype).reshape(shape)
+        return shape
 
     # -- description -------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -426,6 +518,16 @@ class Identity(Compressor):
 
     def _unpack(self, buf, d, dtype):
         return (bytes_to_floats(buf, _work_dtype(dtype)),)
+
+    def _decode_sum_rows(self, bufs, d, dtype):
+        wd = _work_dtype(dtype)
+        views = [bytes_to_floats(b, wd) for b in bufs]  # the received bytes, not copied
+        if len(views) == 1:
+            return views[0].clone()
+        acc = torch.add(views[0], views[1])
+        for v in views[2:]:
+            acc += v
+        return acc
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,6 +599,9 @@ class Scaled(Compressor):
 
     def _decode_rows(self, buf, d, dtype):
         return self.inner._decode_rows_times(buf, d, dtype, 1.0 / self._factor(d))
+
+    def _byte_lookup(self, buf, d, dtype):
+        return self.inner._byte_lookup_times(buf, d, dtype, 1.0 / self._factor(d))
 
     def _pack(self, parts, d, dtype):
         return self.inner._pack(parts, d, dtype)

@@ -8,23 +8,28 @@ import math
 import numpy as np
 import torch
 
+from theorylab.compressors import wire as _wire
 from theorylab.compressors.base import (
     Compressor,
     _check_kind,
-    _l1mean,
+    _l1mean_fast,
     _l2norm,
+    _row_absmax,
     _sign_pm,
     _uniform,
     _work_dtype,
 )
+from theorylab.compressors.dither import dither_codes, dither_scale
 from theorylab.compressors.wire import (
+    byte_table,
     bytes_to_floats,
     floats_to_bytes,
-    lookup_trits,
+    lookup_bytes,
     lookup_uint,
     pack_bits,
     pack_trits,
     pack_uint,
+    trit_byte_table,
     uint_width,
     unpack_bits,
     unpack_trits,
@@ -129,6 +134,21 @@ class Cast(Compressor):
 
     def _unpack(self, buf, d, dtype):
         return (bytes_to_floats(buf, self.target),)
+
+    def _decode_sum_rows(self, bufs, d, dtype):
+        # by column chunks: each message widened (exactly) into one cache-sized buffer, then
+        # added (torch's mixed-dtype add_ is ~3x slower than the two steps)
+        acc = self._decode_rows(bufs[0], d, dtype)
+        halves = [bytes_to_floats(b, self.target) for b in bufs[1:]]
+        step = max(1, _wire._SUM_CHUNK // acc.shape[0])
+        tmp = torch.empty(acc.shape[0], min(step, d), dtype=acc.dtype, device=acc.device)
+        for j0 in range(0, d, step):
+            j1 = min(d, j0 + step)
+            t = tmp[:, : j1 - j0]
+            for h in halves:
+                t.copy_(h[:, j0:j1])
+                acc[:, j0:j1] += t
+        return acc
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,6 +260,10 @@ def qsgd_supremum(s: int, d: int) -> tuple[float, tuple[float, ...]]:
     return best, tuple(r + [0.0] * (d - len(r)))
 
 
+#: marks QSGD's message parts whose codes are packed already (``(norm, packed, _PACKED)``)
+_PACKED = "packed"
+
+
 class QSGD(Compressor):
     """QSGD / standard dithering with ``s`` levels and the l2 norm (Alistarh et al. 2017).
 
@@ -273,6 +297,15 @@ class QSGD(Compressor):
       ``4 s^2`` is a sum of ``d`` odd squares (:meth:`tight_at` says which).
 
     Both are ``<= min(d/s^2, sqrt(d)/s)`` (:meth:`omega_literature`).
+
+    Sampling (float32 on CPU, ``s <= 127``): the ``xi_i`` come from integer thresholds
+    (:func:`~theorylab.compressors.dither.dither_codes`): with ``F = 32 - ceil(log2(2s + 1))``
+    (28 for ``s = 7``) and ``r_i`` in fixed point, ``R_i = trunc(fl(|x_i| c))``,
+    ``c = s 2^F / ||x||`` rounded down, ``xi_i = l_i + 1`` with probability exactly
+    ``frac_F(R_i) / 2^F``: unbiased up to float32 rounding of ``r_i`` (relative ``2^-23``)
+    and ``2^-F`` of a level (absolute), finer than the ``2^-24`` grid of float32 uniforms.
+    The norm sent is ``max(||x||_2 rounded, max_i |x_i|)`` (so ``r_i <= s`` holds exactly).
+    Elsewhere (float64, CUDA): float uniforms ``u_i`` and ``xi_i = l_i + [u_i < r_i - l_i]``.
 
     Wire: header = ``||x||`` (a float of the compute dtype); payload = the signed level
     ``sgn(x_i) xi_i + s`` in ``[0, 2s]`` packed in ``ceil(log2(2s + 1))`` bits per coordinate
@@ -352,8 +385,22 @@ class QSGD(Compressor):
         safe = torch.where(norm > 0, norm, torch.ones_like(norm))
         return (self.s * x.abs() / safe).clamp(max=self.s)
 
+    def _fixed_point(self, x) -> bool:
+        """Whether ``x`` (rows, compute dtype) takes the integer-threshold path
+        (:func:`~theorylab.compressors.dither.dither_codes`): float32 on CPU, ``2s <= 255``."""
+        return x.device.type == "cpu" and x.dtype == torch.float32 and 2 * self.s <= 255
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._fixed_point(x2):
+            return x2  # validated in _quantize, by the max |x_i| it needs anyway
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
         # parts: (||x|| per row, the code sgn(x_i) xi_i + s in [0, 2s]: uint8 where it fits)
+        if self._fixed_point(x):
+            return self._quantize_fixed(x, generator, dtype)
         norm = _l2norm(x)
         if not bool(torch.isfinite(norm).all()):
             raise TheorylabError(
@@ -374,16 +421,49 @@ class QSGD(Compressor):
         code = level.add_(up).clamp_(max=s).copysign_(x).add_(s)
         return norm.reshape(-1), code.to(torch.uint8 if 2 * s <= 255 else torch.int32)
 
+    def _quantize_fixed(self, x, generator, dtype):
+        """CPU float32: the levels by integer thresholds (:func:`dither_codes`), the norm in one
+        pass where the row's scale allows, the input validated by the row maxima."""
+        m = _row_absmax(x)  # NaN propagates
+        hi = self.domain(dtype, x.shape[-1])[1]
+        if not bool((m <= hi).all()):  # NaN, inf or above the domain: the generic message
+            Compressor._rows(self, x.to(dtype))
+        if bool(((m == 0) | ((m >= 2.0**-30) & (m <= 2.0**30))).all()):
+            norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # no over/underflow
+        else:
+            norm = _l2norm(x)
+        if not bool(torch.isfinite(norm).all()):
+            raise TheorylabError(
+                f"qsgd needs ||x||_2 representable in {x.dtype} (it is sent and C(x) reaches it);"
+                " a row's norm overflows: scale x down"
+            )
+        # |x_i| <= norm exactly (a rounded norm can fall below max |x_i|), so |R_i| <= s 2^F;
+        # the norm sent is the one the scale was computed from
+        norm = torch.maximum(norm, m)
+        tiny = (norm > 0) & (norm < 2.0**-90)
+        if bool(tiny.any()):  # the scale s 2^F / norm would overflow float32: scale the row up
+            up = torch.where(tiny, 2.0**64, 1.0)
+            x, scale = x * up, dither_scale(self.s, norm * up)
+        else:
+            scale = dither_scale(self.s, norm)
+        if uint_width(2 * self.s + 1) == 4:  # the codes come packed (the wire's payload)
+            packed = dither_codes(x, scale, self.s, generator, "nibbles")
+            return norm.reshape(-1), packed, _PACKED
+        return norm.reshape(-1), dither_codes(x, scale, self.s, generator)
+
     def _reconstruct(self, parts, d, dtype):
+        if len(parts) == 3:  # (norm, packed 4-bit codes, _PACKED): as decode does it
+            return self._decode_rows(self._pack(parts, d, dtype), d, dtype)
         norm, code = parts
         return norm.unsqueeze(1) * ((code.to(norm.dtype) - self.s) / self.s)
 
     def _pack(self, parts, d, dtype):
-        norm, code = parts
-        return torch.cat(
-            [floats_to_bytes(norm.reshape(-1, 1)), pack_uint(code, uint_width(2 * self.s + 1))],
-            1,
-        )
+        norm, code = parts[:2]
+        if len(parts) == 3:
+            payload = code  # packed already
+        else:
+            payload = pack_uint(code, uint_width(2 * self.s + 1))
+        return torch.cat([floats_to_bytes(norm.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
@@ -403,13 +483,29 @@ class QSGD(Compressor):
                 if c is None
                 else (self._reconstruct_times(parts, d, dtype, c))
             )
+        if 8 % w == 0:  # a table of whole bytes
+            payload, table = self._byte_lookup_times(buf, d, dtype, c)
+            return lookup_bytes(payload, d, table)
+        table = self._code_table(buf, d, dtype, c)
+        return lookup_uint(buf[:, self.header_bytes(dtype) :], d, w, table)
+
+    def _code_table(self, buf, d, dtype, c):
+        """Per row, the value of every code (``c`` times it unless None)."""
         nb = _work_dtype(dtype).itemsize
         norm = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
-        codes = torch.arange(1 << w, device=buf.device).expand(norm.shape[0], -1)
-        table = self._reconstruct((norm, codes), d, dtype)
-        if c is not None:
-            table = table * c
-        return lookup_uint(buf[:, nb:], d, w, table)
+        codes = torch.arange(1 << uint_width(2 * self.s + 1), device=buf.device)
+        table = self._reconstruct((norm, codes.expand(norm.shape[0], -1)), d, dtype)
+        return table if c is None else table * c
+
+    def _byte_lookup(self, buf, d, dtype):
+        return self._byte_lookup_times(buf, d, dtype, None)
+
+    def _byte_lookup_times(self, buf, d, dtype, c):
+        w = uint_width(2 * self.s + 1)
+        if 8 % w:
+            return None
+        table = byte_table(self._code_table(buf, d, dtype, c), w)
+        return buf[:, self.header_bytes(dtype) :], table
 
     def coordinate_law(self, x: torch.Tensor):
         """Independent two-point law of each ``C_i(x)`` (float64): ``(lo, hi, p_hi)``."""
@@ -430,6 +526,10 @@ class TernGrad(Compressor):
     ``||x||_inf ||x||_1 - ||x||^2``; the worst case is ``x = (1, t, ..., t)``,
     ``t = 1/(sqrt(d) + 1)`` (then ``||x||_1 = sqrt(d)``, ``||x||^2 = 2 sqrt(d)/(sqrt(d)+1)``).
     The paper's 2.5-sigma clipping (not done here) makes it biased.
+
+    Sampling: float32 on CPU by integer thresholds, as :class:`QSGD` with ``s = 1`` and the
+    max norm (``P(b_i = 1) = R_i / 2^30``, ``R_i = trunc(fl(|x_i| c))``, ``c = 2^30 / ||x||_inf``
+    rounded down); float64 and CUDA by float uniforms.
 
     Wire: header ``||x||_inf`` (compute dtype), then ternary digits ``sgn(x_i) b_i + 1`` packed
     base 3, five per byte: ``bits = 8 ceil(d/5) + b``.
@@ -454,7 +554,31 @@ class TernGrad(Compressor):
         safe = torch.where(m > 0, m, torch.ones_like(m))
         return (x.abs() / safe).clamp(max=1)
 
+    def _fixed_point(self, x) -> bool:
+        return x.device.type == "cpu" and x.dtype == torch.float32
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._fixed_point(x2):
+            return x2  # validated in _quantize, by the row maxima it needs anyway
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
+        if self._fixed_point(x):
+            # the digit sgn(x_i) b_i + 1 is QSGD's code with s = 1 and the max norm
+            # (dither_codes: P(b_i = 1) = |R_i| / 2^F, R_i = trunc(x_i c), c = 2^F / m)
+            m = _row_absmax(x)  # NaN propagates
+            if not bool(torch.isfinite(m).all()):
+                Compressor._rows(self, x.to(dtype))  # raises: NaN or inf
+            tiny = (m > 0) & (m < 2.0**-90)
+            if bool(tiny.any()):  # the scale 2^F / m would overflow float32: scale the row up
+                up = torch.where(tiny, 2.0**64, 1.0)
+                x, scale = x * up, dither_scale(1, m * up)
+            else:
+                scale = dither_scale(1, m)
+            # the digits come packed (the wire's payload)
+            return m.reshape(-1), dither_codes(x, scale, 1, generator, "trits"), _PACKED
         a = x.abs()
         m = a.amax(dim=-1, keepdim=True)
         safe = torch.where(m > 0, m, torch.ones_like(m))
@@ -469,14 +593,17 @@ class TernGrad(Compressor):
         return self._reconstruct_times(parts, d, dtype, 1.0)
 
     def _reconstruct_times(self, parts, d, dtype, c):
+        if len(parts) == 3:  # (m, packed digits, _PACKED): as decode does it
+            return self._decode_rows_times(self._pack(parts, d, dtype), d, dtype, c)
         m, trit = parts
         if trit.dtype != m.dtype:  # from _quantize (uint8 digits); _unpack gives floats
             trit = trit.to(m.dtype)
         return (m * c).unsqueeze(1) * (trit - 1)
 
     def _pack(self, parts, d, dtype):
-        m, trit = parts
-        return torch.cat([floats_to_bytes(m.reshape(-1, 1)), pack_trits(trit)], 1)
+        m, trit = parts[:2]
+        payload = trit if len(parts) == 3 else pack_trits(trit)
+        return torch.cat([floats_to_bytes(m.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
@@ -485,15 +612,22 @@ class TernGrad(Compressor):
 
     def _decode_rows_times(self, buf, d, dtype, c):
         # one gather from a per-row table of the three values _reconstruct_times gives
+        payload, table = self._byte_lookup_times(buf, d, dtype, c)
+        return lookup_bytes(payload, d, table)
+
+    def _byte_lookup_times(self, buf, d, dtype, c):
         nb = _work_dtype(dtype).itemsize
         wd = _work_dtype(dtype)
         m = bytes_to_floats(buf[:, :nb], wd).reshape(-1)
         digits = torch.arange(3, dtype=wd, device=buf.device).expand(m.shape[0], -1)
         table = self._reconstruct_times((m, digits), d, dtype, c)
-        return lookup_trits(buf[:, nb:], d, table)
+        return buf[:, nb:], trit_byte_table(table)
 
     def _decode_rows(self, buf, d, dtype):
         return self._decode_rows_times(buf, d, dtype, 1.0)
+
+    def _byte_lookup(self, buf, d, dtype):
+        return self._byte_lookup_times(buf, d, dtype, 1.0)
 
     def coordinate_law(self, x: torch.Tensor):
         x = x.to(torch.float64)
@@ -667,8 +801,12 @@ class Sign(Compressor):
 
     def _decode_rows(self, buf, d, dtype):
         # one gather: each byte -> its 8 values, from _reconstruct's values of the 2 codes
+        payload, table = self._byte_lookup(buf, d, dtype)
+        return lookup_bytes(payload, d, table)
+
+    def _byte_lookup(self, buf, d, dtype):
         bit = torch.tensor([[False, True]], device=buf.device)
-        return lookup_uint(buf, d, 1, self._reconstruct((bit,), d, dtype))
+        return buf, byte_table(self._reconstruct((bit,), d, dtype), 1)
 
 
 class ScaledSign(Sign):
@@ -696,7 +834,7 @@ class ScaledSign(Sign):
         return _work_dtype(dtype).itemsize
 
     def _quantize(self, x, generator, dtype):
-        return _l1mean(x).reshape(-1), _negative(x)
+        return _l1mean_fast(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
         scale, neg = parts
@@ -712,8 +850,8 @@ class ScaledSign(Sign):
             buf[:, nb:], d
         )
 
-    def _decode_rows(self, buf, d, dtype):
+    def _byte_lookup(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
         scale = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
         bit = torch.tensor([False, True], device=buf.device).expand(scale.shape[0], -1)
-        return lookup_uint(buf[:, nb:], d, 1, self._reconstruct((scale, bit), d, dtype))
+        return buf[:, nb:], byte_table(self._reconstruct((scale, bit), d, dtype), 1)

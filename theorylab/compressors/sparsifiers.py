@@ -263,6 +263,16 @@ class RandK(_KMixin, Compressor):
         seeds, values = parts
         return torch.cat([floats_to_bytes(seeds.reshape(-1, 1)), floats_to_bytes(values)], 1)
 
+    def _decode_sum_rows(self, bufs, d, dtype):
+        return _sparse_sum(self, bufs, d, dtype, lambda p: self._reconstruct_parts(p, d))
+
+    def _reconstruct_parts(self, parts, d):
+        """The kept indices and their decoded values (``_reconstruct_times`` with ``c = 1``)."""
+        seeds, values = parts
+        idx = self._indices(seeds, d, values.device)
+        gain = d / self.k_of(d) if self.scaled else 1.0
+        return idx, values * gain if gain != 1.0 else values
+
     def _unpack(self, buf, d, dtype):
         seeds = bytes_to_floats(buf[:, :8], torch.int64).reshape(-1)  # raw int64 bytes
         return seeds, bytes_to_floats(buf[:, 8:], _work_dtype(dtype))
@@ -290,6 +300,35 @@ class RandK(_KMixin, Compressor):
         return torch.full((len(vals),), 1.0 / len(vals), dtype=torch.float64), vals
 
 
+#: smallest d for which :func:`_top_k_sampled` is tried, and its sample size
+_SAMPLE_MIN_D = 1 << 15
+_SAMPLE = 1 << 14
+
+
+def _top_k_sampled(a: np.ndarray, k: int):
+    """The ``k`` largest of ``a >= 0`` (1-D) by a threshold from a strided sample: ``t`` = a
+    sample order statistic a little above the ``k``-th largest's expected rank, candidates
+    ``a_i >= t`` (one comparison), then an exact selection among the candidates. The result
+    is exactly that of a full selection: when at least ``k`` candidates exist, every entry
+    ``>=`` the ``k``-th largest is one of them. Returns ``(True, ascending indices)``, or
+    ``(True, None)`` when the set is not unique (ties at the ``k``-th largest), or
+    ``(False, None)`` when the sample was unrepresentative (fewer than ``k`` candidates: the
+    caller selects on the whole row). ~2x a full introselect at ``d = 10^6``, ``k = 10^4``."""
+    d = len(a)
+    stride = max(1, d // _SAMPLE)
+    sample = a[::stride]
+    ns = len(sample)
+    kk = min(ns, math.ceil(1.2 * k * ns / d) + 16)  # 20 % + 16 above the expected rank
+    t = np.partition(sample, ns - kk)[ns - kk]
+    cand = np.flatnonzero(a >= t)
+    if len(cand) < k:
+        return False, None
+    ac = a[cand]
+    kth = np.partition(ac, len(ac) - k)[len(ac) - k]
+    keep = cand[ac >= kth]
+    return True, keep if len(keep) == k else None
+
+
 def _top_k_unique(x: torch.Tensor, k: int) -> torch.Tensor | None:
     """The ``k`` largest ``|x_i|`` of each CPU row, ascending indices, when that set is unique
     (exactly ``k`` entries at or above the ``k``-th largest), else None (ties at the boundary:
@@ -297,6 +336,10 @@ def _top_k_unique(x: torch.Tensor, k: int) -> torch.Tensor | None:
     at ``d = 10^6``, ``k = 10^4`` on one CPU thread."""
     a = np.abs(x.detach().numpy())
     d = a.shape[-1]
+    if a.shape[0] == 1 and d >= _SAMPLE_MIN_D and 8 * k <= d:
+        found, idx = _top_k_sampled(a[0], k)
+        if found:
+            return None if idx is None else torch.from_numpy(idx).reshape(1, k)
     t = np.partition(a, d - k, axis=-1)[:, d - k : d - k + 1]  # the k-th largest per row
     keep = a >= t
     if a.shape[0] == 1:
@@ -363,3 +406,20 @@ class TopK(_KMixin, Compressor):
         nidx = packed_bytes(k * uint_width(d))
         idx = unpack_uint(buf[:, :nidx], k, uint_width(d))
         return idx, bytes_to_floats(buf[:, nidx:], _work_dtype(dtype))
+
+    def _decode_sum_rows(self, bufs, d, dtype):
+        return _sparse_sum(self, bufs, d, dtype, lambda p: p)
+
+
+def _sparse_sum(C, bufs, d, dtype, kept) -> torch.Tensor:
+    """``sum_j`` of sparse messages in one dense accumulator: ``kept(parts) -> (idx, values)``
+    with distinct indices per row, so ``scatter_add_`` adds each value once (equal to the sum
+    of the dense decodes: adding the zeros between them changes nothing but a -0)."""
+    first = C._unpack(bufs[0], d, dtype)
+    acc = None
+    for b in bufs:
+        idx, values = kept(first if b is bufs[0] else C._unpack(b, d, dtype))
+        if acc is None:
+            acc = torch.zeros(values.shape[0], d, dtype=values.dtype, device=values.device)
+        acc.scatter_add_(1, idx, values)
+    return acc

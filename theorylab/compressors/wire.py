@@ -43,6 +43,10 @@ __all__ = [
     "bytes_to_floats",
     "lookup_uint",
     "lookup_trits",
+    "byte_table",
+    "trit_byte_table",
+    "lookup_bytes",
+    "lookup_bytes_sum",
 ]
 
 _TRITS_PER_BYTE = 5
@@ -283,6 +287,18 @@ def _unpack_bytewise(buf, n, width) -> torch.Tensor:
     return out.reshape(*lead, ngroups * g)[..., :n]
 
 
+def _pack_nibbles(values: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`pack_uint` of uint8 values ``< 16`` at width 4: each pair of bytes read as one
+    little-endian int16 ``v = a + 256 b`` gives the packed byte ``a + 16 b`` as the low byte of
+    ``v | (v >> 4)`` (two passes over half the data; any device)."""
+    lead = values.shape[:-1]
+    v = values.reshape(-1, n)
+    if n % 2:
+        v = torch.nn.functional.pad(v, (0, 1))
+    v = v.contiguous().view(torch.int16)  # a + 256 b, non-negative (b < 16)
+    return (v | (v >> 4)).to(torch.uint8).reshape(*lead, -1)
+
+
 def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
     """Pack non-negative integers ``< 2**width`` of shape ``(..., n)`` into
     ``uint8 (..., ceil(n * width / 8))``: ``width`` bits each, LSB first, no padding between
@@ -294,6 +310,8 @@ def pack_uint(values: torch.Tensor, width: int) -> torch.Tensor:
         return torch.zeros(*lead, 0, dtype=torch.uint8, device=values.device)
     if not 0 < width <= 63:
         raise ValueError(f"width must be in [0, 63], got {width}")
+    if width == 4 and values.dtype == torch.uint8:
+        return _pack_nibbles(values, n)
     if width % 8 and values.device.type == "cpu" and width * 8 // _gcd(width, 8) <= 64:
         return _pack_words_np(values, n, width)
     if width % 8 and width <= 31:
@@ -414,8 +432,19 @@ def _lookup_bytes(buf: torch.Tensor, n: int, byte_table: torch.Tensor) -> torch.
     idx = buf.to(torch.int32)
     if trows > 1:
         idx += 256 * torch.arange(trows, dtype=torch.int32, device=buf.device).unsqueeze(1)
-    out = byte_table.reshape(trows * 256, per).index_select(0, idx.reshape(-1))
+    table = byte_table.reshape(trows * 256, per)
+    wide = _WIDE.get(per * table.element_size())
+    if wide is not None:
+        # each byte's values as one wide integer: a 1-D gather (~3x a gather of short rows)
+        flat = table.contiguous().view(wide).reshape(-1)
+        out = flat.index_select(0, idx.reshape(-1)).view(byte_table.dtype)
+    else:
+        out = table.index_select(0, idx.reshape(-1))
     return out.reshape(rows, -1)[:, :n]
+
+
+#: integer dtypes by size, for gathering a byte's group of values as one element
+_WIDE = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def lookup_uint(buf: torch.Tensor, n: int, width: int, table: torch.Tensor) -> torch.Tensor:
@@ -431,9 +460,7 @@ def lookup_uint(buf: torch.Tensor, n: int, width: int, table: torch.Tensor) -> t
     if size != 1 << width:
         raise ValueError(f"table must have 2**width = {1 << width} entries per row, got {size}")
     if 0 < width <= 8 and 8 % width == 0:
-        b = torch.arange(256, device=table.device)
-        digits = torch.stack([(b >> (j * width)) & (size - 1) for j in range(8 // width)], 1)
-        return _lookup_bytes(buf, n, table[:, digits])  # (trows, 256, per)
+        return lookup_bytes(buf, n, byte_table(table, width))
     if width % 8 and buf.device.type == "cpu" and width <= 57:
         idx = _unpack_words_np(buf, n, width).to(torch.int32)
     elif width % 8 and width <= 31:
@@ -448,6 +475,92 @@ def lookup_uint(buf: torch.Tensor, n: int, width: int, table: torch.Tensor) -> t
 def lookup_trits(buf: torch.Tensor, n: int, table: torch.Tensor) -> torch.Tensor:
     """``table[row, unpack_trits(buf, n)[row]]``, ``table`` of shape ``(rows, 3)`` or
     ``(1, 3)``: one gather from a ``(rows, 256, 5)`` table of whole bytes."""
-    digits = _trit_table(table.device, torch.int64)  # (243, 5); bytes 243..255 never occur
+    return lookup_bytes(buf, n, trit_byte_table(table))
+
+
+def byte_table(table: torch.Tensor, width: int) -> torch.Tensor:
+    """The values of every byte of ``width``-bit codes (``width`` divides 8):
+    ``(trows, 256, 8 // width)`` from a code table ``(trows, 2**width)``; entry ``[r, b, j]`` is
+    ``table[r, code j of byte b]`` (LSB first)."""
+    width = int(width)
+    size = table.shape[-1]
+    if not (0 < width <= 8 and 8 % width == 0) or size != 1 << width:
+        raise ValueError(
+            f"byte_table needs width in (1, 2, 4, 8) and 2**width entries, got {width}, {size}"
+        )
+    b = torch.arange(256, device=table.device)
+    digits = torch.stack([(b >> (j * width)) & (size - 1) for j in range(8 // width)], 1)
+    return table[:, digits]
+
+
+def trit_byte_table(table: torch.Tensor) -> torch.Tensor:
+    """The values of every byte of packed trits: ``(trows, 256, 5)`` from ``(trows, 3)``
+    (bytes 243..255 never occur; they map to digit 0)."""
+    digits = _trit_table(table.device, torch.int64)  # (243, 5)
     digits = torch.cat([digits, digits.new_zeros(256 - 243, _TRITS_PER_BYTE)])
-    return _lookup_bytes(buf, n, table[:, digits])
+    return table[:, digits]
+
+
+def lookup_bytes(buf: torch.Tensor, n: int, table: torch.Tensor) -> torch.Tensor:
+    """``(rows, n)`` values of the bytes ``buf`` ``(rows, nbytes)`` from a byte table
+    ``(trows, 256, per)`` (:func:`byte_table`, :func:`trit_byte_table`; ``trows`` is 1 or
+    ``rows``): byte ``i`` of a row gives its values ``per i .. per i + per - 1``. Works a
+    chunk of columns at a time (:func:`lookup_bytes_sum` of one message): ~2x one gather of
+    the whole row at ``n = 10^6``, whose temporaries leave the cache."""
+    return lookup_bytes_sum([buf], n, [table])
+
+
+#: values per chunk of :func:`lookup_bytes_sum` (its temporaries stay in the cache)
+_SUM_CHUNK = 1 << 17
+
+
+def lookup_bytes_sum(bufs, n: int, tables) -> torch.Tensor:
+    """``lookup_bytes(bufs[0], n, tables[0]) + lookup_bytes(bufs[1], n, tables[1]) + ...``,
+    added left to right (so equal to that sum bit for bit), one chunk of columns at a time:
+    the only dense tensor is the result (a decoded message is never materialised whole; the
+    gathers write into the result, or into one chunk-sized buffer that is added to it)."""
+    first, tab0 = bufs[0], tables[0]
+    rows, nbytes = first.shape
+    per = tab0.shape[2]
+    out = torch.empty(rows, n, dtype=tab0.dtype, device=tab0.device)
+    step = max(1, _SUM_CHUNK // (per * rows))  # bytes per chunk
+    flats = [_flat_table(t) for t in tables]
+    tmp = torch.empty(rows * min(step, nbytes) * per, dtype=tab0.dtype, device=tab0.device)
+    for b0 in range(0, nbytes, step):
+        b1 = min(nbytes, b0 + step)
+        j0, j1 = b0 * per, min(n, b1 * per)
+        dst = out[:, j0:j1]
+        direct = rows == 1 and j1 - j0 == (b1 - b0) * per  # the gather fills dst exactly
+        for k, (buf, flat) in enumerate(zip(bufs, flats)):
+            if k == 0 and direct:
+                _gather_into(buf[:, b0:b1], flat, per, dst)
+                continue
+            vals = tmp[: rows * (b1 - b0) * per].view(rows, (b1 - b0) * per)
+            _gather_into(buf[:, b0:b1], flat, per, vals)
+            if k == 0:
+                dst.copy_(vals[:, : j1 - j0])
+            else:
+                dst.add_(vals[:, : j1 - j0])
+    return out
+
+
+def _flat_table(byte_table: torch.Tensor):
+    """``(trows, 256 * per)`` table as the gather source: ``(trows * 256,)`` wide integers
+    (each byte's ``per`` values as one element) where they fit 2, 4 or 8 bytes, else rows."""
+    trows, _, per = byte_table.shape
+    table = byte_table.reshape(trows * 256, per).contiguous()
+    wide = _WIDE.get(per * table.element_size())
+    return (table.view(wide).reshape(-1) if wide is not None else table), trows
+
+
+def _gather_into(buf: torch.Tensor, flat, per: int, out: torch.Tensor) -> None:
+    """Write the values of the bytes ``buf`` ``(rows, m)`` into the contiguous ``out``
+    ``(rows, m * per)`` (one gather, :func:`_flat_table`'s source)."""
+    table, trows = flat
+    idx = buf.to(torch.int32)
+    if trows > 1:
+        idx += 256 * torch.arange(trows, dtype=torch.int32, device=buf.device).unsqueeze(1)
+    if table.dim() == 1:
+        torch.index_select(table, 0, idx.reshape(-1), out=out.reshape(-1).view(table.dtype))
+    else:
+        torch.index_select(table, 0, idx.reshape(-1), out=out.view(-1, per))
