@@ -216,10 +216,23 @@ def main(argv=None) -> int:
     ]
     claim_sum = sum(c[0] for c in claims)
     rows.append((f"claims ({len(claims)}, sum of wall_s)", claim_sum, None))
+    # the two lanes (verify.lanes): the ranks' claims in the main process, the simulator-only
+    # ones in the lane (or taken back by the main process at the end); the longer is the
+    # critical path
+    sys.path.insert(0, str(ROOT))  # the checkout's claims, as the job ran them
+    import verify.claims  # noqa: F401  (registers every claim)
+    from verify.claims.base import CLAIMS
+
+    on_ranks = sum(w for w, name, _ in claims if getattr(CLAIMS.get(name), "ranks", True))
+    rows.append(("  of which claims on the ranks (main lane)", on_ranks, None))
+    rows.append(("  of which simulator-only claims (second lane)", claim_sum - on_ranks, None))
+    extra = list(args.extra)
+    lanes = 1 if "--lanes" in extra[:-1] and extra[extra.index("--lanes") + 1] == "1" else 2
+    critical = max(on_ranks, claim_sum - on_ranks) if lanes == 2 else claim_sum
     # figures drawn in the background overlap the claims: not on the critical path
     fig_inline = fig_sum + mpl[0] if args.inline_figures else 0.0
-    rest = wall - imp_wall - start_s - claim_sum - fig_inline
-    rows.append(("remainder (pool close, table, exit, waits)", rest, None))
+    rest = wall - imp_wall - start_s - critical - fig_inline
+    rows.append(("remainder (wall - imports - pool start - the longer lane)", rest, None))
     for name, w, c in rows:
         print(f"  {name:<48} {w:>7.2f} s {('' if c is None else f'{c:>7.2f} s CPU'):>14}")
     print(f"  (verify.report import in the figure probe: {rep[0]:.2f} s; figure probe CPU "
