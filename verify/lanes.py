@@ -6,8 +6,9 @@ Why. The main job's claims used to run one after another in one process. About h
 pool's ranks, which are latency-bound; on a 2-core machine one core sat idle most of the run.
 
 How. :func:`verify.report.run_claims` makes a :class:`SimulatedLane` for the selected claims
-whose ``Claim.ranks`` is false. The lane spawns one process (``spawn``, as the ranks are) that
-builds a :class:`LaneContext`: the main context's settings, no worker pool. Asking that context
+whose ``Claim.ranks`` is false. The lane starts one process (as the ranks are: a fork of the
+fork server that has imported torch, or ``spawn``) that builds a :class:`LaneContext`: the
+main context's settings, no worker pool. Asking that context
 for the pool is an error naming the claim, so a claim wrongly marked ``ranks = False`` fails
 loudly (an ``'error'`` row) instead of silently starting four more processes.
 
@@ -25,7 +26,6 @@ Same seeds, same results: a claim computes the same numbers in either process.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import queue
 import time
@@ -140,7 +140,9 @@ class SimulatedLane:
             claim = CLAIMS[name]
             limit = ctx.claim_timeout_s or claim.default_timeout_s(ctx)
             self._limits[name] = float(limit) + LANE_SLACK_S
-        mpc = mp.get_context("spawn")
+        from verify.runtime.launch import _rank_context
+
+        mpc = _rank_context()  # a fork of the server that holds torch, as the ranks are
         self._counter = mpc.Value("i", 0)
         self._events = mpc.Queue()
         self._proc = mpc.Process(
