@@ -66,6 +66,7 @@ __all__ = [
     "sparse_mixing_matrix",
     "complete_mixing_coefficient",
     "one_peer_exponential_matrices",
+    "lazy_csr",
     "connectivity_radius",
     "square_shape",
 ]
@@ -720,3 +721,9 @@ def one_peer_exponential_matrices(n) -> list:
         M.sum_duplicates()
         mats.append(M)
     return mats
+
+
+def lazy_csr(W) -> sp.csr_array:
+    """``(I + W)/2`` of a sparse W, as a csr_array (the lazy version of one round)."""
+    n = W.shape[0]
+    return ((sp.eye_array(n, format="csr") + sp.csr_array(W)) * 0.5).tocsr()
