@@ -647,7 +647,8 @@ def _union_degrees(mats) -> np.ndarray:
         rows.append(S.row[off])
         cols.append(S.col[off])
     r, c = np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
-    key = np.unique(np.minimum(r, c) * np.int64(n) + np.maximum(r, c))
+    key = np.sort(np.minimum(r, c) * np.int64(n) + np.maximum(r, c))
+    key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
     return np.bincount(key // n, minlength=n) + np.bincount(key % n, minlength=n)
 
 
