@@ -16,16 +16,19 @@ n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
 * symmetric W: 60 plain Lanczos steps on ``P W P`` (P = I - J) bracket the spectrum. A gap
   near +1 or -1 (1-D / 2-D-like graphs, gap down to ~1e-11) is computed directly as a gap by
   shift-invert Lanczos: ``(1 + delta) I - W`` (delta = 1e-12) is factorised once with SuperLU
-  (symmetric mode, minimum-degree ordering), the ones vector is projected out, and the top
+  (symmetric mode, minimum-degree ordering; dense rows such as a star's hub ordered last by
+  hand, where minimum degree is O(n^2)), the ones vector is projected out, and the top
   Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
   with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
   are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, continue the
   same plain Lanczos run (no restarts, no reorthogonalisation: one sparse matvec and a few O(n)
   passes per step, against ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is
-  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound, or from
-  the same Lanczos run; when the Gershgorin bound proves ``-lambda_n < lambda_2`` (so rho does
-  not depend on it) the Lanczos run gets only 60 more steps, and if it has not converged the
-  reported lambda_n is the Ritz value (an upper bound) and ``lambda_n_exact`` is False.
+  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound (plain
+  Lanczos for 300 steps first, then shift-invert), or from the same Lanczos run; when the
+  Gershgorin bound proves ``-lambda_n <= lambda_2 + 1e-13`` (so rho depends on it by at most
+  1e-13; ties such as the hypercube's -lambda_n = lambda_2 included) the Lanczos run gets only
+  60 more steps, and if it has not converged the reported lambda_n is the Ritz value (an upper
+  bound) and ``lambda_n_exact`` is False.
 * non-symmetric W: ``svds`` on the LinearOperator ``W - J`` (one matvec and one transposed
   matvec per Lanczos step; the step count grows like 1/sqrt(singular-value gap), so tiny gaps
   are slow).
