@@ -151,4 +151,3 @@ def test_large_n_routes(capsys):
     lazy = topology.Schedule([mixing.lazy(W) for W in sched.matrices])
     assert res["rho"] == pytest.approx(spectral.schedule_rho(lazy), abs=1e-12)
     assert "lazy" in res["weights"]
-
