@@ -358,13 +358,18 @@ def _regular_pairing(n: int, d: int, seed: int) -> Edges:
 
 
 def _pairable(potential: dict, keys: np.ndarray, nn) -> bool:
-    """networkx's ``_suitable``: some pair of distinct pending nodes is not yet an edge."""
+    """networkx's ``_suitable``, statement for statement (its inner loop swaps ``s1`` and ``s2``
+    in place, so later comparisons of the same row use the swapped ``s1``: replayed as is, since
+    the answer decides when the sampler restarts)."""
     nodes = list(potential)
-    for i, s1 in enumerate(nodes):
-        for s2 in nodes[:i]:
-            a, b = (s1, s2) if s1 < s2 else (s2, s1)
-            k = a * nn + b
-            j = np.searchsorted(keys, k)
+    for s1 in nodes:
+        for s2 in nodes:
+            if s1 == s2:
+                break
+            if s1 > s2:
+                s1, s2 = s2, s1  # as networkx does
+            k = s1 * nn + s2
+            j = int(np.searchsorted(keys, k))
             if j >= keys.size or keys[j] != k:
                 return True
     return False
