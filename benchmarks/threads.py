@@ -101,6 +101,12 @@ def main(argv=None) -> int:
             json.dump({"cores": cores, "repeats": args.repeats, "rows": rows}, fh, indent=1)
     worst = max(r["default / best"] for r in rows)
     print(f"worst default / best = {worst:.3f} (target <= 1.1)")
+    for r in rows:
+        verdict = "met" if r["default / best"] <= 1.1 else "NOT met"
+        print(
+            f"target {r['case']}: default within 1.1x of the best: {verdict} "
+            f"({r['default / best']:.3f})"
+        )
     return 0
 
 

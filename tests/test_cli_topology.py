@@ -126,3 +126,28 @@ def test_closed_pipe_is_quiet():
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert err == ""
+
+
+def test_large_n_routes(capsys):
+    """Routes the CLI takes at large n: the complete graph by its structure (W = a I + (1 - a) J,
+    rho = |a|), random geometric with its default radius, the one-peer schedule lazily."""
+    assert main(["topology", "complete", "--n", "3000", "--weights", "max-degree", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rho"] == pytest.approx(1 / 2999, abs=1e-16) and res["degree_max"] == 2999
+    assert res["method"].startswith("structured")
+    assert main(["topology", "complete", "--n", "50", "--weights", "max-degree", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rho"] == pytest.approx(1 / 49, abs=1e-14)
+    assert main(["topology", "random-geometric", "--n", "3000", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    from theorylab import mixing, spectral, topology
+
+    G = topology.random_geometric(3000, seed=0)  # the same default radius
+    W = mixing.mixing_matrix(G, "metropolis", sparse=True)
+    assert res["rho"] == pytest.approx(spectral.rho(W), abs=1e-12)
+    assert res["method"].startswith("sparse")
+    assert main(["topology", "one-peer-exponential", "--n", "12", "--lazy", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    sched = topology.one_peer_exponential(12)
+    lazy = topology.Schedule([mixing.lazy(W) for W in sched.matrices])
+    assert res["rho"] == pytest.approx(spectral.schedule_rho(lazy), abs=1e-12)
+    assert "lazy" in res["weights"]

@@ -33,6 +33,11 @@ _NEWTON_FLOOR = 1e-9
 _SYM_TOL = 1e-10
 
 
+def _rows(d: int) -> int:
+    """Rows per block of the blockwise (n, d) reductions: ~1e6 entries (8 MB) per block."""
+    return max(1, 1_000_000 // max(d, 1))
+
+
 def _as_float_array(name: str, value, ndim: int | tuple[int, ...]) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -144,8 +149,9 @@ class QuadraticProblem:
     def _init_diagonal(self, diag: np.ndarray) -> None:
         """Diagonal Hessians kept as the (n, d) array: every constant in O(n d) time and memory."""
         n, d = diag.shape
-        scale = max(1.0, float(np.max(np.abs(diag))))
-        if diag.min() < -_SYM_TOL * scale:
+        lo, hi = float(diag.min()), float(diag.max())
+        scale = max(1.0, abs(lo), abs(hi))  # max |A_ik| without an (n, d) temporary
+        if lo < -_SYM_TOL * scale:
             i, k = np.unravel_index(int(np.argmin(diag)), diag.shape)
             raise TheorylabError(
                 f"every A_i must be positive semidefinite; A[{i}] has eigenvalue {diag[i, k]:.3g}"
@@ -159,7 +165,27 @@ class QuadraticProblem:
         mean_eig = np.sort(mean_diag)
         self._check_mean(mean_eig[0], scale)
         self._mean_eig = mean_eig
-        self.x_star = (diag * self.b).sum(axis=0) / n / mean_diag
+        # sum_i A_i b_i by row blocks (no (n, d) temporary)
+        num = np.zeros(d)
+        for i in range(0, n, _rows(d)):
+            num += np.einsum("nk,nk->k", diag[i : i + _rows(d)], self.b[i : i + _rows(d)])
+        self.x_star = num / n / mean_diag
+
+    def _diagonal_blocks(self):
+        """Row blocks ``(A_blk, grad f_blk(x*))`` of a diagonal problem, ~1e6 entries each: the
+        constants in O(n d) time and O(d * block) extra memory (the (n, d) gradients at x* are
+        never all held unless :attr:`grad_star` is read)."""
+        n, d = self.n, self.d
+        step = _rows(d)
+        cached = getattr(self, "_grad_star", None)
+        for i in range(0, n, step):
+            A = self.hessian_diagonal[i : i + step]
+            if cached is not None:
+                yield A, cached[i : i + step]
+            else:
+                g = self.x_star - self.b[i : i + step]
+                g *= A
+                yield A, g
 
     @staticmethod
     def _check_mean(smallest: float, scale: float) -> None:
@@ -217,6 +243,9 @@ class QuadraticProblem:
     @property
     def zeta2_star(self) -> float:
         """Heterogeneity at the optimum (H2): (1/n) sum_i ||grad f_i(x*)||^2."""
+        if getattr(self, "_zeta2_star", None) is None and self.hessian_diagonal is not None:
+            total = sum(float(np.einsum("nk,nk->", g, g)) for _, g in self._diagonal_blocks())
+            self._zeta2_star = total / self.n
         if getattr(self, "_zeta2_star", None) is None:
             g = self.grad_star
             # row blocks of ~1e6 entries: the same row sums as one np.sum(g**2, axis=1), without
@@ -254,18 +283,23 @@ class QuadraticProblem:
         float, >= zeta2_star (equal at radius 0).
         """
         radius = check_positive("radius", radius, allow_zero=True)
-        g = self.grad_star
         z0 = self.zeta2_star
         if self.hessian_diagonal is not None:
             # M = (1/n) sum D_i^2 and c are diagonal/elementwise: eigenbasis = coordinates
-            D = self.hessian_diagonal - self._mean_diag
-            m = np.einsum("nk,nk->k", D, D) / self.n
-            c = np.einsum("nk,nk->k", D, g) / self.n
+            m = np.zeros(self.d)
+            c = np.zeros(self.d)
+            for A, g_blk in self._diagonal_blocks():
+                D = A - self._mean_diag
+                m += np.einsum("nk,nk->k", D, D)
+                c += np.einsum("nk,nk->k", D, g_blk)
+            m /= self.n
+            c /= self.n
             if radius == 0.0:
                 return z0
             order = np.argsort(m, kind="stable")
             m, ct = m[order], c[order]
         else:
+            g = self.grad_star
             D = self.A - self.mean_hessian
             M = np.einsum("nki,nkj->ij", D, D) / self.n
             c = np.einsum("nki,nk->i", D, g) / self.n
@@ -327,9 +361,14 @@ class QuadraticProblem:
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.d,):
             raise TheorylabError(f"x must have shape (d,) = ({self.d},), got {x.shape}")
+        if self.hessian_diagonal is not None:  # by row blocks: no (n, d) temporary
+            step = _rows(self.d)
+            parts = []
+            for i in range(0, self.n, step):
+                r = x[None, :] - self.b[i : i + step]
+                parts.append(np.einsum("ni,ni,ni->n", r, self.hessian_diagonal[i : i + step], r))
+            return float(0.5 * np.mean(np.concatenate(parts)))
         r = x[None, :] - self.b
-        if self.hessian_diagonal is not None:
-            return float(0.5 * np.mean(np.einsum("ni,ni,ni->n", r, self.hessian_diagonal, r)))
         return float(0.5 * np.mean(np.einsum("ni,nij,nj->n", r, self.A, r)))
 
     def local_f(self, x) -> np.ndarray:

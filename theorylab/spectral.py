@@ -16,16 +16,19 @@ n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
 * symmetric W: 60 plain Lanczos steps on ``P W P`` (P = I - J) bracket the spectrum. A gap
   near +1 or -1 (1-D / 2-D-like graphs, gap down to ~1e-11) is computed directly as a gap by
   shift-invert Lanczos: ``(1 + delta) I - W`` (delta = 1e-12) is factorised once with SuperLU
-  (symmetric mode, minimum-degree ordering), the ones vector is projected out, and the top
+  (symmetric mode, minimum-degree ordering; dense rows such as a star's hub ordered last by
+  hand, where minimum degree is O(n^2)), the ones vector is projected out, and the top
   Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
   with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
   are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, continue the
   same plain Lanczos run (no restarts, no reorthogonalisation: one sparse matvec and a few O(n)
   passes per step, against ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is
-  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound, or from
-  the same Lanczos run; when the Gershgorin bound proves ``-lambda_n < lambda_2`` (so rho does
-  not depend on it) the Lanczos run gets only 60 more steps, and if it has not converged the
-  reported lambda_n is the Ritz value (an upper bound) and ``lambda_n_exact`` is False.
+  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound (plain
+  Lanczos for 300 steps first, then shift-invert), or from the same Lanczos run; when the
+  Gershgorin bound proves ``-lambda_n <= lambda_2 + 1e-13`` (so rho depends on it by at most
+  1e-13; ties such as the hypercube's -lambda_n = lambda_2 included) the Lanczos run gets only
+  60 more steps, and if it has not converged the reported lambda_n is the Ritz value (an upper
+  bound) and ``lambda_n_exact`` is False.
 * non-symmetric W: ``svds`` on the LinearOperator ``W - J`` (one matvec and one transposed
   matvec per Lanczos step; the step count grows like 1/sqrt(singular-value gap), so tiny gaps
   are slow).
@@ -72,6 +75,8 @@ _DELTA = 1e-12  # shift distance of shift-invert: well below the gaps of interes
 _PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU fill-in is ruinous)
 _PROBE_STEPS = 60
 _LANCZOS_MAX_STEPS = 20000  # plain Lanczos steps before falling back to shift-invert
+_NEAR_BOUND_STEPS = 300  # Lanczos steps for lambda_n near the Gershgorin bound before shift-invert
+_TIE = 1e-13  # Gershgorin bound above lambda_2 by at most this: lambda_n cannot change rho more
 
 
 @dataclass(frozen=True)
@@ -225,13 +230,41 @@ class _Lanczos:
             self.extend(min(check_every, max_steps - self.steps))
 
 
+class _PermutedLU:
+    """``M^{-1}`` from the LU of ``M[p][:, p]`` (a symmetric permutation chosen by the caller)."""
+
+    def __init__(self, lu, p):
+        self.lu, self.p, self.nnz = lu, p, lu.nnz
+
+    def solve(self, b):
+        x = np.empty_like(b)
+        x[self.p] = self.lu.solve(b[self.p])
+        return x
+
+
 def _splu_spd(M):
-    """SuperLU of a (near) SPD matrix: symmetric mode, no pivoting; pivoting fallback."""
+    """SuperLU of a (near) SPD matrix: symmetric mode, no pivoting; pivoting fallback.
+
+    Ordering: minimum degree on A + A^T (MMD_AT_PLUS_A), except that dense rows (degree above
+    ``max(100, 10 sqrt(n))``, e.g. a star's hub) are ordered last by hand: minimum degree with a
+    dense row costs O(n^2) (a star of 1e5 nodes took 6 s), and eliminating those rows last
+    gives them no fill beyond their own row and column. The other rows keep their minimum-degree
+    order (from the factorisation of their block, taken as the order of the whole).
+    """
     M = sp.csc_matrix(M)
+    n = M.shape[0]
+    counts = np.diff(M.indptr)
+    dense = counts > max(100, 10 * math.sqrt(n))
+    opts = {"diag_pivot_thresh": 0.0, "options": {"SymmetricMode": True}}
     try:
-        return spla.splu(
-            M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
-        )
+        if dense.any() and not dense.all():
+            rest = np.flatnonzero(~dense)
+            sub = M[rest][:, rest].tocsc()
+            order = np.argsort(spla.splu(sub, permc_spec="MMD_AT_PLUS_A", **opts).perm_c)
+            p = np.concatenate([rest[order], np.flatnonzero(dense)])
+            lu = spla.splu(M[p][:, p].tocsc(), permc_spec="NATURAL", **opts)
+            return _PermutedLU(lu, p)
+        return spla.splu(M, permc_spec="MMD_AT_PLUS_A", **opts)
     except RuntimeError:
         return spla.splu(M)
 
@@ -298,7 +331,9 @@ def _sparse_symmetric(W, tol) -> Spectrum:
     absW = abs(W)
     diag = W.diagonal()
     g_lo = float(np.min(2 * diag - np.asarray(absW.sum(axis=1)).ravel()))  # Gershgorin
-    need_exact = -g_lo >= abs(lam2)
+    # rho = max(lambda_2, -lambda_n) needs lambda_n only if the bound allows -lambda_n > lambda_2;
+    # a tie within rounding (hypercube: -lambda_n = lambda_2 = g_lo) changes rho by <= _TIE
+    need_exact = -g_lo > abs(lam2) + _TIE
     cheap_lu = fill is not None and fill <= 8 * W.nnz
     lamn = gapn = None
     exact = True
@@ -308,10 +343,18 @@ def _sparse_symmetric(W, tol) -> Spectrum:
             lamn = gapn - 1.0
             routes.append("shift-invert")
         elif th_lo - g_lo < _PLAIN_GAP and (need_exact or cheap_lu):
-            sigma = g_lo - _DELTA
-            d, _ = _gap_shift_invert((W - sigma * eye).tocsc(), n, False, tol, v0)
-            lamn = sigma + _DELTA + d
-            routes.append("shift-invert")
+            # near the Gershgorin bound: plain Lanczos first (fast when lambda_n is separated
+            # from the rest, and no LU fill-in on expanders such as hypercubes), then
+            # shift-invert just below the bound
+            budget = lanczos.steps + _NEAR_BOUND_STEPS
+            lamn, _, converged = lanczos.converge(False, tol, budget)
+            if converged:
+                routes.append("lanczos")
+            else:
+                sigma = g_lo - _DELTA
+                d, _ = _gap_shift_invert((W - sigma * eye).tocsc(), n, False, tol, v0)
+                lamn = sigma + _DELTA + d
+                routes.append("shift-invert")
         else:
             # rho does not depend on lambda_n unless need_exact: then only a few more steps
             budget = max(_LANCZOS_MAX_STEPS, n // 10) if need_exact else 2 * _PROBE_STEPS
@@ -371,7 +414,7 @@ def _sparse_nonsymmetric(W, tol) -> Spectrum:
 
 
 # ---------------------------------------------------------------------------- public API
-def extreme_eigenvalues(W, method="auto", tol=1e-10) -> Spectrum:
+def extreme_eigenvalues(W, method="auto", tol=1e-10, *, symmetric=None) -> Spectrum:
     """rho, spectral gap, lambda_2 and lambda_n of a mixing matrix, dense or sparse.
 
     Math: ``rho = ||W - 11^T/n||_2``; for symmetric W ``rho = max(lambda_2, -lambda_n)``;
@@ -388,6 +431,9 @@ def extreme_eigenvalues(W, method="auto", tol=1e-10) -> Spectrum:
     tol : float
         ARPACK relative residual tolerance on the sparse route (0 = machine precision). On the
         plain Lanczos route the eigenvalue error is at most the residual, <= tol * |lambda|.
+    symmetric : bool, optional
+        Whether W is symmetric, when the caller knows it (skips the O(nnz) check ``W == W^T``;
+        a wrong True gives wrong results).
 
     Returns
     -------
@@ -412,7 +458,7 @@ def extreme_eigenvalues(W, method="auto", tol=1e-10) -> Spectrum:
     if n == 1:
         return Spectrum(1, 0.0, 1.0, None, None, None, None, True, "trivial")
     chosen = _choose(method, n)
-    symmetric = _is_symmetric(W)
+    symmetric = _is_symmetric(W) if symmetric is None else bool(symmetric)
     if chosen == "dense":
         return _dense_spectrum(W, symmetric)
     tol = check_positive("tol", tol, allow_zero=True)
@@ -594,7 +640,22 @@ def _degrees(W) -> np.ndarray:
     return np.bincount(S.row[off], minlength=W.shape[0])
 
 
-def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
+def _union_degrees(mats) -> np.ndarray:
+    """Degrees of the undirected union graph of the rounds' supports (no self-loops)."""
+    n = mats[0].shape[0]
+    rows, cols = [], []
+    for M in mats:
+        S = sp.coo_array(M)
+        off = (S.row != S.col) & (S.data != 0)
+        rows.append(S.row[off])
+        cols.append(S.col[off])
+    r, c = np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+    key = np.sort(np.minimum(r, c) * np.int64(n) + np.maximum(r, c))
+    key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
+    return np.bincount(key // n, minlength=n) + np.bincount(key % n, minlength=n)
+
+
+def spectrum_summary(W, method="auto", eps=1e-6, *, symmetric=None, degrees=None) -> dict:
     """Everything the CLI prints about a mixing matrix or schedule, as a dict.
 
     Keys: n, period, rho (per round; = ||W - 11^T/n||_2 for a static W), spectral_gap (1 - rho),
@@ -602,18 +663,31 @@ def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
     degree_max, degree_mean (of the support graph; for a schedule, the largest per-round degree
     and the union graph's mean), ``mixing_time_<eps>`` (:func:`consensus_iterations`; for a
     schedule, in rounds: whole periods times P), method, time_s.
+
+    Parameters
+    ----------
+    W : matrix (dense or sparse), a Schedule, or a list/tuple of matrices (a schedule's rounds)
+    method, eps : as :func:`extreme_eigenvalues` and :func:`consensus_iterations`
+    symmetric : bool, optional
+        Whether W is symmetric, when the caller knows it (e.g. built symmetric from an edge
+        list): skips the O(nnz) transpose comparison. Static W only.
+    degrees : array (n,), optional
+        The support graph's degrees when known (static W only).
     """
     t0 = time.perf_counter()
     eps_key = f"mixing_time_{eps:g}"
-    if isinstance(W, Schedule) and W.period > 1:
-        schedule = W
-        r = schedule_rho(schedule, method)
-        per_round = max(int(_degrees(M).max()) for M in schedule.matrices)
-        union = schedule.union_graph()
-        degs = np.array([d for _, d in union.degree()])
+    if isinstance(W, (list, tuple)) and len(W) == 1:
+        W = W[0]
+    if (isinstance(W, Schedule) and W.period > 1) or isinstance(W, (list, tuple)):
+        mats = list(W.matrices) if isinstance(W, Schedule) else list(W)
+        period = len(mats)
+        n = mats[0].shape[0]
+        r = schedule_rho(mats, method)
+        per_round = max(int(_degrees(M).max()) for M in mats)
+        degs = _union_degrees(mats)
         return {
-            "n": schedule.n,
-            "period": schedule.period,
+            "n": n,
+            "period": period,
             "rho": r,
             "spectral_gap": 1.0 - r,
             "lambda2": None,
@@ -623,16 +697,15 @@ def spectrum_summary(W, method="auto", eps=1e-6) -> dict:
             "degree_max": per_round,
             "degree_mean": float(degs.mean()),
             # whole periods: the guarantee holds at period boundaries (rho_period = r^P)
-            eps_key: consensus_iterations(r**schedule.period, eps) * schedule.period
-            if r < 1
-            else math.inf,
-            "method": "schedule-" + _choose(method, schedule.n),
+            eps_key: consensus_iterations(r**period, eps) * period if r < 1 else math.inf,
+            "method": "schedule-" + _choose(method, n),
             "time_s": time.perf_counter() - t0,
         }
     if isinstance(W, Schedule):
         W = W.matrices[0]
-    s = extreme_eigenvalues(W, method)
-    degs = _degrees(_as_matrix(W))
+    W = _as_matrix(W)
+    s = extreme_eigenvalues(W, method, symmetric=symmetric)
+    degs = _degrees(W) if degrees is None else np.asarray(degrees)
     return {
         "n": s.n,
         "period": 1,

@@ -28,8 +28,19 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from theorylab.errors import TheorylabError, check_int, check_positive, check_probability
+from theorylab.errors import TheorylabError, check_int, check_probability
 from theorylab.stochastic import DENSE_LIMIT, Schedule, check_graph, static
+from theorylab.topology_sparse import (
+    _ceil_log2,
+    _check_n,
+    _derived_seed,
+    _is_power_of_two,
+    _random_geometric,
+    _shape,
+    connectivity_radius,
+    family_edges,
+    square_shape,
+)
 
 __all__ = [
     "ring",
@@ -46,6 +57,8 @@ __all__ = [
     "from_edgelist",
     "check_graph",
     "square_shape",
+    "connectivity_radius",
+    "family_edges",
     "Schedule",
     "static",
     "one_peer_exponential",
@@ -54,22 +67,6 @@ __all__ = [
     "build",
     "closed_form_rho",
 ]
-
-
-def _check_n(n, minimum=2, family="topology") -> int:
-    n = check_int("n", n)
-    if n < minimum:
-        raise TheorylabError(f"{family} needs n >= {minimum} nodes, got n = {n}")
-    return n
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
-
-
-def _ceil_log2(n: int) -> int:
-    """Exact integer ceil(log2 n) for n >= 1 (no floating-point logarithms)."""
-    return (n - 1).bit_length()
 
 
 def _graph_from_edges(n: int, edges) -> nx.Graph:
@@ -216,13 +213,6 @@ def exponential(n) -> nx.Graph:
 
 
 # ---------------------------------------------------------------------------- random
-def _derived_seed(seed: int, attempt: int) -> int:
-    """Seed of resampling attempt ``attempt`` (0 uses ``seed`` itself)."""
-    if attempt == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, attempt]).generate_state(1)[0])
-
-
 def _sample_connected(make, seed, max_tries, what: str, fix: str) -> nx.Graph:
     seed = check_int("seed", seed, 0)
     max_tries = check_int("max_tries", max_tries, 1)
@@ -288,19 +278,26 @@ def erdos_renyi(n, p, seed=0, max_tries=1) -> nx.Graph:
     )
 
 
-def random_geometric(n, radius, seed=0, max_tries=1) -> nx.Graph:
+def random_geometric(n, radius=None, seed=0, max_tries=1) -> nx.Graph:
     """Random geometric graph: n uniform points in the unit square, linked within ``radius``.
 
     The same graph as ``networkx.random_geometric_graph(n, radius, seed=s)`` (same points from
     Python's ``random.Random(s)``, drawn x then y per node; same edges ``||p_u - p_v||_2 <=
     radius``; same node attribute ``"pos"``; edges inserted in sorted order), built without
-    networkx's per-node Python loops: a k-d tree (``scipy.spatial.cKDTree.query_pairs``) gives
-    the pairs as an array and connectivity is checked on the CSR adjacency
-    (``scipy.sparse.csgraph``) before the networkx graph is made.
+    networkx's per-node Python loops: the points come from numpy's MT19937 put in the state of
+    ``random.Random(s)`` (bit-identical doubles), a k-d tree
+    (``scipy.spatial.cKDTree.query_pairs``) gives the pairs as an array and connectivity is
+    checked on the CSR adjacency before the networkx graph is filled
+    (:func:`theorylab.topology_sparse.family_edges` stops before that step).
 
     Parameters
     ----------
-    n : int >= 2; radius : float > 0; seed : int >= 0
+    n : int >= 2
+    radius : float > 0, optional
+        Default :func:`~theorylab.topology_sparse.connectivity_radius`,
+        ``sqrt(2 ln n / (pi n))``: sqrt(2) times the connectivity threshold (Penrose 1997), so a
+        draw is disconnected with probability ~1/n for large n.
+    seed : int >= 0
     max_tries : int >= 1, resampling with derived seeds as in :func:`random_regular`.
 
     Raises
@@ -308,38 +305,7 @@ def random_geometric(n, radius, seed=0, max_tries=1) -> nx.Graph:
     TheorylabError
         Bad sizes, or every try disconnected (use a larger radius).
     """
-    import random
-
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    n = _check_n(n, 2, "a random geometric graph")
-    radius = check_positive("radius", radius)
-    seed = check_int("seed", seed, 0)
-    max_tries = check_int("max_tries", max_tries, 1)
-    threshold = math.sqrt(math.log(n) / (math.pi * n)) if n > 1 else 1.0
-    for attempt in range(max_tries):
-        rng = random.Random(_derived_seed(seed, attempt))
-        pos = np.array([rng.random() for _ in range(2 * n)]).reshape(n, 2)
-        pairs = cKDTree(pos).query_pairs(radius, p=2.0, output_type="ndarray")
-        pairs = pairs[np.argsort(pairs[:, 0] * np.int64(n) + pairs[:, 1], kind="stable")]
-        A = sp.csr_matrix(
-            (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
-        )
-        if connected_components(A, directed=True, connection="weak", return_labels=False) == 1:
-            G = nx.Graph()
-            G.add_nodes_from(zip(range(n), ({"pos": p} for p in pos.tolist())))
-            # add_edges_from's per-edge get/update costs 2x this: fill the adjacency directly
-            # (one shared, empty data dict per edge, as networkx stores it; same insertion order)
-            adj = G._adj
-            for u, v in pairs.tolist():
-                adj[u][v] = adj[v][u] = {}
-            return G
-    raise TheorylabError(
-        f"random_geometric(n={n}, radius={radius}) with seed={seed} was disconnected in all "
-        f"{max_tries} tries; use a larger radius (connectivity threshold sqrt(ln n / (pi n)) = "
-        f"{threshold:.3g}; 1.5x that is usually enough), or allow resampling with max_tries > 1"
-    )
+    return _random_geometric(n, radius, seed=seed, max_tries=max_tries).to_networkx()
 
 
 def from_edgelist(path_or_lines) -> nx.Graph:
@@ -373,15 +339,6 @@ def from_edgelist(path_or_lines) -> nx.Graph:
         u, v = (int(x) if x.lstrip("-").isdigit() else x for x in parts[:2])
         G.add_edge(u, v)
     return check_graph(G)
-
-
-def square_shape(n) -> tuple[int, int]:
-    """The most square factorisation ``rows x cols = n`` with rows <= cols."""
-    n = _check_n(n, 2)
-    rows = math.isqrt(n)
-    while n % rows:
-        rows -= 1
-    return rows, n // rows
 
 
 # ---------------------------------------------------------------------------- schedules
@@ -477,25 +434,14 @@ def build(
     """Build a family member from uniform arguments (used by the CLI).
 
     Returns a ``networkx.Graph``, or a :class:`Schedule` for ``'one-peer-exponential'``.
-    Grid and torus take ``rows``/``cols``, or the most square factorisation of ``n``.
+    Grid and torus take ``rows``/``cols``, or the most square factorisation of ``n``; random
+    geometric graphs default to :func:`connectivity_radius`. The same graphs as arrays (no
+    networkx, for large n): :func:`theorylab.topology_sparse.family_edges`.
     """
     if family not in FAMILIES:
         raise TheorylabError(f"unknown topology family {family!r}; choose from {sorted(FAMILIES)}")
     if family in ("grid", "torus"):
-        if rows is None and cols is None:
-            if n is None:
-                raise TheorylabError(f"{family} needs n, or rows and cols")
-            rows, cols = square_shape(n)
-        elif rows is None or cols is None:
-            if n is None:
-                raise TheorylabError(f"{family} needs both rows and cols (or n)")
-            known = rows if rows is not None else cols
-            known = check_int("rows/cols", known, 1)
-            if n % known:
-                raise TheorylabError(f"n = {n} is not divisible by {known}")
-            rows, cols = (known, n // known) if rows is not None else (n // known, known)
-        if n is not None and rows * cols != n:
-            raise TheorylabError(f"rows x cols = {rows} x {cols} = {rows * cols} != n = {n}")
+        rows, cols = _shape(family, n, rows, cols)
         return FAMILIES[family](rows, cols)
     if n is None:
         raise TheorylabError(f"{family} needs n")
@@ -507,9 +453,7 @@ def build(
         if p is None:
             raise TheorylabError("erdos-renyi needs p (e.g. --p 0.1)")
         return erdos_renyi(n, p, seed=seed, max_tries=max_tries)
-    if family == "random-geometric":
-        if radius is None:
-            raise TheorylabError("random-geometric needs radius (e.g. --radius 0.2)")
+    if family == "random-geometric":  # radius None: connectivity_radius(n)
         return random_geometric(n, radius, seed=seed, max_tries=max_tries)
     return FAMILIES[family](n)
 

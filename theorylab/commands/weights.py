@@ -21,7 +21,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--edgelist", default=None, help="file with one 'u v' edge per line")
     parser.add_argument("--degree", type=int, default=None, help="degree (random-regular)")
     parser.add_argument("--p", type=float, default=None, help="edge probability (erdos-renyi)")
-    parser.add_argument("--radius", type=float, default=None, help="radius (random-geometric)")
+    parser.add_argument(
+        "--radius", type=float, default=None,
+        help="radius (random-geometric; default sqrt(2 ln n / (pi n)))",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of random families")
     parser.add_argument(
         "--solver", default="barrier",
