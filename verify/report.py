@@ -505,7 +505,11 @@ def run_claims(
         lanes = default_lanes(claims, ctx)
     if lanes not in (1, 2):
         raise TheorylabError(f"lanes must be 1 or 2, got {lanes!r}")
-    lane_names = [c.name for c in claims if not c.ranks] if lanes == 2 else []
+    # the lane's share, longest first (the main process takes back the short ones at the end)
+    lane_names = []
+    if lanes == 2:
+        simulated = [c for c in claims if not c.ranks]
+        lane_names = [c.name for c in sorted(simulated, key=lambda c: -c.expected_s)]
     drawer = _background_drawer() if figures else None
     lane = SimulatedLane(ctx, results_dir, force, lane_names) if lane_names else None
     try:

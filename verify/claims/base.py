@@ -459,6 +459,9 @@ class Claim(abc.ABC):
     #: ``False`` for claims that only use the simulator, which may then run in the second lane
     #: of the main job (:mod:`verify.lanes`), where asking for the pool is an error
     ranks: bool = True
+    #: rough seconds of the quick budget on one core; orders the second lane's work, longest
+    #: first (so a long claim never starts last while the other lane sits idle)
+    expected_s: float = 1.0
     #: term -> (quick, full): the minimum detectable relative error at 95% power of the check
     #: that isolates the term (from the claim's own intervals, seed 0), or how it is decided
     detectable: dict = {}

@@ -277,6 +277,7 @@ class CompressedPSGDFloor(Claim):
 
     name = "compressed_psgd_floor"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 5.0
     kind = "exact"
     issue = ISSUE
     question = "How does compression affect the rate?"
@@ -533,6 +534,7 @@ class ChocoConsensusRate(Claim):
 
     name = "choco_consensus_rate"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 2.0
     kind = "shape"
     issue = ISSUE
     description = (

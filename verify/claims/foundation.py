@@ -434,6 +434,7 @@ class PSGDFloorShape(Claim):
 
     name = "psgd_floor_shape"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 3.0
     kind = "shape"
     issue = ISSUE
     question = "How do the number of nodes and the step size set the noise floor?"

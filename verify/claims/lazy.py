@@ -528,6 +528,7 @@ class LocalSGDBestPeriod(Claim):
 
     name = "local_sgd_best_period"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 2.0
     kind = "exact"
     issue = ISSUE
     question = QUESTION_TAU

@@ -502,6 +502,7 @@ class OwnModelSpeedup(_OwnModelClaim):
 
     name = "own_model_speedup"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 15.0
     kind = "shape"
     issue = ISSUE
     question = QUESTION
@@ -631,6 +632,7 @@ class OwnModelTopology(_OwnModelClaim):
 
     name = "own_model_topology"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 3.0
     kind = "shape"
     issue = ISSUE
     question = QUESTION

@@ -509,6 +509,7 @@ class DSGDTransient(Claim):
 
     name = "dsgd_transient"
     ranks = False  # simulator only: may run in the main job's second lane
+    expected_s = 2.0
     kind = "shape"
     issue = ISSUE
     question = "How long before decentralized SGD matches parallel SGD?"
