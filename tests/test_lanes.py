@@ -120,3 +120,31 @@ def test_default_lanes(monkeypatch):
     assert default_lanes([sim, ranks], ctx) == 1
     with pytest.raises(TheorylabError, match="lanes must be 1 or 2"):
         run_claims([SIM[0]], ctx, "unused", lanes=3)
+
+
+def test_rank_start_method(monkeypatch):
+    import multiprocessing as mp
+
+    from verify.runtime.launch import _rank_context
+
+    monkeypatch.delenv("THEORYLAB_START_METHOD", raising=False)
+    want = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    assert _rank_context().get_start_method() == want
+    monkeypatch.setenv("THEORYLAB_START_METHOD", "spawn")
+    assert _rank_context().get_start_method() == "spawn"
+    monkeypatch.setenv("THEORYLAB_START_METHOD", "fork")
+    with pytest.raises(TheorylabError, match="'forkserver' or 'spawn', got 'fork'"):
+        _rank_context()
+
+
+def test_cli_lanes_option():
+    import argparse
+
+    from verify.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--lanes", "1"]).lanes == 1
+    assert parser.parse_args([]).lanes is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lanes", "3"])

@@ -104,8 +104,10 @@ def _det_check(pred_curve, measured_curve) -> RuleOutcome:
 
 
 def _fact(passed: bool, predicted: float, measured: float, detail: str) -> RuleOutcome:
-    return RuleOutcome(passed=bool(passed), predicted=float(predicted), measured=float(measured),
-                       interval=(float("nan"), float("nan")), detail=detail)  # fmt: skip
+    """A deterministic check: its interval is the measured value itself (no sampling error)."""
+    m = float(measured)
+    return RuleOutcome(passed=bool(passed), predicted=float(predicted), measured=m,
+                       interval=(m, m), detail=detail)  # fmt: skip
 
 
 def _last_iterate(k, before, after, ctx, *, last):
