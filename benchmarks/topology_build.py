@@ -28,24 +28,13 @@ import subprocess
 import sys
 import time
 
+from theorylab.topology_sparse import FAMILY_NAMES
+
 ARGS = {
     "random-regular": ["--degree", "4"],
     "erdos-renyi": ["--p", "2e-4"],
 }
-FAMILIES = (
-    "ring",
-    "path",
-    "star",
-    "complete",
-    "grid",
-    "torus",
-    "hypercube",
-    "exponential",
-    "one-peer-exponential",
-    "random-regular",
-    "erdos-renyi",
-    "random-geometric",
-)
+FAMILIES = FAMILY_NAMES  # every family the CLI builds
 TARGET_S = 3.0
 
 

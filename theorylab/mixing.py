@@ -33,9 +33,7 @@ import warnings
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
-from theorylab import spectral
 from theorylab.errors import TheorylabError, TheorylabWarning
 from theorylab.stochastic import (
     DENSE_LIMIT,
@@ -158,39 +156,12 @@ def uniform_weights(G, sparse=None):
 
 
 def _laplacian_extremes(G) -> tuple[float, float]:
-    """(lambda_1, lambda_{n-1}) of the Laplacian: largest and smallest nonzero eigenvalue."""
+    """(lambda_1, lambda_{n-1}) of the Laplacian: largest and smallest nonzero eigenvalue
+    (:func:`theorylab.topology_sparse.laplacian_extremes`)."""
+    from theorylab.topology_sparse import laplacian_extremes
+
     _, n, u, v, deg = _edges_degrees(G)
-    if n <= DENSE_LIMIT:
-        lam = np.linalg.eigvalsh(laplacian(G, sparse=False))
-        return float(lam[-1]), float(lam[1])
-    Lap = laplacian(G, sparse=True)
-    # W0 = I - L/(2 d_max) is symmetric doubly stochastic with spectrum in [0, 1]:
-    # lambda_{n-1}(L) = 2 d_max (1 - lambda_2(W0)), computed as a gap (no cancellation).
-    c = 2.0 * deg.max()
-    W0 = (sp.eye_array(n, format="csr") - Lap / c).tocsr()
-    lam_min = c * spectral.extreme_eigenvalues(W0).gap2
-    try:
-        top = spla.eigsh(
-            Lap,
-            k=1,
-            which="LA",
-            tol=1e-8,
-            maxiter=200,
-            ncv=min(n, 40),
-            v0=np.random.default_rng(0).standard_normal(n),
-            return_eigenvectors=False,
-        )
-        lam_max = float(top[0])
-    except spla.ArpackNoConvergence:
-        # Anderson-Morley upper bound lambda_1 <= max_{ij in E} (d_i + d_j): a conservative step.
-        lam_max = float(np.max(deg[u] + deg[v]))
-        warnings.warn(
-            "Laplacian lambda_1 did not converge; using the Anderson-Morley bound "
-            f"{lam_max:g} (best-constant step slightly conservative)",
-            TheorylabWarning,
-            stacklevel=3,
-        )
-    return lam_max, lam_min
+    return laplacian_extremes(laplacian(G, sparse=True), deg, u, v)
 
 
 def best_constant_weights(G, sparse=None):

@@ -587,17 +587,27 @@ def _symmetric_csr(n, u, v, w, diag) -> sp.csr_array:
 
 
 def _laplacian_extremes(edges: Edges) -> tuple[float, float]:
-    """(lambda_1, lambda_{n-1}) of the graph Laplacian (largest, smallest nonzero), as in
-    :func:`theorylab.mixing.best_constant_weights`: dense for n <= 2000, else the gap of
-    ``W0 = I - L/(2 d_max)`` and a Lanczos top eigenvalue (Anderson-Morley bound on failure)."""
+    """(lambda_1, lambda_{n-1}) of the graph Laplacian of ``edges`` (largest, smallest
+    nonzero): :func:`laplacian_extremes` of its sparse Laplacian."""
+    n, u, v = edges.n, edges.u, edges.v
+    deg = edges.degrees().astype(np.float64)
+    lap = _symmetric_csr(n, u, v, -np.ones(u.size), deg)
+    return laplacian_extremes(lap, deg, u, v)
+
+
+def laplacian_extremes(lap, deg: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """(lambda_1, lambda_{n-1}) of a graph Laplacian ``lap`` (scipy sparse; ``deg`` its degrees,
+    ``(u, v)`` its edges), as :func:`theorylab.mixing.best_constant_weights` needs them: dense
+    for n <= 2000, else lambda_{n-1} as the gap of ``W0 = I - L/(2 d_max)`` (symmetric doubly
+    stochastic, spectrum in [0, 1], so ``lambda_{n-1}(L) = 2 d_max (1 - lambda_2(W0))`` with no
+    cancellation) and lambda_1 by Lanczos; if Lanczos does not converge, the Anderson-Morley
+    bound ``lambda_1 <= max_{ij in E} (d_i + d_j)`` (a conservative step) with a warning."""
     import scipy.sparse.linalg as spla
 
     from theorylab import spectral
     from theorylab.stochastic import DENSE_LIMIT
 
-    n, u, v = edges.n, edges.u, edges.v
-    deg = edges.degrees().astype(np.float64)
-    lap = _symmetric_csr(n, u, v, -np.ones(u.size), deg)
+    n = lap.shape[0]
     if n <= DENSE_LIMIT:
         lam = np.linalg.eigvalsh(lap.toarray())
         return float(lam[-1]), float(lam[1])
