@@ -192,7 +192,8 @@ def _compressed_psgd_floor(result, fig) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title(title, fontsize="small")
-        ax.legend(fontsize="xx-small")
+        if ax.get_legend_handles_labels()[0]:  # a panel with nothing drawn has no legend
+            ax.legend(fontsize="xx-small")
     axes[0].set_ylabel("E||x - x*||^2")
     fl = series.get("floor")
     if fl:

@@ -22,10 +22,10 @@ from theorylab.compressors import RandK
 from theorylab.errors import TheorylabError
 from verify.run import Trajectory, run_distributed, run_simulated
 from verify.runtime.distributed import DistributedCommunicator
-from verify.runtime.entry import quadratic_setup
 from verify.runtime.launch import DistributedError, WorkerPool, init_from_env, launch
 from verify.runtime.simulated import SimulatedCommunicator
 from verify.seeding import node_generators
+from verify.tasks import quadratic_setup
 
 pytestmark = pytest.mark.distributed
 

@@ -158,7 +158,7 @@ def test_default_claim_timeout_is_proportional_to_the_budget(tmp_path, toys):
 def test_pool_start_up_is_not_counted_against_the_claim(tmp_path, monkeypatch):
     # the pool starts inside the claim's first run_on_ranks; here start-up takes >= 3 s (the
     # progress callback sleeps) against a 2 s limit: the call itself still gets its 2 s
-    from verify.runtime.entry import ring_mix_check  # a task the ranks import at no cost
+    from verify.tasks import ring_mix_check  # a task the ranks import at no cost
 
     class _Quick(_Freezes):
         name = "faults_quick_call"

@@ -10,9 +10,9 @@ import torch
 from verify.algorithms.psgd import PSGD
 from verify.run import make_context
 from verify.runtime.distributed import DistributedCommunicator
-from verify.runtime.entry import quadratic_setup
 from verify.runtime.launch import WorkerPool
 from verify.runtime.simulated import SimulatedCommunicator
+from verify.tasks import quadratic_setup
 
 WORLD = 2
 

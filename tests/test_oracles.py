@@ -19,8 +19,8 @@ from theorylab.problems import heterogeneous_quadratic, logistic_regression
 from verify.comm import GradientOracle
 from verify.oracles import LogisticOracle, QuadraticOracle
 from verify.run import run_distributed, run_simulated
-from verify.runtime.entry import quadratic_setup
 from verify.seeding import node_generators
+from verify.tasks import quadratic_setup
 
 
 def test_doctest_examples_run():
