@@ -148,3 +148,21 @@ def test_cli_lanes_option():
     assert parser.parse_args([]).lanes is None
     with pytest.raises(SystemExit):
         parser.parse_args(["--lanes", "3"])
+
+
+def _env_var(rank, world_size, name):
+    import os
+
+    return os.environ.get(name)
+
+
+def test_ranks_see_the_parents_environment_not_the_fork_servers(monkeypatch):
+    # the fork server freezes the environment it started with; each rank adopts the parent's
+    # environment of the moment its pool starts (as a spawned process would)
+    from verify.runtime.launch import WorkerPool
+
+    with WorkerPool(2) as pool:  # the fork server is running after this
+        assert pool.run(_env_var, "THEORYLAB_TEST_LATE_VAR") == [None, None]
+    monkeypatch.setenv("THEORYLAB_TEST_LATE_VAR", "set-later")
+    with WorkerPool(2) as pool:
+        assert pool.run(_env_var, "THEORYLAB_TEST_LATE_VAR") == ["set-later", "set-later"]

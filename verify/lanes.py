@@ -98,9 +98,12 @@ def _take(counter, names: Sequence[str]) -> int | None:
     return i
 
 
-def _lane_main(settings, names, counter, results_dir, force, events) -> None:
+def _lane_main(settings, names, counter, results_dir, force, events, env=None) -> None:
     """The lane process: run claims from the shared counter until none is left."""
     try:
+        from verify.runtime.launch import adopt_environment
+
+        adopt_environment(env)  # the parent's, not the fork server's (frozen at its start)
         import torch
 
         torch.set_num_threads(1)  # one core each: the lane, and the main process beside it
@@ -148,7 +151,7 @@ class SimulatedLane:
         self._proc = mpc.Process(
             target=_lane_main, name="theorylab-lane", daemon=True,
             args=(_settings(ctx), self.names, self._counter, str(results_dir), force,
-                  self._events),
+                  self._events, dict(os.environ)),
         )  # fmt: skip
         self._started_at = self._last_event = time.monotonic()
         self._proc.start()

@@ -201,12 +201,27 @@ def _process_state(pid: int | None) -> str | None:
     return _STATES.get(fields[0], f"in state {fields[0]!r}") if fields else None
 
 
-def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, conn) -> None:
+def adopt_environment(env: dict | None) -> None:
+    """Make this process's environment ``env`` (the parent's when it started this process).
+
+    A fork of the fork server inherits the server's environment, frozen when the server
+    started; the parent's may have changed since (``CUDA_VISIBLE_DEVICES``, ``OMP_NUM_THREADS``,
+    ``THEORYLAB_*``), and a spawned process would have seen the new one.
+    """
+    if env is not None and dict(os.environ) != env:
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, conn,
+            env=None) -> None:  # fmt: skip
     """Body of one pool process: init the group, then serve tasks from ``conn`` until 'stop'.
 
     ``rendezvous`` is ``(host, port, prefix, gloo_ifname)``: the parent's store, the key prefix
     of this process group, and the network interface gloo must use (``None``: gloo's default).
+    ``env`` is the parent's environment (:func:`adopt_environment`).
     """
+    adopt_environment(env)
     conn.send_bytes(pickle.dumps(("up", rank)))  # imports done: start-up progress for the parent
     torch.set_num_threads(threads)
     host, port, prefix, gloo_ifname = rendezvous
@@ -440,6 +455,7 @@ class WorkerPool:
                     self.timeout_s,
                     self.threads,
                     child,
+                    dict(os.environ),
                 ),
                 daemon=True,
                 name=f"verify-rank-{rank}",
