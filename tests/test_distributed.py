@@ -73,9 +73,9 @@ def test_same_trajectory_on_both_executors(pool, topology, algorithm, params):
 
 def test_checkpoints_measured_in_batches_match_the_simulator(pool):
     """A rank measures its checkpoints in batches of up to ``_PENDING_BYTES``
-    (:func:`verify.run.run_algorithm`): with 12 MiB per checkpoint the 32 MiB batch fills and
-    is measured mid-run (after checkpoints 0-2), then the rest at the end; every number equals
-    the simulator's, which measures each checkpoint at once."""
+    (:func:`verify.run.run_algorithm`): with 12 MiB per checkpoint a batch holds two, so
+    checkpoints 0-1 and 2-3 are measured mid-run and 5 at the end; every number equals the
+    simulator's, which measures each checkpoint at once."""
     from verify import run as run_module
 
     d = 3 << 19  # 1.5 Mi float64 = 12 MiB per checkpoint and replica

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 
 from theorylab.errors import TheorylabError
 from verify.claims import ClaimContext
-from verify.claims.base import CLAIMS
+from verify.claims.base import CLAIMS, Claim
 from verify.lanes import LaneContext, SimulatedLane, default_lanes
 from verify.report import run_claims
 
@@ -166,3 +167,36 @@ def test_ranks_see_the_parents_environment_not_the_fork_servers(monkeypatch):
     monkeypatch.setenv("THEORYLAB_TEST_LATE_VAR", "set-later")
     with WorkerPool(2) as pool:
         assert pool.run(_env_var, "THEORYLAB_TEST_LATE_VAR") == ["set-later", "set-later"]
+
+
+class _RuntimeSimClaim(Claim):
+    """A claim registered at run time (not by ``import verify.claims``): the lane cannot see
+    it, so it must run in the main process even with ``ranks = False``."""
+
+    name = "lanes_runtime_toy"
+    kind = "bound"
+    issue = "Foundation"
+    description = "toy claim registered by a test"
+    ranks = False
+
+    def config(self, budget):
+        return {"R": 4}
+
+    def run(self, ctx):
+        import os
+
+        from verify.claims import stats
+
+        x = np.full((4, 1), 1.0) + np.arange(4)[:, None] * 1e-3
+        return self.make_result({"toy": stats.bound_rule([10.0], x)}, note=f"pid {os.getpid()}")
+
+
+def test_a_claim_registered_at_run_time_runs_in_the_main_process(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setitem(CLAIMS, _RuntimeSimClaim.name, _RuntimeSimClaim())
+    with ClaimContext(world_size=4) as ctx:
+        results = run_claims([_RuntimeSimClaim.name, SIM[0]], ctx, tmp_path, figures=False,
+                             lanes=2)  # fmt: skip
+    assert [r.verdict for r in results] == ["pass", "pass"]
+    assert results[0].detail.endswith(f"pid {os.getpid()}")  # ran here, not in the lane

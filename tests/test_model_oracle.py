@@ -415,3 +415,17 @@ def test_estimate_constants_into_nonconvex_rates(oracle):
     assert rates["psgd"].extra["confidence"] == pytest.approx(0.99)
     assert rates["dsgd"].extra["estimates"]["L"]["upper"] == c["L"].upper
     assert rates["psgd"].total > 0 and math.isfinite(rates["dsgd"].total)
+
+
+def _weighted_cross_entropy(output, target):  # normalised by the batch's weights: coupled
+    w = torch.tensor([1.0, 5.0, 0.2], dtype=output.dtype)
+    return torch.nn.functional.cross_entropy(output, target, weight=w)
+
+
+def test_a_loss_that_is_not_a_per_sample_mean_is_refused(data):
+    parts = split(data, N_NODES, alpha=0.5, seed=2)
+    with pytest.raises(TheorylabError, match="mean of per-sample losses"):
+        ModelOracle(mlp([3, 4, 3], seed=1), _weighted_cross_entropy, data.features, data.labels,
+                    parts)  # fmt: skip
+    # the named losses pass the check
+    ModelOracle(mlp([3, 4, 3], seed=1), "cross_entropy", data.features, data.labels, parts)

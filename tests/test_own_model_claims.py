@@ -113,3 +113,29 @@ def test_claim_passes_at_the_quick_budget(name):
         result = CLAIMS[name].run(ctx)
     assert result.verdict == "pass", result.detail
     assert all(c["passed"] for c in result.checks)
+
+
+def test_observer_batches_give_the_rows_of_one_step_at_a_time():
+    # the observer measures in batches (two all-reduces per batch); a batch of one step at a
+    # time (batch_evals=1) is the plain per-step measurement: same rows, same order
+    import functools
+
+    from verify.algorithms.psgd import PSGD
+    from verify.claims.own_model import GradNormObserver, observed_curves
+    from verify.run import run_simulated
+
+    cfg = {**MODEL, "samples": 64}
+    factory = functools.partial(make_oracle, cfg, 3, 1, alpha=0.5, batch_size=4)
+    x0 = make_oracle(cfg, 3, 1, alpha=0.5).x0.expand(3, 2, -1).contiguous()
+    W = [np.full((3, 3), 1 / 3)]
+    out = []
+    for evals in (1, 1 << 18, 3 * 2 * 3 * 40):  # per step, all at the end, a few per batch
+        observer = GradNormObserver(stride=2, start=1, points=[5], batch_evals=evals)
+        traj = run_simulated(PSGD(0.1), factory, W, x0, 12, 5, [12], observe=observer)
+        out.append(observed_curves(traj))
+    for steps, f, g2, points in out[1:]:
+        assert steps == out[0][0] == [1, 3, 5, 7, 9, 11]
+        np.testing.assert_allclose(f, out[0][1], rtol=1e-12)
+        np.testing.assert_allclose(g2, out[0][2], rtol=1e-10)
+        assert points.keys() == {5}
+        np.testing.assert_allclose(points[5], out[0][3][5], rtol=1e-12)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -88,18 +89,36 @@ def _settings(ctx: ClaimContext) -> dict:
     }  # fmt: skip
 
 
-def _take(counter, names: Sequence[str]) -> int | None:
-    """The index of the next unstarted claim (claimed atomically), or ``None``."""
-    with counter.get_lock():
-        i = counter.value
+def _take(counter, names: Sequence[str], timeout_s: float = 10.0) -> int | None:
+    """The index of the next unstarted claim (claimed atomically), or ``None`` if none is left
+    or the lock could not be had within ``timeout_s`` (a process killed while holding it)."""
+    lock = counter.get_lock()
+    if not lock.acquire(timeout=timeout_s):
+        return None
+    try:
+        i = counter.get_obj().value
         if i >= len(names):
             return None
-        counter.value = i + 1
+        counter.get_obj().value = i + 1
+    finally:
+        lock.release()
     return i
 
 
-def _lane_main(settings, names, counter, results_dir, force, events, env=None) -> None:
-    """The lane process: run claims from the shared counter until none is left."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (pid reused): treat as gone
+        return False
+    return True
+
+
+def _lane_main(settings, names, counter, results_dir, force, events, env=None,
+               parent_pid=None) -> None:  # fmt: skip
+    """The lane process: run claims from the shared counter until none is left (or the main
+    process is gone: a lane never outlives the run it serves)."""
     try:
         from verify.runtime.launch import adopt_environment
 
@@ -115,7 +134,7 @@ def _lane_main(settings, names, counter, results_dir, force, events, env=None) -
         events.put(("broken", None, traceback.format_exc()))
         return
     events.put(("ready", None, None))
-    while (i := _take(counter, names)) is not None:
+    while (parent_pid is None or _alive(parent_pid)) and (i := _take(counter, names)) is not None:
         name = names[i]
         events.put(("start", name, time.monotonic()))
         try:
@@ -125,6 +144,7 @@ def _lane_main(settings, names, counter, results_dir, force, events, env=None) -
         except BaseException:  # noqa: BLE001 - run_and_save catches the claim's own errors
             events.put(("broken", name, traceback.format_exc()))
             return
+    events.put(("exit", None, None))
 
 
 class SimulatedLane:
@@ -151,10 +171,18 @@ class SimulatedLane:
         self._proc = mpc.Process(
             target=_lane_main, name="theorylab-lane", daemon=True,
             args=(_settings(ctx), self.names, self._counter, str(results_dir), force,
-                  self._events, dict(os.environ)),
+                  self._events, dict(os.environ), os.getpid()),
         )  # fmt: skip
         self._started_at = self._last_event = time.monotonic()
         self._proc.start()
+        # A reader thread moves the lane's events into an in-process queue: an mp.Queue read
+        # blocks without limit on a message the lane died in the middle of writing (its
+        # timeout covers only the first byte); the thread may hang there, the main thread
+        # never does (it waits on the inbox, with timeouts, and watches the process).
+        self._inbox: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="theorylab-lane-reader",
+                                        daemon=True)  # fmt: skip
+        self._reader.start()
         self._ready = False
         self._running: dict[str, float] = {}  # name -> when the lane started it
         self._collected: set[str] = set()
@@ -162,13 +190,23 @@ class SimulatedLane:
         self.broken: str | None = None
 
     # -- events ------------------------------------------------------------------------------
+    def _read(self) -> None:
+        while True:
+            try:
+                event = self._events.get()
+            except (EOFError, OSError, ValueError):  # the queue was closed
+                return
+            self._inbox.put(event)
+            if event[0] in ("exit", "broken"):
+                return
+
     def _handle(self, event, collect: Callable) -> None:
         kind, name, payload = event
         self._last_event = time.monotonic()
         if kind == "ready":
             self._ready = True
-        elif kind == "start":
-            self._running[name] = time.monotonic()
+        elif kind == "start":  # the lane's clock (system-wide monotonic), not when read here
+            self._running[name] = min(float(payload), time.monotonic())
         elif kind == "done":
             data, resumed = payload
             self._running.pop(name, None)
@@ -183,15 +221,17 @@ class SimulatedLane:
         self._running.pop(name, None)
         self._collected.add(name)
         claim = CLAIMS[name]
+        lines = [line for line in why.strip().splitlines() if line.strip()]
+        summary = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1].strip()}"
         result = ClaimResult(claim=name, kind=claim.kind, issue=claim.issue, verdict="error",
-                             detail=f"{name}: {why.splitlines()[0]}", traceback=why)  # fmt: skip
+                             detail=f"{name}: {summary}", traceback=why)  # fmt: skip
         collect(name, result, False)
 
     def poll(self, collect: Callable) -> None:
         """Hand every result that has arrived to ``collect`` (never blocks)."""
         while True:
             try:
-                event = self._events.get_nowait()
+                event = self._inbox.get_nowait()
             except queue.Empty:
                 return
             self._handle(event, collect)
@@ -206,8 +246,9 @@ class SimulatedLane:
 
     def finish(self, collect: Callable) -> None:
         """Wait for the claims the lane took, each within its time limit (+ slack)."""
-        with self._counter.get_lock():
-            handed = self.names[: self._counter.value]
+        # every claim is handed out by now (take_back returned None): read without the lock,
+        # which a lane killed while holding it would never release
+        handed = self.names[: self._counter.get_obj().value]
         owed = [n for n in handed if n not in self._taken]
         while any(n not in self._collected for n in owed):
             now = time.monotonic()
@@ -219,13 +260,19 @@ class SimulatedLane:
             else:  # between a result and the next start: moments, unless the lane is stuck
                 deadline = self._last_event + LANE_SLACK_S
             try:
-                event = self._events.get(timeout=max(0.05, min(1.0, deadline - now)))
+                event = self._inbox.get(timeout=max(0.05, min(1.0, deadline - now)))
             except queue.Empty:
                 event = None
             if event is not None:
                 self._handle(event, collect)
                 continue
             dead = not self._proc.is_alive()
+            if dead:  # what it wrote in full before dying may still be on its way
+                try:
+                    self._handle(self._inbox.get(timeout=1.0), collect)
+                    continue
+                except queue.Empty:
+                    pass
             if dead or time.monotonic() >= deadline:
                 self.close()
                 why = (f"the lane process died (exit code {self._proc.exitcode})" if dead

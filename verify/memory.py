@@ -31,8 +31,10 @@ def _malloc_trim():
     return trim
 
 
-def release_free_memory() -> bool:
-    """Collect garbage, then return free heap pages to the OS; ``True`` if any was returned."""
-    gc.collect()
+def release_free_memory(collect: bool = True) -> bool:
+    """Collect garbage (unless ``collect`` is false: a full collection costs tens of ms in a
+    process holding torch), then return free heap pages to the OS; ``True`` if any was."""
+    if collect:
+        gc.collect()
     trim = _malloc_trim()
     return bool(trim(0)) if trim is not None else False

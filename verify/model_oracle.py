@@ -117,8 +117,12 @@ class ModelOracle:
         supported: put it in ``eval()`` mode; likewise dropout, whose randomness would not
         come from the nodes' generators).
     loss : str or callable
-        ``"cross_entropy"``, ``"half_mse"`` or ``loss(output, target) -> scalar`` (a mean over
-        the batch; module-level, so it pickles to the ranks).
+        ``"cross_entropy"``, ``"half_mse"`` or ``loss(output, target) -> scalar``, which must
+        be the **mean of per-sample losses** over the batch (the ``f_i`` above; full batches
+        are evaluated as weighted sums of per-sample losses, minibatches by calling ``loss`` on
+        the batch, and the two agree only for such a mean): a batch-coupled loss, e.g. a
+        class-weighted cross-entropy (normalised by the batch's weights), is refused at
+        construction. Module-level, so it pickles to the ranks.
     features : array_like, shape (N, ...)
     labels : array_like, shape (N,) int (classification) or (N, ...) float (regression)
     parts : sequence of n index arrays
@@ -145,7 +149,8 @@ class ModelOracle:
         ``model`` not an ``nn.Module``, a parameter that is not floating point (named), an
         unknown loss type, a non-floating ``dtype``.
     TheorylabError
-        No parameters, an empty node, indices out of range, ``batch_size < 1``.
+        No parameters, an empty node, indices out of range, ``batch_size < 1``, a loss that
+        is not the mean of its per-sample losses (checked on up to 8 samples at ``x0``).
 
     Examples
     --------
@@ -239,6 +244,25 @@ class ModelOracle:
             torch.arange(self.n, device=self.device), self._sizes_t.to(torch.int64)
         )
         self.x_star = None
+        self._check_loss_is_a_mean()
+
+    def _check_loss_is_a_mean(self, k: int = 8) -> None:
+        """Refuse a loss whose value on a batch is not the mean of its per-sample values (the
+        full-batch and minibatch paths would then compute different ``f_i``)."""
+        a, y = self.X[:k], self.y[:k]
+        with torch.no_grad():
+            out = functional_call(self.model, (self.unflatten(self.x0), self.buffers), (a,))
+            whole = self.loss(out, y)
+            per = torch.stack([self.loss(out[j : j + 1], y[j : j + 1]) for j in range(len(a))])
+        mean = per.mean()
+        scale = max(float(mean.abs()), float(per.abs().max()), 1e-300)
+        if not torch.isfinite(whole) or abs(float(whole - mean)) > 1e-9 * scale:
+            raise TheorylabError(
+                f"loss {self.loss_name!r} on a batch of {len(a)} samples is {float(whole):.6g}, "
+                f"but the mean of its per-sample values is {float(mean):.6g}: the oracle needs "
+                "loss(batch) = mean of per-sample losses (f_i is an average over node i's "
+                "samples); a class-weighted or otherwise batch-coupled loss is not supported"
+            )
 
     # ---- the functional model ----------------------------------------------------------------
     def unflatten(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -505,14 +505,27 @@ def run_claims(
         lanes = default_lanes(claims, ctx)
     if lanes not in (1, 2):
         raise TheorylabError(f"lanes must be 1 or 2, got {lanes!r}")
+    if lanes == 2 and (any(c.wall_clock for c in claims) or ctx.pool_started):
+        warnings.warn(
+            "lanes=2 ignored: a wall-clock claim needs the machine to itself, and a context "
+            "that already holds a pool (torchrun) runs its claims in order",
+            UserWarning,
+            stacklevel=2,
+        )
+        lanes = 1
     # the lane's share, longest first (the main process takes back the short ones at the end)
     lane_names = []
     if lanes == 2:
-        simulated = [c for c in claims if not c.ranks]
+        # the lane knows the claims `import verify.claims` registers; one registered at run
+        # time (a script, a notebook, a test) runs here
+        simulated = [
+            c for c in claims if not c.ranks and type(c).__module__.startswith("verify.claims.")
+        ]
         lane_names = [c.name for c in sorted(simulated, key=lambda c: -c.expected_s)]
     drawer = _background_drawer() if figures else None
-    lane = SimulatedLane(ctx, results_dir, force, lane_names) if lane_names else None
+    lane = None
     try:
+        lane = SimulatedLane(ctx, results_dir, force, lane_names) if lane_names else None
         _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
                          drawer, lane)  # fmt: skip
     finally:

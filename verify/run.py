@@ -314,9 +314,12 @@ def run_algorithm(
         t = time.perf_counter()
         x = algorithm.iterate(state)
         if defer:
-            pending.append(x.detach().clone())
+            size = x.numel() * x.element_size()
             held = sum(p.numel() * p.element_size() for p in pending)
-            return time.perf_counter() - t + (flush() if held >= _PENDING_BYTES else 0.0)
+            if pending and held + size > _PENDING_BYTES:  # a batch never exceeds the limit
+                flush()
+            pending.append(x.detach().clone())
+            return time.perf_counter() - t
         for key, value in zip(_METRICS, _measure(comm, x, x_star)):
             metrics[key].append(value)
         return time.perf_counter() - t

@@ -137,7 +137,9 @@ class GradNormObserver:
 
     Called by the run loop after every step ``k`` with the state before it; the steps ``k`` with
     ``k % stride == 0`` and ``k >= start`` are observed. Their iterates wait in this object and
-    are measured in batches of up to ``batch_points`` (steps x replicas) points: one all-reduce
+    are measured in batches of up to ``batch_evals`` per-sample evaluations (points = steps x
+    replicas, times the local nodes, times the largest node's sample count: a bound on the
+    batched pass's memory, the same on every rank so their collectives match): one all-reduce
     of the nodes' iterates gives every ``xbar_k`` (every rank alike, so collectives stay
     matched), each process differentiates only its own nodes' ``f_i`` at all of them in one
     batched pass, and a second all-reduce sums them. A batch is returned as a list of rows
@@ -147,16 +149,18 @@ class GradNormObserver:
     estimating the constants along the trajectory). Picklable.
     """
 
-    def __init__(self, stride: int = 1, start: int = 0, points=(), batch_points: int = 1024):
+    def __init__(self, stride: int = 1, start: int = 0, points=(), batch_evals: int = 1 << 18):
         self.stride, self.start, self.points = int(stride), int(start), set(points)
-        self.batch_points = int(batch_points)
+        self.batch_evals = int(batch_evals)
         self._pending: list[tuple[int, torch.Tensor]] = []
 
     def __call__(self, k, before, after, ctx):
         if k < self.start or (k - self.start) % self.stride:
             return None
         self._pending.append((k, before.x.detach().clone()))
-        if len(self._pending) * before.x.shape[1] >= self.batch_points:
+        m, R = before.x.shape[0], before.x.shape[1]
+        per_step = R * m * max(getattr(ctx.oracle, "sizes", [1]))
+        if (len(self._pending) + 1) * per_step > self.batch_evals:  # the next would not fit
             return self.flush(ctx)
         return None
 
