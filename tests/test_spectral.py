@@ -2,6 +2,7 @@
 
 import math
 
+import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -198,3 +199,65 @@ def test_bad_inputs():
     with pytest.raises(TheorylabError, match="method"):
         S.rho(np.full((2, 2), 0.5), method="magic")
     assert S.rho(sp.csr_array(np.full((2, 2), 0.5)), method="sparse") < 1e-15
+
+
+def _circulant_metropolis(n, k):
+    """Metropolis W of the ring lattice C_n(1..k) (degree 2k): W = (I + sum of the 2k shifts) /
+    (2k + 1), eigenvalues (1 + 2 sum_{m<=k} cos(2 pi j m / n)) / (2k + 1), j = 0..n-1."""
+    return M.mixing_matrix(nx.circulant_graph(n, range(1, k + 1)), "metropolis", sparse=True)
+
+
+def _lobpcg_cases():
+    import theorylab.topology_sparse as ts
+
+    rgg = ts.sparse_mixing_matrix(ts.family_edges("random-geometric", n=3000))
+    return {"rgg": rgg, "circulant": _circulant_metropolis(3000, 6)}
+
+
+@pytest.fixture(scope="module")
+def lobpcg_cases():
+    return _lobpcg_cases()
+
+
+def _gap_agrees(s, d) -> bool:
+    # 1e-13 absolute on the gap: catches an off-by-delta (1e-12) shift; measured agreement ~1e-15
+    return abs(s.gap2 - d.gap2) < 1e-13 and abs(s.rho - d.rho) < 1e-13
+
+
+@pytest.mark.parametrize("case", ["rgg", "circulant"])
+def test_lobpcg_route_matches_dense(lobpcg_cases, case):
+    # mean degree >= 7 and a gap < 0.01: lambda_2 from preconditioned LOBPCG (issue 13 section 3)
+    W = lobpcg_cases[case]
+    s = S.extreme_eigenvalues(W, method="sparse")
+    d = S.extreme_eigenvalues(W, method="dense")
+    assert s.method.startswith("sparse-lobpcg"), s.method
+    assert _gap_agrees(s, d), (s.gap2, d.gap2)
+    if case == "circulant":  # closed form, j = 1 (a degenerate pair j = 1, n - 1)
+        n, k = 3000, 6
+        lam2 = (1 + 2 * sum(math.cos(2 * math.pi * m / n) for m in range(1, k + 1))) / (2 * k + 1)
+        gap = 2 * sum(1 - math.cos(2 * math.pi * m / n) for m in range(1, k + 1)) / (2 * k + 1)
+        assert abs(s.lambda2 - lam2) < 1e-13 and abs(s.gap2 - gap) < 5e-14
+
+
+def test_lobpcg_route_planted_shift_is_caught(lobpcg_cases, monkeypatch):
+    # planted bug: L = (1 + delta) I - W with delta = 1e-12 (the shift-invert's delta, forgotten)
+    W = lobpcg_cases["rgg"]
+    d = S.extreme_eigenvalues(W, method="dense")
+    good = S._laplacian
+    monkeypatch.setattr(
+        S, "_laplacian", lambda W: good(W) + 1e-12 * sp.eye_array(W.shape[0], format="csr")
+    )
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method.startswith("sparse-lobpcg") and not _gap_agrees(s, d)
+    assert abs(s.gap2 - d.gap2 - 1e-12) < 1e-13  # off by exactly the planted shift
+
+
+def test_lobpcg_no_convergence_falls_back_to_shift_invert(lobpcg_cases, monkeypatch):
+    # a useless preconditioner (zero): LOBPCG stalls for its 80 iterations and gives up;
+    # shift-invert answers
+    W = lobpcg_cases["rgg"]
+    monkeypatch.setattr(S._TwoLevel, "__call__", lambda self, R: np.zeros_like(R))
+    s = S.extreme_eigenvalues(W, method="sparse")
+    d = S.extreme_eigenvalues(W, method="dense")
+    assert "lobpcg" not in s.method and "shift-invert" in s.method
+    assert _gap_agrees(s, d)
