@@ -354,22 +354,46 @@ class _TwoLevel:
 
     _OMEGA = 2.0 / 3.0
 
-    def __init__(self, L):
+    def __init__(self, L, dtype=np.float32):
         n = L.shape[0]
-        self.L = L
-        self.dinv = (self._OMEGA / L.diagonal())[:, None]
+        # the smoothing runs in single precision (half the memory traffic of the sparse
+        # products): a preconditioner needs no more, LOBPCG's residuals stay in double
+        self.dtype = dtype
+        self.L = L.astype(dtype)
+        self.dinv = (self._OMEGA / L.diagonal()).astype(dtype)[:, None]
         agg, nc = _aggregates(L)
-        self.P = sp.csr_array((np.ones(n), (np.arange(n), agg)), shape=(n, nc))
+        self.P = sp.csr_array((np.ones(n, dtype=dtype), (np.arange(n), agg)), shape=(n, nc))
         self.PT = sp.csr_array(self.P.T)
         sizes = sp.diags_array(np.bincount(agg, minlength=nc).astype(np.float64))
-        coarse = sp.csc_array(self.PT @ (L @ self.P) + 1e-5 * sizes)
+        P64 = self.P.astype(np.float64)
+        coarse = sp.csc_array(P64.T @ (L @ P64) + 1e-5 * sizes)
         self.coarse = _splu_spd(coarse)
+        self._coarse_matrix, self._sizes, self.nc = coarse, sizes.diagonal(), nc
+
+    def coarse_modes(self, k: int) -> np.ndarray:
+        """The k slowest non-constant modes of the coarse problem (``A_c v = mu D v``, D the
+        aggregate sizes), prolongated: a start block close to L's slowest modes."""
+        n_c = self.nc
+        inv = spla.LinearOperator((n_c, n_c), matvec=self.coarse.solve, dtype=np.float64)
+        v0 = np.random.default_rng(0).standard_normal(n_c)
+        _, V = spla.eigsh(
+            self._coarse_matrix,
+            k=k + 1,
+            M=sp.diags_array(self._sizes),
+            sigma=0.0,
+            OPinv=inv,
+            v0=v0,
+            tol=1e-6,
+        )
+        return self.P.astype(np.float64) @ V[:, 1:]
 
     def __call__(self, R):
+        R = R.astype(self.dtype)
         X = self.dinv * R
-        X += self.P @ self.coarse.solve(np.asarray(self.PT @ (R - self.L @ X)))
+        Rc = np.asarray(self.PT @ (R - self.L @ X), dtype=np.float64)
+        X += self.P @ self.coarse.solve(Rc).astype(self.dtype)
         X += self.dinv * (R - self.L @ X)
-        return X
+        return X.astype(np.float64)
 
 
 def _orthonormal(S, drop=1e-12):
@@ -383,6 +407,7 @@ def _orthonormal(S, drop=1e-12):
     return S @ T, T
 
 
+@small_dense  # the dense work is on n x 3k blocks (memory-bound): one BLAS thread
 def _gap_lobpcg(W, tol, k=3, max_iter=80):
     """Smallest eigenvalue of ``L = I - W`` on 1^perp (the gap 1 - lambda_2) by LOBPCG.
 
@@ -401,14 +426,18 @@ def _gap_lobpcg(W, tol, k=3, max_iter=80):
     n = W.shape[0]
     L = _laplacian(W)
     prec = _TwoLevel(L)
-    X = np.random.default_rng(0).standard_normal((n, k))
+    X = (
+        prec.coarse_modes(k)
+        if prec.nc > 4 * k
+        else np.random.default_rng(0).standard_normal((n, k))
+    )
     X -= X.mean(axis=0)
     X, _ = _orthonormal(X)
     AX = L @ X
     theta, C = np.linalg.eigh(X.T @ AX)
     X, AX = X @ C, AX @ C
     P = AP = None
-    for _ in range(max_iter):
+    for _it in range(max_iter):
         R = AX - X * theta
         r2 = float(np.square(R[:, : k - 1]).sum())  # ||R||_F^2 of the cluster theta_1..k-1
         if r2 <= tol * theta[0] * (theta[-1] - theta[-2]):
@@ -423,17 +452,28 @@ def _gap_lobpcg(W, tol, k=3, max_iter=80):
             S, AS = S - X @ XS, AS - AX @ XS
         S, T = _orthonormal(S)
         AS = AS @ T
-        Q, AQ = np.hstack([X, S]), np.hstack([AX, AS])
-        G = Q.T @ AQ
+        # Rayleigh-Ritz on [X, S] (orthonormal), G = [X S]^T L [X S] by blocks
+        G12 = AX.T @ S
+        G = np.block([[X.T @ AX, G12], [G12.T, S.T @ AS]])
         theta_all, C = np.linalg.eigh((G + G.T) / 2)
         theta, C = theta_all[:k], C[:, :k]
-        X, AX = Q @ C, AQ @ C
         P, AP = S @ C[k:], AS @ C[k:]
+        X, AX = X @ C[:k] + P, AX @ C[:k] + AP
     return None
 
 
-def _sparse_symmetric(W, tol) -> Spectrum:
+def _int32_csr(W) -> sp.csr_array:
+    """W as csr with 32-bit indices where they fit (sparse products ~1.4x faster than int64)."""
     W = sp.csr_array(W)
+    if W.indices.dtype != np.int32 and W.nnz < 2**31 - 1:
+        W = sp.csr_array(
+            (W.data, W.indices.astype(np.int32), W.indptr.astype(np.int32)), shape=W.shape
+        )
+    return W
+
+
+def _sparse_symmetric(W, tol) -> Spectrum:
+    W = _int32_csr(W)
     n = W.shape[0]
     eye = sp.eye_array(n, format="csr")
     v0 = _v0(n)
