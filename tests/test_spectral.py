@@ -225,8 +225,10 @@ def _gap_agrees(s, d) -> bool:
 
 
 @pytest.mark.parametrize("case", ["rgg", "circulant"])
-def test_lobpcg_route_matches_dense(lobpcg_cases, case):
-    # mean degree >= 7 and a gap < 0.01: lambda_2 from preconditioned LOBPCG (issue 13 section 3)
+def test_lobpcg_route_matches_dense(lobpcg_cases, case, monkeypatch):
+    # mean degree >= 7 and a gap < 0.01: lambda_2 from preconditioned LOBPCG (issue 13 section 3),
+    # taken by default from n = 15000 (SuperLU is faster below): forced here at n = 3000
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
     W = lobpcg_cases[case]
     s = S.extreme_eigenvalues(W, method="sparse")
     d = S.extreme_eigenvalues(W, method="dense")
@@ -241,6 +243,7 @@ def test_lobpcg_route_matches_dense(lobpcg_cases, case):
 
 def test_lobpcg_route_planted_shift_is_caught(lobpcg_cases, monkeypatch):
     # planted bug: L = (1 + delta) I - W with delta = 1e-12 (the shift-invert's delta, forgotten)
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
     W = lobpcg_cases["rgg"]
     d = S.extreme_eigenvalues(W, method="dense")
     good = S._laplacian
@@ -255,9 +258,50 @@ def test_lobpcg_route_planted_shift_is_caught(lobpcg_cases, monkeypatch):
 def test_lobpcg_no_convergence_falls_back_to_shift_invert(lobpcg_cases, monkeypatch):
     # a useless preconditioner (zero): LOBPCG stalls for its 80 iterations and gives up;
     # shift-invert answers
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
     W = lobpcg_cases["rgg"]
     monkeypatch.setattr(S._TwoLevel, "__call__", lambda self, R: np.zeros_like(R))
     s = S.extreme_eigenvalues(W, method="sparse")
     d = S.extreme_eigenvalues(W, method="dense")
     assert "lobpcg" not in s.method and "shift-invert" in s.method
     assert _gap_agrees(s, d)
+
+
+def test_lobpcg_route_not_taken_below_its_size(lobpcg_cases):
+    # n = 3000 < _LOBPCG_MIN_N: SuperLU shift-invert (faster there), same answer
+    s = S.extreme_eigenvalues(lobpcg_cases["rgg"], method="sparse")
+    assert "lobpcg" not in s.method and "shift-invert" in s.method
+
+
+@pytest.mark.parametrize("case", ["rgg", "circulant"])
+def test_aggregates_are_a_maximal_independent_set_partition(lobpcg_cases, case):
+    # every node is in one aggregate; the roots (one per aggregate) are pairwise non-adjacent and
+    # every node is its root or adjacent to it (so every aggregate is connected, of diameter <= 2)
+    W = sp.csr_array(lobpcg_cases[case])
+    agg, roots = S._aggregates(W)
+    n, nc = W.shape[0], roots.size
+    assert agg.shape == (n,) and np.array_equal(agg[roots], np.arange(nc))
+    assert np.bincount(agg, minlength=nc).min() >= 1
+    rows, cols = W.nonzero()
+    off = rows != cols
+    rows, cols = rows[off], cols[off]
+    is_root = np.zeros(n, dtype=bool)
+    is_root[roots] = True
+    assert not np.any(is_root[rows] & is_root[cols])  # independent
+    adjacent = set(zip(rows.tolist(), cols.tolist()))
+    for i in range(n):  # each node is its aggregate's root or adjacent to it (maximality)
+        assert i == roots[agg[i]] or (i, int(roots[agg[i]])) in adjacent
+
+
+def test_lobpcg_route_default_at_large_n_matches_shift_invert():
+    # n = 20000 >= _LOBPCG_MIN_N: the default route; shift-invert on the same matrix agrees to
+    # ~1e-16 (measured 8e-17); tolerance 1e-14 (dense is out of reach here)
+    import theorylab.topology_sparse as ts
+
+    W = ts.sparse_mixing_matrix(ts.family_edges("random-geometric", n=20000))
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method.startswith("sparse-lobpcg")
+    n = W.shape[0]
+    M = ((1 + S._DELTA) * sp.eye_array(n, format="csr") - sp.csr_array(W)).tocsc()
+    gap_si, _ = S._gap_shift_invert(M, n, True, 1e-10, S._v0(n))
+    assert abs(s.gap2 - gap_si) < 1e-14 and s.gap2 >= gap_si - 1e-15  # Rayleigh: from above

@@ -20,17 +20,17 @@ n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
   hand, where minimum degree is O(n^2)), the ones vector is projected out, and the top
   Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
   with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
-  are well separated. Where that LU is costly (2-D-like graphs of mean degree >= 7, e.g.
-  random geometric: ~2 s of SuperLU at n = 1e5) the gap is instead the smallest eigenvalue of
-  ``L = I - W`` on 1^perp by block LOBPCG (3 vectors) preconditioned by a two-level method
-  (Jacobi smoothing and an aggregation coarse space, its small matrix factorised by SuperLU),
-  stopped when the quadratic residual bound puts the gap within ``tol * gap`` (relative; the
-  Rayleigh quotient is computed on L directly, no cancellation); shift-invert remains the
-  fallback if it does not converge in 80 iterations. Expanders (gap > 0.01), where LU fill-in
-  would be ruinous, continue the same plain Lanczos run (no restarts, no reorthogonalisation:
-  one sparse matvec and a few O(n) passes per step, against ARPACK's O(n * ncv)
-  reorthogonalisation) until the Ritz residual is <= tol * |theta|. ``lambda_n`` uses the same
-  routes around -1, at the Gershgorin bound (plain
+  are well separated. Where that LU is costly (2-D-like graphs of mean degree >= 7 and
+  n >= 15000, e.g. random geometric: ~2 s of SuperLU at n = 1e5) the gap is instead the
+  smallest eigenvalue of ``L = I - W`` on 1^perp by block LOBPCG (3 vectors) preconditioned by
+  a two-level method (Jacobi smoothing and an aggregation coarse space, its small matrix
+  factorised by SuperLU), stopped when the quadratic residual bound puts the gap within
+  ``tol * gap`` (relative; the Rayleigh quotient is computed on L directly, no cancellation);
+  shift-invert remains the fallback if it does not converge in 80 iterations. Expanders
+  (gap > 0.01), where LU fill-in would be ruinous, continue the same plain Lanczos run (no
+  restarts, no reorthogonalisation: one sparse matvec and a few O(n) passes per step, against
+  ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is <= tol * |theta|.
+  ``lambda_n`` uses the same routes around -1, at the Gershgorin bound (plain
   Lanczos for 300 steps first, then shift-invert), or from the same Lanczos run; when the
   Gershgorin bound proves ``-lambda_n <= lambda_2 + 1e-13`` (so rho depends on it by at most
   1e-13; ties such as the hypercube's -lambda_n = lambda_2 included) the Lanczos run gets only
@@ -87,7 +87,8 @@ _PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU 
 _PROBE_STEPS = 60
 _LANCZOS_MAX_STEPS = 20000  # plain Lanczos steps before falling back to shift-invert
 _NEAR_BOUND_STEPS = 300  # Lanczos steps for lambda_n near the Gershgorin bound before shift-invert
-_LOBPCG_MIN_NNZ = 8  # mean nonzeros per row of W from which a small gap goes to LOBPCG
+_LOBPCG_MIN_NNZ = 8  # mean nonzeros per row of W from which a small gap goes to LOBPCG ...
+_LOBPCG_MIN_N = 15000  # ... at this size and above (random geometric: SuperLU is faster below)
 _TIE = 1e-13  # Gershgorin bound above lambda_2 by at most this: lambda_n cannot change rho more
 
 
@@ -316,11 +317,11 @@ def _laplacian(W) -> sp.csr_array:
     return sp.csr_array(sp.eye_array(W.shape[0], format="csr") - W)
 
 
-def _aggregates(W, seed: int = 0) -> tuple[np.ndarray, int]:
+def _aggregates(W, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Aggregates of W's graph: a maximal independent set (Luby's rounds with a seeded random
     priority) as roots, every other node joined to its adjacent root of highest priority.
 
-    Returns (aggregate index per node, number of aggregates); all vectorised (a sparse
+    Returns (aggregate index per node, the root of each aggregate); all vectorised (a sparse
     pattern times a vector and a segmented max per round; about five rounds on a geometric graph).
     """
     n = W.shape[0]
@@ -340,7 +341,7 @@ def _aggregates(W, seed: int = 0) -> tuple[np.ndarray, int]:
     roots = np.flatnonzero(root)
     of_priority = np.zeros(n + 1, dtype=np.int64)
     of_priority[p[roots].astype(np.int64)] = np.arange(roots.size)
-    return of_priority[best.astype(np.int64)], int(roots.size)
+    return of_priority[best.astype(np.int64)], roots
 
 
 class _TwoLevel:
@@ -361,7 +362,8 @@ class _TwoLevel:
         self.dtype = dtype
         self.L = L.astype(dtype)
         self.dinv = (self._OMEGA / L.diagonal()).astype(dtype)[:, None]
-        agg, nc = _aggregates(L)
+        agg, roots = _aggregates(L)
+        nc = roots.size
         self.P = sp.csr_array((np.ones(n, dtype=dtype), (np.arange(n), agg)), shape=(n, nc))
         self.PT = sp.csr_array(self.P.T)
         sizes = sp.diags_array(np.bincount(agg, minlength=nc).astype(np.float64))
@@ -496,7 +498,7 @@ def _sparse_symmetric(W, tol) -> Spectrum:
         if converged:
             gap2 = 1.0 - lam2
             routes.append("lanczos")
-    if gap2 is None and W.nnz >= _LOBPCG_MIN_NNZ * n:
+    if gap2 is None and n >= _LOBPCG_MIN_N and W.nnz >= _LOBPCG_MIN_NNZ * n:
         gap2 = _gap_lobpcg(W, tol)
         if gap2 is not None:
             lam2 = 1.0 - gap2
