@@ -305,3 +305,32 @@ def test_lobpcg_route_default_at_large_n_matches_shift_invert():
     M = ((1 + S._DELTA) * sp.eye_array(n, format="csr") - sp.csr_array(W)).tocsc()
     gap_si, _ = S._gap_shift_invert(M, n, True, 1e-10, S._v0(n))
     assert abs(s.gap2 - gap_si) < 1e-14 and s.gap2 >= gap_si - 1e-15  # Rayleigh: from above
+
+
+def _king_torus(a):
+    """Uniform-weight W on the a x a torus where each node sees its 5 x 5 box (degree 24):
+    lambda_2 is 4-fold degenerate (modes (1, 0), (0, 1) and their conjugates), beyond the block."""
+    C = sp.csr_array(nx.to_scipy_sparse_array(nx.circulant_graph(a, [1, 2]), format="csr"))
+    box = sp.csr_array(sp.kron(C + sp.eye_array(a), C + sp.eye_array(a)))  # includes the node
+    return sp.csr_array(box / 25.0)
+
+
+def test_lobpcg_route_degenerate_cluster_matches_closed_form(monkeypatch):
+    # a 4-fold lambda_2 (more than the block of 3): accepted by ||r_1|| <= tol * theta_1.
+    # Eigenvalues f(t1) f(t2) / 25 with f(t) = 1 + 2 cos t + 2 cos 2t, t = 2 pi j / a; the gap
+    # 1 - f(2 pi / a) / 5 = (2 (1 - cos(2 pi / a)) + 2 (1 - cos(4 pi / a))) / 5, no cancellation
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    a = 80
+    s = S.extreme_eigenvalues(_king_torus(a), method="sparse")
+    gap = (2 * (1 - math.cos(2 * math.pi / a)) + 2 * (1 - math.cos(4 * math.pi / a))) / 5
+    assert s.method.startswith("sparse-lobpcg"), s.method
+    assert abs(s.gap2 - gap) < 1e-13 and abs(s.rho - (1 - gap)) < 1e-13, (s.gap2, gap)
+
+
+def test_lobpcg_route_disconnected_goes_to_shift_invert(lobpcg_cases, monkeypatch):
+    # two copies of a graph: gap 0; the coarse problem's upper bound (< 1e-8) sends it to
+    # shift-invert, which returns ~1e-16
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    W = lobpcg_cases["rgg"]
+    s = S.extreme_eigenvalues(sp.csr_array(sp.block_diag([W, W])), method="sparse")
+    assert "lobpcg" not in s.method and abs(s.gap2) < 1e-13

@@ -89,6 +89,7 @@ _LANCZOS_MAX_STEPS = 20000  # plain Lanczos steps before falling back to shift-i
 _NEAR_BOUND_STEPS = 300  # Lanczos steps for lambda_n near the Gershgorin bound before shift-invert
 _LOBPCG_MIN_NNZ = 8  # mean nonzeros per row of W from which a small gap goes to LOBPCG ...
 _LOBPCG_MIN_N = 15000  # ... at this size and above (random geometric: SuperLU is faster below)
+_LOBPCG_MIN_GAP = 1e-8  # coarse upper bound on the gap below which shift-invert is used
 _TIE = 1e-13  # Gershgorin bound above lambda_2 by at most this: lambda_n cannot change rho more
 
 
@@ -354,6 +355,7 @@ class _TwoLevel:
     """
 
     _OMEGA = 2.0 / 3.0
+    _SHIFT = 1e-5
 
     def __init__(self, L, dtype=np.float32):
         n = L.shape[0]
@@ -368,17 +370,20 @@ class _TwoLevel:
         self.PT = sp.csr_array(self.P.T)
         sizes = sp.diags_array(np.bincount(agg, minlength=nc).astype(np.float64))
         P64 = self.P.astype(np.float64)
-        coarse = sp.csc_array(P64.T @ (L @ P64) + 1e-5 * sizes)
+        coarse = sp.csc_array(P64.T @ (L @ P64) + self._SHIFT * sizes)
         self.coarse = _splu_spd(coarse)
         self._coarse_matrix, self._sizes, self.nc = coarse, sizes.diagonal(), nc
 
-    def coarse_modes(self, k: int) -> np.ndarray:
+    def coarse_modes(self, k: int) -> tuple[np.ndarray, float]:
         """The k slowest non-constant modes of the coarse problem (``A_c v = mu D v``, D the
-        aggregate sizes), prolongated: a start block close to L's slowest modes."""
+        aggregate sizes), prolongated: a start block close to L's slowest modes; and
+        ``mu_2 - s``, the Rayleigh quotient of L at the first of them (P v is orthogonal to 1
+        and ``(P v)^T (L + s) P v = v^T A_c v``, ``(P v)^T P v = v^T D v``): an upper bound on
+        the gap, to eigsh's tolerance."""
         n_c = self.nc
         inv = spla.LinearOperator((n_c, n_c), matvec=self.coarse.solve, dtype=np.float64)
         v0 = np.random.default_rng(0).standard_normal(n_c)
-        _, V = spla.eigsh(
+        mu, V = spla.eigsh(
             self._coarse_matrix,
             k=k + 1,
             M=sp.diags_array(self._sizes),
@@ -387,7 +392,8 @@ class _TwoLevel:
             v0=v0,
             tol=1e-6,
         )
-        return self.P.astype(np.float64) @ V[:, 1:]
+        order = np.argsort(mu)
+        return self.P.astype(np.float64) @ V[:, order[1:]], float(mu[order[1]]) - self._SHIFT
 
     def __call__(self, R):
         R = R.astype(self.dtype)
@@ -420,7 +426,12 @@ def _gap_lobpcg(W, tol, k=3, max_iter=80):
     Ritz vectors and eta their distance to the rest of the spectrum, estimated by
     ``theta_k - theta_(k-1)``; stop when this is <= ``tol * theta_1``, the gap to relative
     accuracy tol. k = 3 because the slowest two modes of a square (random geometric graphs) are
-    nearly degenerate: a single vector would see only their tiny separation. Returns the gap
+    nearly degenerate: a single vector would see only their tiny separation. Also accepted:
+    ``||r_1|| <= tol * theta_1`` (some eigenvalue lies within ||r_1|| of theta_1; no gap needed,
+    for clusters degenerate beyond the block, e.g. a square torus's 4-fold lambda_2). Gives up
+    (None) when ``||r_1||^2`` stalls (not divided by 10 in 5 iterations) or when the coarse
+    problem shows a gap below 1e-8 (disconnected or nearly: beyond a relative stop test).
+    Returns the gap
     (the Rayleigh quotient of the first Ritz vector, recomputed on L), or None after max_iter
     iterations (no
     convergence: the caller falls back to shift-invert).
@@ -428,23 +439,34 @@ def _gap_lobpcg(W, tol, k=3, max_iter=80):
     n = W.shape[0]
     L = _laplacian(W)
     prec = _TwoLevel(L)
-    X = (
-        prec.coarse_modes(k)
-        if prec.nc > 4 * k
-        else np.random.default_rng(0).standard_normal((n, k))
-    )
+    if prec.nc > 4 * k:
+        try:
+            X, gap_upper = prec.coarse_modes(k)
+        except spla.ArpackNoConvergence:
+            return None
+        if gap_upper < _LOBPCG_MIN_GAP:  # (near-)disconnected: beyond a relative stop test
+            return None
+    else:
+        X = np.random.default_rng(0).standard_normal((n, k))
     X -= X.mean(axis=0)
     X, _ = _orthonormal(X)
     AX = L @ X
     theta, C = np.linalg.eigh(X.T @ AX)
     X, AX = X @ C, AX @ C
     P = AP = None
+    ratios = []  # ||r_1||^2 / (tol theta_1)^2: a stall (not /10 in 5 steps) gives up
     for _it in range(max_iter):
         R = AX - X * theta
         r2 = float(np.square(R[:, : k - 1]).sum())  # ||R||_F^2 of the cluster theta_1..k-1
-        if r2 <= tol * theta[0] * (theta[-1] - theta[-2]):
+        target = tol * theta[0] * (theta[-1] - theta[-2])
+        r1 = float(np.square(R[:, 0]).sum())
+        first_order = (tol * theta[0]) ** 2  # ||r_1|| <= tol * theta_1, gap-free (degenerate)
+        ratios.append(r1 / first_order if first_order > 0 else math.inf)
+        if (target > 0 and r2 <= target) or ratios[-1] <= 1:
             x = X[:, 0]
             return float(x @ (L @ x)) / float(x @ x)  # the Rayleigh quotient, recomputed
+        if len(ratios) > 10 and not ratios[-1] < 0.1 * ratios[-6]:
+            return None
         Z = prec(R)
         Z -= Z.mean(axis=0)
         S = Z if P is None else np.hstack([Z, P])
