@@ -1,7 +1,8 @@
 """Time and accuracy of rho = ||W - 11^T/n||_2 on large sparse Metropolis mixing matrices.
 
 Compares theorylab's sparse method (60-step Lanczos probe, then shift-invert around +-1 with a
-SuperLU factorisation, or, for expanders, the same plain Lanczos run continued to convergence)
+SuperLU factorisation, or two-level-preconditioned LOBPCG for large 2-D-like graphs of mean
+degree >= 7, or, for expanders, the same plain Lanczos run continued to convergence)
 against plain ARPACK ``eigsh`` on the deflated operator ``P W P`` (which='LM', no shift-invert),
 LOBPCG with the constraint Y = 1, and dense ``eigvalsh`` (n <= 1e4). The reference rho is the
 closed form where one exists (ring, torus, exponential: circulant spectra), else dense. A plain
