@@ -1,13 +1,20 @@
 """Time and accuracy of rho = ||W - 11^T/n||_2 on large sparse Metropolis mixing matrices.
 
 Compares theorylab's sparse method (60-step Lanczos probe, then shift-invert around +-1 with a
-SuperLU factorisation, or, for expanders, the same plain Lanczos run continued to convergence)
+SuperLU factorisation, or two-level-preconditioned LOBPCG for large 2-D-like graphs of mean
+degree >= 7, or, for expanders, the same plain Lanczos run continued to convergence)
 against plain ARPACK ``eigsh`` on the deflated operator ``P W P`` (which='LM', no shift-invert),
 LOBPCG with the constraint Y = 1, and dense ``eigvalsh`` (n <= 1e4). The reference rho is the
 closed form where one exists (ring, torus, exponential: circulant spectra), else dense. A plain
 method that exceeded ``--cap`` seconds at one size is skipped ('>cap') at the larger sizes.
 
+``--routes N`` instead times the two routes for the gap 1 - lambda_2 of a 2-D-like graph on the
+same matrix, interleaved, ``--repeats`` times (medians): SuperLU shift-invert (the route before
+issue 13 section 3) against preconditioned LOBPCG (the route taken now), on the random geometric
+graph of ``theorylab topology random-geometric --n N`` (and, at N <= 4000, dense eigvalsh).
+
 Usage: python benchmarks/spectral.py [--quick] [--cap SECONDS] [--dense-max N] [--families ...]
+       python benchmarks/spectral.py --routes 100000 [--repeats 5]
 """
 
 from __future__ import annotations
@@ -91,6 +98,39 @@ def _timed(fn, W, repeats):
     return statistics.median(times), value
 
 
+def _routes(n: int, repeats: int) -> None:
+    """Paired medians of the two lambda_2 routes (shift-invert, LOBPCG) on one matrix."""
+    import scipy.sparse as sp
+
+    from theorylab import topology_sparse as ts
+
+    W = spectral._int32_csr(ts.sparse_mixing_matrix(ts.family_edges("random-geometric", n=n)))
+    M = ((1 + spectral._DELTA) * sp.eye_array(n, format="csr") - W).tocsc()
+    routes = {
+        "shift-invert": lambda: spectral._gap_shift_invert(M, n, True, 1e-10, spectral._v0(n))[0],
+        "lobpcg": lambda: spectral._gap_lobpcg(W, 1e-10),
+    }
+    times = {k: [] for k in routes}
+    gaps = {}
+    for r in range(repeats):
+        for name in routes if r % 2 == 0 else list(routes)[::-1]:
+            t0 = time.perf_counter()
+            gaps[name] = routes[name]()
+            times[name].append(time.perf_counter() - t0)
+    print(f"random-geometric n = {n}, nnz(W) = {W.nnz}, medians of {repeats} interleaved runs:")
+    for name in routes:
+        print(f"  {name:13s} {statistics.median(times[name]):7.3f} s  gap2 = {gaps[name]!r}")
+    a, b = (statistics.median(times[k]) for k in routes)
+    print(
+        f"  ratio shift-invert / lobpcg = {a / b:.2f}x; |difference| = "
+        f"{abs(gaps['lobpcg'] - gaps['shift-invert']):.1e}"
+    )
+    if n <= 4000:
+        d = spectral.extreme_eigenvalues(W, method="dense").gap2
+        for name in routes:
+            print(f"  |{name} - dense eigvalsh| = {abs(gaps[name] - d):.1e}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -110,7 +150,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--families", default="ring,torus,exponential,random-4-regular,random-geometric"
     )
+    ap.add_argument("--routes", type=int, default=None, help="time the lambda_2 routes at this n")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved runs for --routes")
     args = ap.parse_args(argv)
+    if args.routes is not None:
+        _routes(args.routes, args.repeats)
+        return 0
     warnings.filterwarnings("ignore", module="scipy.sparse.linalg")  # lobpcg tolerance chatter
     warnings.filterwarnings("ignore", message=".*lobpcg.*|.*Exited.*")
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]

@@ -2,6 +2,7 @@
 
 import math
 
+import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -198,3 +199,138 @@ def test_bad_inputs():
     with pytest.raises(TheorylabError, match="method"):
         S.rho(np.full((2, 2), 0.5), method="magic")
     assert S.rho(sp.csr_array(np.full((2, 2), 0.5)), method="sparse") < 1e-15
+
+
+def _circulant_metropolis(n, k):
+    """Metropolis W of the ring lattice C_n(1..k) (degree 2k): W = (I + sum of the 2k shifts) /
+    (2k + 1), eigenvalues (1 + 2 sum_{m<=k} cos(2 pi j m / n)) / (2k + 1), j = 0..n-1."""
+    return M.mixing_matrix(nx.circulant_graph(n, range(1, k + 1)), "metropolis", sparse=True)
+
+
+def _lobpcg_cases():
+    import theorylab.topology_sparse as ts
+
+    rgg = ts.sparse_mixing_matrix(ts.family_edges("random-geometric", n=3000))
+    return {"rgg": rgg, "circulant": _circulant_metropolis(3000, 6)}
+
+
+@pytest.fixture(scope="module")
+def lobpcg_cases():
+    return _lobpcg_cases()
+
+
+def _gap_agrees(s, d) -> bool:
+    # 1e-13 absolute on the gap: catches an off-by-delta (1e-12) shift; measured agreement ~1e-15
+    return abs(s.gap2 - d.gap2) < 1e-13 and abs(s.rho - d.rho) < 1e-13
+
+
+@pytest.mark.parametrize("case", ["rgg", "circulant"])
+def test_lobpcg_route_matches_dense(lobpcg_cases, case, monkeypatch):
+    # mean degree >= 7 and a gap < 0.01: lambda_2 from preconditioned LOBPCG (issue 13 section 3),
+    # taken by default from n = 15000 (SuperLU is faster below): forced here at n = 3000
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    W = lobpcg_cases[case]
+    s = S.extreme_eigenvalues(W, method="sparse")
+    d = S.extreme_eigenvalues(W, method="dense")
+    assert s.method.startswith("sparse-lobpcg"), s.method
+    assert _gap_agrees(s, d), (s.gap2, d.gap2)
+    if case == "circulant":  # closed form, j = 1 (a degenerate pair j = 1, n - 1)
+        n, k = 3000, 6
+        lam2 = (1 + 2 * sum(math.cos(2 * math.pi * m / n) for m in range(1, k + 1))) / (2 * k + 1)
+        gap = 2 * sum(1 - math.cos(2 * math.pi * m / n) for m in range(1, k + 1)) / (2 * k + 1)
+        assert abs(s.lambda2 - lam2) < 1e-13 and abs(s.gap2 - gap) < 5e-14
+
+
+def test_lobpcg_route_planted_shift_is_caught(lobpcg_cases, monkeypatch):
+    # planted bug: L = (1 + delta) I - W with delta = 1e-12 (the shift-invert's delta, forgotten)
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    W = lobpcg_cases["rgg"]
+    d = S.extreme_eigenvalues(W, method="dense")
+    good = S._laplacian
+    monkeypatch.setattr(
+        S, "_laplacian", lambda W: good(W) + 1e-12 * sp.eye_array(W.shape[0], format="csr")
+    )
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method.startswith("sparse-lobpcg") and not _gap_agrees(s, d)
+    assert abs(s.gap2 - d.gap2 - 1e-12) < 1e-13  # off by exactly the planted shift
+
+
+def test_lobpcg_no_convergence_falls_back_to_shift_invert(lobpcg_cases, monkeypatch):
+    # a useless preconditioner (zero): LOBPCG stalls for its 80 iterations and gives up;
+    # shift-invert answers
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    W = lobpcg_cases["rgg"]
+    monkeypatch.setattr(S._TwoLevel, "__call__", lambda self, R: np.zeros_like(R))
+    s = S.extreme_eigenvalues(W, method="sparse")
+    d = S.extreme_eigenvalues(W, method="dense")
+    assert "lobpcg" not in s.method and "shift-invert" in s.method
+    assert _gap_agrees(s, d)
+
+
+def test_lobpcg_route_not_taken_below_its_size(lobpcg_cases):
+    # n = 3000 < _LOBPCG_MIN_N: SuperLU shift-invert (faster there), same answer
+    s = S.extreme_eigenvalues(lobpcg_cases["rgg"], method="sparse")
+    assert "lobpcg" not in s.method and "shift-invert" in s.method
+
+
+@pytest.mark.parametrize("case", ["rgg", "circulant"])
+def test_aggregates_are_a_maximal_independent_set_partition(lobpcg_cases, case):
+    # every node is in one aggregate; the roots (one per aggregate) are pairwise non-adjacent and
+    # every node is its root or adjacent to it (so every aggregate is connected, of diameter <= 2)
+    W = sp.csr_array(lobpcg_cases[case])
+    agg, roots = S._aggregates(W)
+    n, nc = W.shape[0], roots.size
+    assert agg.shape == (n,) and np.array_equal(agg[roots], np.arange(nc))
+    assert np.bincount(agg, minlength=nc).min() >= 1
+    rows, cols = W.nonzero()
+    off = rows != cols
+    rows, cols = rows[off], cols[off]
+    is_root = np.zeros(n, dtype=bool)
+    is_root[roots] = True
+    assert not np.any(is_root[rows] & is_root[cols])  # independent
+    adjacent = set(zip(rows.tolist(), cols.tolist()))
+    for i in range(n):  # each node is its aggregate's root or adjacent to it (maximality)
+        assert i == roots[agg[i]] or (i, int(roots[agg[i]])) in adjacent
+
+
+def test_lobpcg_route_default_at_large_n_matches_shift_invert():
+    # n = 20000 >= _LOBPCG_MIN_N: the default route; shift-invert on the same matrix agrees to
+    # ~1e-16 (measured 8e-17); tolerance 1e-14 (dense is out of reach here)
+    import theorylab.topology_sparse as ts
+
+    W = ts.sparse_mixing_matrix(ts.family_edges("random-geometric", n=20000))
+    s = S.extreme_eigenvalues(W, method="sparse")
+    assert s.method.startswith("sparse-lobpcg")
+    n = W.shape[0]
+    M = ((1 + S._DELTA) * sp.eye_array(n, format="csr") - sp.csr_array(W)).tocsc()
+    gap_si, _ = S._gap_shift_invert(M, n, True, 1e-10, S._v0(n))
+    assert abs(s.gap2 - gap_si) < 1e-14 and s.gap2 >= gap_si - 1e-15  # Rayleigh: from above
+
+
+def _king_torus(a):
+    """Uniform-weight W on the a x a torus where each node sees its 5 x 5 box (degree 24):
+    lambda_2 is 4-fold degenerate (modes (1, 0), (0, 1) and their conjugates), beyond the block."""
+    C = sp.csr_array(nx.to_scipy_sparse_array(nx.circulant_graph(a, [1, 2]), format="csr"))
+    box = sp.csr_array(sp.kron(C + sp.eye_array(a), C + sp.eye_array(a)))  # includes the node
+    return sp.csr_array(box / 25.0)
+
+
+def test_lobpcg_route_degenerate_cluster_matches_closed_form(monkeypatch):
+    # a 4-fold lambda_2 (more than the block of 3): accepted by ||r_1|| <= tol * theta_1.
+    # Eigenvalues f(t1) f(t2) / 25 with f(t) = 1 + 2 cos t + 2 cos 2t, t = 2 pi j / a; the gap
+    # 1 - f(2 pi / a) / 5 = (2 (1 - cos(2 pi / a)) + 2 (1 - cos(4 pi / a))) / 5, no cancellation
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    a = 80
+    s = S.extreme_eigenvalues(_king_torus(a), method="sparse")
+    gap = (2 * (1 - math.cos(2 * math.pi / a)) + 2 * (1 - math.cos(4 * math.pi / a))) / 5
+    assert s.method.startswith("sparse-lobpcg"), s.method
+    assert abs(s.gap2 - gap) < 1e-13 and abs(s.rho - (1 - gap)) < 1e-13, (s.gap2, gap)
+
+
+def test_lobpcg_route_disconnected_goes_to_shift_invert(lobpcg_cases, monkeypatch):
+    # two copies of a graph: gap 0; the coarse problem's upper bound (< 1e-8) sends it to
+    # shift-invert, which returns ~1e-16
+    monkeypatch.setattr(S, "_LOBPCG_MIN_N", 0)
+    W = lobpcg_cases["rgg"]
+    s = S.extreme_eigenvalues(sp.csr_array(sp.block_diag([W, W])), method="sparse")
+    assert "lobpcg" not in s.method and abs(s.gap2) < 1e-13

@@ -20,10 +20,17 @@ n <= 2000. ``method='sparse'`` (default above 2000) works on the sparse W:
   hand, where minimum degree is O(n^2)), the ones vector is projected out, and the top
   Ritz value theta of ``P ((1 + delta) I - W)^{-1} P`` gives ``1 - lambda_2 = 1/theta - delta``
   with no cancellation; a handful of iterations suffice because the eigenvalues near the pole
-  are well separated. Expanders (gap > 0.01), where LU fill-in would be ruinous, continue the
-  same plain Lanczos run (no restarts, no reorthogonalisation: one sparse matvec and a few O(n)
-  passes per step, against ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is
-  <= tol * |theta|. ``lambda_n`` uses the same routes around -1, at the Gershgorin bound (plain
+  are well separated. Where that LU is costly (2-D-like graphs of mean degree >= 7 and
+  n >= 15000, e.g. random geometric: ~2 s of SuperLU at n = 1e5) the gap is instead the
+  smallest eigenvalue of ``L = I - W`` on 1^perp by block LOBPCG (3 vectors) preconditioned by
+  a two-level method (Jacobi smoothing and an aggregation coarse space, its small matrix
+  factorised by SuperLU), stopped when the quadratic residual bound puts the gap within
+  ``tol * gap`` (relative; the Rayleigh quotient is computed on L directly, no cancellation);
+  shift-invert remains the fallback if it does not converge in 80 iterations. Expanders
+  (gap > 0.01), where LU fill-in would be ruinous, continue the same plain Lanczos run (no
+  restarts, no reorthogonalisation: one sparse matvec and a few O(n) passes per step, against
+  ARPACK's O(n * ncv) reorthogonalisation) until the Ritz residual is <= tol * |theta|.
+  ``lambda_n`` uses the same routes around -1, at the Gershgorin bound (plain
   Lanczos for 300 steps first, then shift-invert), or from the same Lanczos run; when the
   Gershgorin bound proves ``-lambda_n <= lambda_2 + 1e-13`` (so rho depends on it by at most
   1e-13; ties such as the hypercube's -lambda_n = lambda_2 included) the Lanczos run gets only
@@ -37,6 +44,10 @@ References
 ----------
 Xiao, Boyd, "Fast linear iterations for distributed averaging", 2004 (rho, Thm 1).
 Lehoucq, Sorensen, Yang, ARPACK Users' Guide, SIAM 1998 (shift-invert mode).
+Knyazev, "Toward the optimal preconditioned eigensolver: locally optimal block preconditioned
+conjugate gradient method", SIAM J. Sci. Comput. 23(2), 2001 (LOBPCG).
+Vanek, Mandel, Brezina, "Algebraic multigrid by smoothed aggregation", Computing 56, 1996
+(aggregation coarse spaces).
 Paige, "Accuracy and effectiveness of the Lanczos algorithm for the symmetric eigenproblem",
 Linear Algebra Appl. 34, 1980 (plain Lanczos without reorthogonalisation).
 """
@@ -76,6 +87,9 @@ _PLAIN_GAP = 1e-2  # probe gap above which plain Lanczos is used (expanders: LU 
 _PROBE_STEPS = 60
 _LANCZOS_MAX_STEPS = 20000  # plain Lanczos steps before falling back to shift-invert
 _NEAR_BOUND_STEPS = 300  # Lanczos steps for lambda_n near the Gershgorin bound before shift-invert
+_LOBPCG_MIN_NNZ = 8  # mean nonzeros per row of W from which a small gap goes to LOBPCG ...
+_LOBPCG_MIN_N = 15000  # ... at this size and above (random geometric: SuperLU is faster below)
+_LOBPCG_MIN_GAP = 1e-8  # coarse upper bound on the gap below which shift-invert is used
 _TIE = 1e-13  # Gershgorin bound above lambda_2 by at most this: lambda_n cannot change rho more
 
 
@@ -298,8 +312,192 @@ def _gap_shift_invert(M, n, deflate, tol, v0):
     return 1.0 / theta - _DELTA, lu.nnz
 
 
-def _sparse_symmetric(W, tol) -> Spectrum:
+# ---------------------------------------------------------------------------- LOBPCG + two-level
+def _laplacian(W) -> sp.csr_array:
+    """``L = I - W`` (for Metropolis W a weighted graph Laplacian; its gap is 1 - lambda_2)."""
+    return sp.csr_array(sp.eye_array(W.shape[0], format="csr") - W)
+
+
+def _aggregates(W, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Aggregates of W's graph: a maximal independent set (Luby's rounds with a seeded random
+    priority) as roots, every other node joined to its adjacent root of highest priority.
+
+    Returns (aggregate index per node, the root of each aggregate); all vectorised (a sparse
+    pattern times a vector and a segmented max per round; about five rounds on a geometric graph).
+    """
+    n = W.shape[0]
+    pat = sp.csr_array(abs(W) + sp.eye_array(n, format="csr"))  # self included: no empty row
+    pat.data[:] = 1.0
+    idx, starts = pat.indices, pat.indptr[:-1]
+    p = np.random.default_rng(seed).permutation(n).astype(np.float64) + 1.0  # distinct, > 0
+    undecided = np.ones(n, dtype=bool)
+    root = np.zeros(n, dtype=bool)
+    q = p
+    while undecided.any():
+        new = undecided & (q >= np.maximum.reduceat(q[idx], starts))  # local maxima
+        root |= new
+        undecided &= ~(pat @ new.astype(np.float64) > 0)  # roots and their neighbours decided
+        q = np.where(undecided, p, 0.0)
+    best = np.maximum.reduceat(np.where(root[idx], p[idx], 0.0), starts)  # > 0: maximality
+    roots = np.flatnonzero(root)
+    of_priority = np.zeros(n + 1, dtype=np.int64)
+    of_priority[p[roots].astype(np.int64)] = np.arange(roots.size)
+    return of_priority[best.astype(np.int64)], roots
+
+
+class _TwoLevel:
+    """Symmetric two-level preconditioner for ``L = I - W`` (aggregation coarse space).
+
+    One damped-Jacobi step (weight 2/3), the coarse correction ``P (P^T L P + s P^T P)^{-1} P^T``
+    with P the piecewise-constant prolongator on :func:`_aggregates` (s = 1e-5 makes the coarse
+    matrix definite; it carries the constant, which the caller projects out), one damped-Jacobi
+    step: an SPD approximation of L^+ on the smooth modes, which Jacobi alone cannot reach.
+    """
+
+    _OMEGA = 2.0 / 3.0
+    _SHIFT = 1e-5
+
+    def __init__(self, L, dtype=np.float32):
+        n = L.shape[0]
+        # the smoothing runs in single precision (half the memory traffic of the sparse
+        # products): a preconditioner needs no more, LOBPCG's residuals stay in double
+        self.dtype = dtype
+        self.L = L.astype(dtype)
+        self.dinv = (self._OMEGA / L.diagonal()).astype(dtype)[:, None]
+        agg, roots = _aggregates(L)
+        nc = roots.size
+        self.P = sp.csr_array((np.ones(n, dtype=dtype), (np.arange(n), agg)), shape=(n, nc))
+        self.PT = sp.csr_array(self.P.T)
+        sizes = sp.diags_array(np.bincount(agg, minlength=nc).astype(np.float64))
+        P64 = self.P.astype(np.float64)
+        coarse = sp.csc_array(P64.T @ (L @ P64) + self._SHIFT * sizes)
+        self.coarse = _splu_spd(coarse)
+        self._coarse_matrix, self._sizes, self.nc = coarse, sizes.diagonal(), nc
+
+    def coarse_modes(self, k: int) -> tuple[np.ndarray, float]:
+        """The k slowest non-constant modes of the coarse problem (``A_c v = mu D v``, D the
+        aggregate sizes), prolongated: a start block close to L's slowest modes; and
+        ``mu_2 - s``, the Rayleigh quotient of L at the first of them (P v is orthogonal to 1
+        and ``(P v)^T (L + s) P v = v^T A_c v``, ``(P v)^T P v = v^T D v``): an upper bound on
+        the gap, to eigsh's tolerance."""
+        n_c = self.nc
+        inv = spla.LinearOperator((n_c, n_c), matvec=self.coarse.solve, dtype=np.float64)
+        v0 = np.random.default_rng(0).standard_normal(n_c)
+        mu, V = spla.eigsh(
+            self._coarse_matrix,
+            k=k + 1,
+            M=sp.diags_array(self._sizes),
+            sigma=0.0,
+            OPinv=inv,
+            v0=v0,
+            tol=1e-6,
+        )
+        order = np.argsort(mu)
+        return self.P.astype(np.float64) @ V[:, order[1:]], float(mu[order[1]]) - self._SHIFT
+
+    def __call__(self, R):
+        R = R.astype(self.dtype)
+        X = self.dinv * R
+        Rc = np.asarray(self.PT @ (R - self.L @ X), dtype=np.float64)
+        X += self.P @ self.coarse.solve(Rc).astype(self.dtype)
+        X += self.dinv * (R - self.L @ X)
+        return X.astype(np.float64)
+
+
+def _orthonormal(S, drop=1e-12):
+    """Orthonormal basis of span(S) (SVQB: eigen-decomposition of the scaled Gram matrix;
+    directions below ``drop`` relative are dropped), and the transform T with basis = S T."""
+    d = 1.0 / np.sqrt(np.maximum(np.einsum("ij,ij->j", S, S), 1e-300))
+    G = (S.T @ S) * np.outer(d, d)
+    e, V = np.linalg.eigh(G)
+    keep = e > drop * e[-1]
+    T = (d[:, None] * V[:, keep]) / np.sqrt(e[keep])
+    return S @ T, T
+
+
+@small_dense  # the dense work is on n x 3k blocks (memory-bound): one BLAS thread
+def _gap_lobpcg(W, tol, k=3, max_iter=80):
+    """Smallest eigenvalue of ``L = I - W`` on 1^perp (the gap 1 - lambda_2) by LOBPCG.
+
+    Block LOBPCG (Knyazev 2001) with k vectors, orthogonal to 1, preconditioned by
+    :class:`_TwoLevel`. The Ritz values theta_1 <= ... <= theta_k are Rayleigh-Ritz values, upper
+    bounds on the eigenvalues. Stop test, the quadratic residual bound for a cluster (Kato-Temple
+    for a block): ``|theta_1 - mu_1| <= ||R||_F^2 / eta`` with R the residual of the first k - 1
+    Ritz vectors and eta their distance to the rest of the spectrum, estimated by
+    ``theta_k - theta_(k-1)``; stop when this is <= ``tol * theta_1``, the gap to relative
+    accuracy tol. k = 3 because the slowest two modes of a square (random geometric graphs) are
+    nearly degenerate: a single vector would see only their tiny separation. Also accepted:
+    ``||r_1|| <= tol * theta_1`` (some eigenvalue lies within ||r_1|| of theta_1; no gap needed,
+    for clusters degenerate beyond the block, e.g. a square torus's 4-fold lambda_2). Gives up
+    (None) when ``||r_1||^2`` stalls (not divided by 10 in 5 iterations) or when the coarse
+    problem shows a gap below 1e-8 (disconnected or nearly: beyond a relative stop test).
+    Returns the gap
+    (the Rayleigh quotient of the first Ritz vector, recomputed on L), or None after max_iter
+    iterations (no
+    convergence: the caller falls back to shift-invert).
+    """
+    n = W.shape[0]
+    L = _laplacian(W)
+    prec = _TwoLevel(L)
+    if prec.nc > 4 * k:
+        try:
+            X, gap_upper = prec.coarse_modes(k)
+        except spla.ArpackNoConvergence:
+            return None
+        if gap_upper < _LOBPCG_MIN_GAP:  # (near-)disconnected: beyond a relative stop test
+            return None
+    else:
+        X = np.random.default_rng(0).standard_normal((n, k))
+    X -= X.mean(axis=0)
+    X, _ = _orthonormal(X)
+    AX = L @ X
+    theta, C = np.linalg.eigh(X.T @ AX)
+    X, AX = X @ C, AX @ C
+    P = AP = None
+    ratios = []  # ||r_1||^2 / (tol theta_1)^2: a stall (not /10 in 5 steps) gives up
+    for _it in range(max_iter):
+        R = AX - X * theta
+        r2 = float(np.square(R[:, : k - 1]).sum())  # ||R||_F^2 of the cluster theta_1..k-1
+        target = tol * theta[0] * (theta[-1] - theta[-2])
+        r1 = float(np.square(R[:, 0]).sum())
+        first_order = (tol * theta[0]) ** 2  # ||r_1|| <= tol * theta_1, gap-free (degenerate)
+        ratios.append(r1 / first_order if first_order > 0 else math.inf)
+        if (target > 0 and r2 <= target) or ratios[-1] <= 1:
+            x = X[:, 0]
+            return float(x @ (L @ x)) / float(x @ x)  # the Rayleigh quotient, recomputed
+        if len(ratios) > 10 and not ratios[-1] < 0.1 * ratios[-6]:
+            return None
+        Z = prec(R)
+        Z -= Z.mean(axis=0)
+        S = Z if P is None else np.hstack([Z, P])
+        AS = L @ Z if P is None else np.hstack([L @ Z, AP])
+        for _twice in range(2):  # twice: the first projection may cancel most of S
+            XS = X.T @ S
+            S, AS = S - X @ XS, AS - AX @ XS
+        S, T = _orthonormal(S)
+        AS = AS @ T
+        # Rayleigh-Ritz on [X, S] (orthonormal), G = [X S]^T L [X S] by blocks
+        G12 = AX.T @ S
+        G = np.block([[X.T @ AX, G12], [G12.T, S.T @ AS]])
+        theta_all, C = np.linalg.eigh((G + G.T) / 2)
+        theta, C = theta_all[:k], C[:, :k]
+        P, AP = S @ C[k:], AS @ C[k:]
+        X, AX = X @ C[:k] + P, AX @ C[:k] + AP
+    return None
+
+
+def _int32_csr(W) -> sp.csr_array:
+    """W as csr with 32-bit indices where they fit (sparse products ~1.4x faster than int64)."""
     W = sp.csr_array(W)
+    if W.indices.dtype != np.int32 and W.nnz < 2**31 - 1:
+        W = sp.csr_array(
+            (W.data, W.indices.astype(np.int32), W.indptr.astype(np.int32)), shape=W.shape
+        )
+    return W
+
+
+def _sparse_symmetric(W, tol) -> Spectrum:
+    W = _int32_csr(W)
     n = W.shape[0]
     eye = sp.eye_array(n, format="csr")
     v0 = _v0(n)
@@ -322,6 +520,11 @@ def _sparse_symmetric(W, tol) -> Spectrum:
         if converged:
             gap2 = 1.0 - lam2
             routes.append("lanczos")
+    if gap2 is None and n >= _LOBPCG_MIN_N and W.nnz >= _LOBPCG_MIN_NNZ * n:
+        gap2 = _gap_lobpcg(W, tol)
+        if gap2 is not None:
+            lam2 = 1.0 - gap2
+            routes.append("lobpcg")
     if gap2 is None:
         gap2, fill = _gap_shift_invert(((1 + _DELTA) * eye - W).tocsc(), n, True, tol, v0)
         lam2 = 1.0 - gap2
