@@ -106,6 +106,10 @@ def _take(counter, names: Sequence[str], timeout_s: float = 10.0) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (POSIX; on Windows ``os.kill`` would signal it, so
+    there the lane relies on being a daemon of the main process)."""
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
