@@ -562,9 +562,10 @@ def _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress
             results.append(result)
         return
     done: dict[str, ClaimResult] = {}
+    by_name = {c.name: c for c in claims}
 
     def collect(name, result, resumed):
-        _finish(CLAIMS[name], result, resumed, results_dir, figures, drawer, progress, on_result)
+        _finish(by_name[name], result, resumed, results_dir, figures, drawer, progress, on_result)
         done[name] = result
 
     for claim in claims:  # the lane took its share (ranks = False) when it started
@@ -580,7 +581,7 @@ def _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress
             break
         if progress is not None:
             progress.start(len(done), claim)
-        collect(claim, *run_and_save(CLAIMS[claim], ctx, results_dir, force))
+        collect(claim, *run_and_save(by_name[claim], ctx, results_dir, force))
     lane.finish(collect)
     results.extend(done[c.name] for c in claims)
 
