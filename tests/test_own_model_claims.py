@@ -129,7 +129,7 @@ def test_observer_batches_give_the_rows_of_one_step_at_a_time():
     x0 = make_oracle(cfg, 3, 1, alpha=0.5).x0.expand(3, 2, -1).contiguous()
     W = [np.full((3, 3), 1 / 3)]
     out = []
-    for evals in (1, 1 << 18, 3 * 2 * 3 * 40):  # per step, all at the end, a few per batch
+    for evals in (1, 1 << 16, 3 * 2 * 3 * 40):  # per step, all at the end, a few per batch
         observer = GradNormObserver(stride=2, start=1, points=[5], batch_evals=evals)
         traj = run_simulated(PSGD(0.1), factory, W, x0, 12, 5, [12], observe=observer)
         out.append(observed_curves(traj))

@@ -149,7 +149,7 @@ class GradNormObserver:
     estimating the constants along the trajectory). Picklable.
     """
 
-    def __init__(self, stride: int = 1, start: int = 0, points=(), batch_evals: int = 1 << 18):
+    def __init__(self, stride: int = 1, start: int = 0, points=(), batch_evals: int = 1 << 16):
         self.stride, self.start, self.points = int(stride), int(start), set(points)
         self.batch_evals = int(batch_evals)
         self._pending: list[tuple[int, torch.Tensor]] = []
