@@ -92,13 +92,31 @@ def _cpu_s(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime (fields 14, 15)
 
 
-def _sample(pid: int, cpu: dict) -> tuple[int, int, int]:
+def _name(pid: int) -> str:
+    """A short label for a process: its command line's last two words."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            words = fh.read().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in words if w]
+    return " ".join(w[-40:] for w in words[-2:])
+
+
+def _sample(pid: int, cpu: dict, each: list | None = None) -> tuple[int, int, int]:
     """(RSS bytes, PSS bytes, process count) summed over ``pid``'s process tree; records each
     process's CPU so far in ``cpu`` (pid -> (user, system)): the ranks are forks of the fork
-    server, not children the main job waits for, so ``RUSAGE_CHILDREN`` misses them."""
+    server, not children the main job waits for, so ``RUSAGE_CHILDREN`` misses them. With
+    ``each``, appends (pid, label, RSS KiB, PSS KiB) of every process to it."""
     procs = _tree(pid)
-    rss = sum(_kib(f"/proc/{p}/status", "VmRSS") for p in procs)
-    pss = sum(_kib(f"/proc/{p}/smaps_rollup", "Pss") for p in procs)
+    rows = [
+        (p, _kib(f"/proc/{p}/status", "VmRSS"), _kib(f"/proc/{p}/smaps_rollup", "Pss"))
+        for p in procs
+    ]
+    rss = sum(r for _, r, _ in rows)
+    pss = sum(q for _, _, q in rows)
+    if each is not None:
+        each.extend((p, _name(p), r, q) for p, r, q in rows)
     for p in procs:
         used = _cpu_s(p)
         if used is not None:
@@ -178,9 +196,13 @@ def main(argv=None) -> int:
         cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak_rss = peak_pss = peak_procs = 0
+    at_peak: list = []
     cpu: dict[int, tuple[float, float]] = {}
     while proc.poll() is None:
-        rss, pss, count = _sample(proc.pid, cpu)
+        each: list = []
+        rss, pss, count = _sample(proc.pid, cpu, each)
+        if rss > peak_rss:
+            at_peak = each
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         peak_procs = max(peak_procs, count)
         time.sleep(0.2)
@@ -221,6 +243,9 @@ def main(argv=None) -> int:
     print(f"targets: wall <= 60 s: {'met' if wall <= 60 else 'NOT met'}; "
           f"PSS <= 2 GiB: {'met' if peak_pss <= 2 * GIB else 'NOT met'}; "
           f"RSS <= 2 GiB: {'met' if peak_rss <= 2 * GIB else 'NOT met'}")  # fmt: skip
+    print("at the RSS peak (pid, process, RSS MiB, PSS MiB):")
+    for p, label, r, q in sorted(at_peak, key=lambda row: -row[2]):
+        print(f"  {p:>7}  {label:<60} {r / 1024:7.0f} {q / 1024:7.0f}")
     print("\nwhat costs what (wall s / CPU s, each part measured in its own subprocess):")
     rows = [
         ("interpreter start (python -c pass)", bare_wall, bare_cpu),

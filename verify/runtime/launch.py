@@ -35,6 +35,7 @@ import pickle
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -279,6 +280,58 @@ def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, c
         os._exit(0)  # skip interpreter teardown (seconds with torch loaded); nothing is pending
 
 
+def _start_processes(procs: list, limit_s: float) -> None:
+    """``proc.start()`` for each of ``procs``, all within ``limit_s`` seconds.
+
+    With the fork server, ``start`` waits for the server to fork the new process, and the
+    server first imports :data:`_PRELOAD`: an import that hangs (a stuck file system, a lock)
+    would block the caller for ever. The starts therefore run in a daemon thread; past the limit
+    the fork server is killed (its pending starts then fail) and a :class:`DistributedError`
+    says so. The next start launches a fresh fork server.
+    """
+    done, failure = threading.Event(), []
+
+    def start_all() -> None:
+        try:
+            for proc in procs:
+                proc.start()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=start_all, name="verify-pool-start", daemon=True).start()
+    if not done.wait(limit_s):
+        _stop_fork_server()
+        done.wait(10.0)
+        raise DistributedError(
+            f"starting the ranks took more than start_timeout_s={limit_s:g} s: the fork server "
+            f"(it imports {', '.join(_PRELOAD)} before forking) did not answer; it was stopped. "
+            "THEORYLAB_START_METHOD=spawn starts each rank as a fresh interpreter instead"
+        )
+    if failure:
+        raise failure[0]
+
+
+def _stop_fork_server() -> None:
+    """Kill multiprocessing's fork server, if one runs (a hung preload ignores the polite stop);
+    the next fork-server start launches a fresh one."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        server._stop()  # closes its sockets, reaps it, forgets it
+    except (OSError, ChildProcessError, AttributeError):
+        pass
+
+
 #: what the fork server imports once, before it forks the pool's ranks
 _PRELOAD = ["torch", "torch.distributed", "numpy", "verify.runtime.launch", "verify.run"]
 
@@ -444,6 +497,7 @@ class WorkerPool:
         rendezvous = self._rendezvous()
         self._up, self._started_at, self._shown_at = 0, time.monotonic(), time.monotonic()
         self._show(f"starting {self.world_size} {self.backend} workers")
+        children = []
         for rank in range(self.world_size):
             parent, child = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(
@@ -462,11 +516,19 @@ class WorkerPool:
                 daemon=True,
                 name=f"verify-rank-{rank}",
             )
-            proc.start()
-            child.close()
+            children.append(child)
             self._procs.append(proc)
             self._conns.append(parent)
-        self._await_ready("start-up", self.start_timeout_s, heartbeat=True)
+        try:
+            _start_processes(self._procs, self.start_timeout_s)
+        except BaseException:
+            self._terminate()
+            raise
+        finally:
+            for child in children:
+                child.close()
+        left = self.start_timeout_s - (time.monotonic() - self._started_at)
+        self._await_ready("start-up", max(left, 1.0), heartbeat=True)
         elapsed = time.monotonic() - self._started_at
         self._show(f"{self.world_size} {self.backend} workers ready after {elapsed:.1f} s")
 
@@ -491,12 +553,13 @@ class WorkerPool:
             raise error
 
     def _terminate(self) -> None:
-        for proc in self._procs:
+        started = [proc for proc in self._procs if proc.pid is not None]
+        for proc in started:
             if proc.is_alive():
                 proc.terminate()
                 _continue(proc)  # a stopped (SIGSTOP) process acts on SIGTERM only once resumed
         deadline = time.monotonic() + 5.0
-        for proc in self._procs:
+        for proc in started:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
