@@ -16,6 +16,7 @@ import time
 import pytest
 import torch
 import torch.distributed as dist
+from graphs import ring
 
 from theorylab.cli import main
 from verify.claims import CLAIMS, Claim, ClaimContext
@@ -270,3 +271,54 @@ def test_hung_fork_server_preload_is_bounded_by_the_start_limit(tmp_path, monkey
     monkeypatch.setattr(launch, "_PRELOAD", preload)
     with launch.WorkerPool(2, timeout_s=30) as p:
         assert p.run(_sum_ranks) == [1.0, 1.0]
+
+
+class _LongSimulation(Claim):
+    """A simulator-only claim whose run would take minutes: its time limit must stop it."""
+
+    name = "faults_long_simulation"
+    kind = "exact"
+    issue = "Foundation"
+    description = "toy claim running a long simulated gossip"
+    ranks = False
+
+    def config(self, budget):
+        return {}
+
+    def run(self, ctx):
+        from verify.algorithms.gossip import Gossip
+
+        x0 = torch.zeros(4, 8, dtype=torch.float64)
+        # ~10 us a step: 3 * 10^6 steps are ~30 s, far past the 1 s limit (finite if unbounded)
+        ctx.run_simulated(Gossip(), None, [ring(4)], x0, 3 * 10**6, seed=0, record=[0])
+        raise AssertionError("unreachable: the time limit must stop the simulation")
+
+
+def test_simulator_only_claim_stops_at_its_time_limit(tmp_path, monkeypatch):
+    # the ranks' claims were bounded by the pool; a simulator-only claim ran past its limit
+    # (with one lane it then passed; in the second lane it became an error only 60 s later)
+    monkeypatch.setitem(CLAIMS, _LongSimulation.name, _LongSimulation())
+    with ClaimContext(world_size=2, claim_timeout_s=1.0) as ctx:
+        start = time.monotonic()
+        (result,) = run_claims([_LongSimulation.name], ctx, tmp_path, figures=False)
+        elapsed = time.monotonic() - start
+        assert not ctx.pool_started
+    assert result.verdict == "error" and elapsed < 1.0 + SLACK_S
+    assert "time limit was reached at step" in result.detail and "Gossip" in result.detail
+    assert "time limit of 1 s was reached" in result.detail and "--timeout" in result.detail
+
+
+def test_time_limit_bounds_only_the_simulator():
+    from verify.algorithms.gossip import Gossip
+    from verify.run import run_simulated, time_limit
+
+    x0 = torch.arange(4.0, dtype=torch.float64)[:, None]
+    with time_limit(lambda: time.monotonic() - 1.0):  # already past
+        with pytest.raises(TimeoutError, match="step 0 of 5"):
+            run_simulated(Gossip(), None, [ring(4)], x0, 5, seed=0)
+    with time_limit(lambda: None):  # no limit
+        assert run_simulated(Gossip(), None, [ring(4)], x0, 5, seed=0).steps[-1] == 5
+    run_simulated(Gossip(), None, [ring(4)], x0, 5, seed=0)  # outside: none
+    with pytest.raises(TypeError, match="zero-argument callable"):
+        with time_limit(3.0):
+            pass

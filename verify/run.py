@@ -21,6 +21,8 @@ holds a float64 copy of the whole ``(n, R, d)`` state (a rank casts its one node
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -42,11 +44,37 @@ __all__ = [
     "run_algorithm",
     "run_simulated",
     "run_distributed",
+    "time_limit",
 ]
 
 _METRICS = ("error", "consensus", "avg_error")
 #: float64 elements per block of a lower-precision state's measurement (512 KiB: in cache)
 _BLOCK = 1 << 16
+#: a zero-argument callable giving the ``time.monotonic()`` by which a simulated run must stop
+#: (``None``: no limit); set by :func:`time_limit`
+_DEADLINE: contextvars.ContextVar = contextvars.ContextVar("verify_run_deadline", default=None)
+
+
+@contextlib.contextmanager
+def time_limit(deadline):
+    """Within the block, a run whose nodes are all in this process (the simulator) stops with
+    :class:`TimeoutError` once ``time.monotonic()`` passes ``deadline()``.
+
+    ``deadline`` is a zero-argument callable (read at every step: a claim's limit moves when
+    its worker pool starts) returning a ``time.monotonic()`` value or ``None`` (no limit). The
+    main job puts each claim inside one, so a simulator-only claim keeps its time limit as a
+    claim on the ranks does (there the pool bounds the call: a rank never stops alone, which
+    would leave the others waiting in a collective).
+    """
+    if not callable(deadline):
+        raise TypeError(f"deadline must be a zero-argument callable, got {deadline!r}")
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
 #: bytes of checkpoint iterates a rank holds before measuring them in one batch
 _PENDING_BYTES = 32 << 20
 
@@ -324,10 +352,16 @@ def run_algorithm(
             metrics[key].append(value)
         return time.perf_counter() - t
 
+    deadline = None if defer else _DEADLINE.get()
     start = time.perf_counter()
     state = algorithm.init(x0, ctx)
     observed: list = []
     for k in range(steps):
+        if deadline is not None and (limit := deadline()) is not None and time.monotonic() > limit:
+            raise TimeoutError(
+                f"the time limit was reached at step {k} of {steps} of a simulated "
+                f"{type(algorithm).__name__} run"
+            )
         if k in wanted:
             measure_s += measure(state)
         before = state
