@@ -247,28 +247,33 @@ def test_process_state_is_read_from_proc():
     reason="the fork server start method",
 )
 def test_hung_fork_server_preload_is_bounded_by_the_start_limit(tmp_path, monkeypatch):
-    # the fork server imports torch (the preload) before it forks a rank; a preload that hangs
-    # blocked WorkerPool() for ever (proc.start() waits for the forked rank's pid)
+    # the fork server imports its preload (torch, and what the user's code asked for) before it
+    # forks a rank; a preload that hangs blocked WorkerPool() for ever (proc.start() waits for
+    # the forked rank's pid)
     import importlib
+    import multiprocessing
+    from multiprocessing import forkserver
 
     launch = importlib.import_module("verify.runtime.launch")  # the module, not the function
-
     (tmp_path / "theorylab_hanging_preload.py").write_text("import time\ntime.sleep(600)\n")
     # the fork server is a fresh interpreter: it finds modules through PYTHONPATH, not sys.path
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), path])))
     monkeypatch.delenv("THEORYLAB_START_METHOD", raising=False)
-    preload = list(launch._PRELOAD)
+    before = list(forkserver._forkserver._preload_modules)
     launch._stop_fork_server()  # a server from an earlier test would not import the new list
-    monkeypatch.setattr(launch, "_PRELOAD", [*preload, "theorylab_hanging_preload"])
-    t0 = time.monotonic()
-    with pytest.raises(
-        DistributedError, match=r"start_timeout_s=3 s.*fork server.*THEORYLAB_START_METHOD=spawn"
-    ):
-        launch.WorkerPool(2, timeout_s=30, start_timeout_s=3)
-    assert time.monotonic() - t0 < 20
+    try:
+        multiprocessing.set_forkserver_preload(["theorylab_hanging_preload"])
+        t0 = time.monotonic()
+        with pytest.raises(
+            DistributedError,
+            match=r"start_timeout_s=3 s.*fork server.*THEORYLAB_START_METHOD=spawn",
+        ):
+            launch.WorkerPool(2, timeout_s=30, start_timeout_s=3)
+        assert time.monotonic() - t0 < 20
+    finally:
+        multiprocessing.set_forkserver_preload(before)
     # the hung server was stopped: the next pool starts a fresh one and works
-    monkeypatch.setattr(launch, "_PRELOAD", preload)
     with launch.WorkerPool(2, timeout_s=30) as p:
         assert p.run(_sum_ranks) == [1.0, 1.0]
 

@@ -200,3 +200,26 @@ def test_a_claim_registered_at_run_time_runs_in_the_main_process(tmp_path, monke
                              lanes=2)  # fmt: skip
     assert [r.verdict for r in results] == ["pass", "pass"]
     assert results[0].detail.endswith(f"pid {os.getpid()}")  # ran here, not in the lane
+
+
+def test_rank_context_keeps_a_users_fork_server_preload(monkeypatch):
+    # the fork server is one per process: the pool adds torch to its preload, never drops
+    # what the user's own code asked for
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    from verify.runtime.launch import _PRELOAD, _rank_context
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    monkeypatch.delenv("THEORYLAB_START_METHOD", raising=False)
+    before = list(forkserver._forkserver._preload_modules)
+    try:
+        multiprocessing.set_forkserver_preload(["json", "torch"])
+        _rank_context()
+        preload = forkserver._forkserver._preload_modules
+        assert preload[0] == "json" and preload[1:] == _PRELOAD
+        _rank_context()  # idempotent
+        assert forkserver._forkserver._preload_modules == preload
+    finally:
+        multiprocessing.set_forkserver_preload(before)

@@ -352,8 +352,13 @@ def _rank_context():
             f"THEORYLAB_START_METHOD must be 'forkserver' or 'spawn', got {method!r}"
         )
     if method == "forkserver" and "forkserver" in mp.get_all_start_methods():
+        from multiprocessing import forkserver
+
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
+        # the fork server is one per process: keep what its user asked it to preload too
+        server = getattr(forkserver, "_forkserver", None)
+        theirs = [m for m in getattr(server, "_preload_modules", None) or [] if m not in _PRELOAD]
+        ctx.set_forkserver_preload([*theirs, *_PRELOAD])
         return ctx
     return mp.get_context("spawn")
 
