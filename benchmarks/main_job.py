@@ -116,7 +116,10 @@ def _sample(pid: int, cpu: dict, each: list | None = None) -> tuple[int, int, in
     rss = sum(r for _, r, _ in rows)
     pss = sum(q for _, _, q in rows)
     if each is not None:
-        each.extend((p, _name(p), r, q) for p, r, q in rows)
+        for p, r, q in rows:
+            roll = f"/proc/{p}/smaps_rollup"
+            uss = _kib(roll, "Private_Clean") + _kib(roll, "Private_Dirty")
+            each.append((p, _name(p), r, q, uss, _kib(roll, "Anonymous")))
     for p in procs:
         used = _cpu_s(p)
         if used is not None:
@@ -243,9 +246,12 @@ def main(argv=None) -> int:
     print(f"targets: wall <= 60 s: {'met' if wall <= 60 else 'NOT met'}; "
           f"PSS <= 2 GiB: {'met' if peak_pss <= 2 * GIB else 'NOT met'}; "
           f"RSS <= 2 GiB: {'met' if peak_rss <= 2 * GIB else 'NOT met'}")  # fmt: skip
-    print("at the RSS peak (pid, process, RSS MiB, PSS MiB):")
-    for p, label, r, q in sorted(at_peak, key=lambda row: -row[2]):
-        print(f"  {p:>7}  {label:<60} {r / 1024:7.0f} {q / 1024:7.0f}")
+    print("at the RSS peak (MiB; USS: the process's private pages; anonymous: heap, incl. pages")
+    print("shared copy-on-write with the fork server):")
+    print(f"  {'pid':>7}  {'process':<44} {'RSS':>6} {'PSS':>6} {'USS':>6} {'anon':>6}")
+    for p, label, r, q, u, a in sorted(at_peak, key=lambda row: -row[2]):
+        print(f"  {p:>7}  {label[-44:]:<44} {r / 1024:6.0f} {q / 1024:6.0f} {u / 1024:6.0f} "
+              f"{a / 1024:6.0f}")  # fmt: skip
     print("\nwhat costs what (wall s / CPU s, each part measured in its own subprocess):")
     rows = [
         ("interpreter start (python -c pass)", bare_wall, bare_cpu),
