@@ -242,40 +242,77 @@ def test_process_state_is_read_from_proc():
     assert _process_state(None) is None
 
 
-@pytest.mark.skipif(
-    "forkserver" not in __import__("multiprocessing").get_all_start_methods(),
-    reason="the fork server start method",
-)
-def test_hung_fork_server_preload_is_bounded_by_the_start_limit(tmp_path, monkeypatch):
-    # the fork server imports its preload (torch, and what the user's code asked for) before it
-    # forks a rank; a preload that hangs blocked WorkerPool() for ever (proc.start() waits for
-    # the forked rank's pid)
-    import importlib
+@pytest.fixture
+def hanging_preload(tmp_path, monkeypatch):
+    """The user's own fork-server preload names a module whose import hangs (600 s); a fresh
+    fork server (the current one is stopped) will import it before forking anything."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    launch = importlib.import_module("verify.runtime.launch")  # the module, not the function
+    from verify.runtime.launch import _stop_fork_server
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the fork server start method")
     (tmp_path / "theorylab_hanging_preload.py").write_text("import time\ntime.sleep(600)\n")
     # the fork server is a fresh interpreter: it finds modules through PYTHONPATH, not sys.path
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), path])))
     monkeypatch.delenv("THEORYLAB_START_METHOD", raising=False)
     before = list(forkserver._forkserver._preload_modules)
-    launch._stop_fork_server()  # a server from an earlier test would not import the new list
+    _stop_fork_server()  # a server from an earlier test would not import the new list
+    multiprocessing.set_forkserver_preload(["theorylab_hanging_preload"])
     try:
-        multiprocessing.set_forkserver_preload(["theorylab_hanging_preload"])
-        t0 = time.monotonic()
-        with pytest.raises(
-            DistributedError,
-            match=r"start_timeout_s=3 s.*fork server.*THEORYLAB_START_METHOD=spawn",
-        ):
-            launch.WorkerPool(2, timeout_s=30, start_timeout_s=3)
-        assert time.monotonic() - t0 < 20
+        yield
     finally:
         multiprocessing.set_forkserver_preload(before)
-    # the hung server was stopped: the next pool starts a fresh one and works
-    with launch.WorkerPool(2, timeout_s=30) as p:
+        _stop_fork_server()  # (a hung one is stopped already; a healthy one restarts)
+
+
+def test_hung_fork_server_preload_is_bounded_by_the_start_limit(hanging_preload):
+    # the fork server imports its preload (torch, and what the user's code asked for) before it
+    # forks a rank; a preload that hangs blocked WorkerPool() for ever (proc.start() waits for
+    # the forked rank's pid)
+    from verify.runtime.launch import WorkerPool
+
+    t0 = time.monotonic()
+    with pytest.raises(
+        DistributedError,
+        match=r"the 2 ranks \(start_timeout_s\) took more than 3 s: the fork server "
+        r"\(it imports theorylab_hanging_preload, torch.*\) did not answer; it was stopped.*"
+        r"THEORYLAB_START_METHOD=spawn",
+    ):
+        WorkerPool(2, timeout_s=30, start_timeout_s=3)
+    assert time.monotonic() - t0 < 20
+
+
+def test_the_next_pool_after_a_hung_fork_server_works(hanging_preload):
+    import multiprocessing
+
+    from verify.runtime.launch import WorkerPool
+
+    with pytest.raises(DistributedError, match="did not answer; it was stopped"):
+        WorkerPool(2, timeout_s=30, start_timeout_s=3)
+    multiprocessing.set_forkserver_preload([])  # the user fixed their preload
+    with WorkerPool(2, timeout_s=30) as p:  # a fresh fork server
         assert p.run(_sum_ranks) == [1.0, 1.0]
+
+
+def test_hung_fork_server_leaves_the_main_job_one_lane(hanging_preload, tmp_path, monkeypatch,
+                                                        capsys):  # fmt: skip
+    # the second lane is the first process the main job forks: its start was unbounded too
+    import verify.lanes
+
+    monkeypatch.setattr(verify.lanes, "START_TIMEOUT_S", 3.0)
+    names = ["async_speed_weighted_fixed_point", "local_sgd_drift_shape"]  # simulator-only
+    t0 = time.monotonic()
+    with ClaimContext(world_size=2) as ctx:
+        results = run_claims(names, ctx, tmp_path, figures=False, lanes=2)
+        assert not ctx.pool_started
+    assert [r.claim for r in results] == names
+    assert all(r.verdict == "pass" for r in results), [r.detail for r in results]
+    err = capsys.readouterr().err
+    assert "starting the second lane took more than 3 s" in err and "one lane" in err
+    assert time.monotonic() - t0 < 60
 
 
 class _LongSimulation(Claim):
@@ -327,3 +364,27 @@ def test_time_limit_bounds_only_the_simulator():
     with pytest.raises(TypeError, match="zero-argument callable"):
         with time_limit(3.0):
             pass
+    # a block inside another keeps the earlier limit (a claim cannot lift its own)
+    with time_limit(lambda: time.monotonic() - 1.0):
+        with time_limit(lambda: None):
+            with pytest.raises(TimeoutError, match="step 0 of 5"):
+                run_simulated(Gossip(), None, [ring(4)], x0, 5, seed=0)
+    with time_limit(lambda: None):
+        with time_limit(lambda: time.monotonic() - 1.0):
+            with pytest.raises(TimeoutError):
+                run_simulated(Gossip(), None, [ring(4)], x0, 5, seed=0)
+
+
+def test_time_limit_stops_the_simulated_parameter_server():
+    import numpy as np
+
+    from theorylab.problems import QuadraticProblem
+    from verify.asynchronous import run_async_simulated
+    from verify.oracles import QuadraticOracle
+    from verify.run import time_limit
+
+    oracle = QuadraticOracle(QuadraticProblem(np.ones((3, 2)), np.zeros((3, 2)), sigma2=0.1))
+    with time_limit(lambda: time.monotonic() - 1.0):
+        with pytest.raises(TimeoutError, match="update 0 of 40 of a simulated async run"):
+            run_async_simulated(oracle, np.ones(2), 40, 0.05, seed=0)
+    assert run_async_simulated(oracle, np.ones(2), 40, 0.05, seed=0) is not None

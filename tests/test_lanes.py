@@ -215,7 +215,8 @@ def test_rank_context_keeps_a_users_fork_server_preload(monkeypatch):
     monkeypatch.delenv("THEORYLAB_START_METHOD", raising=False)
     before = list(forkserver._forkserver._preload_modules)
     try:
-        multiprocessing.set_forkserver_preload(["json", "torch"])
+        # "__main__" (multiprocessing's default) would import the user's script in the server
+        multiprocessing.set_forkserver_preload(["__main__", "json", "torch"])
         _rank_context()
         preload = forkserver._forkserver._preload_modules
         assert preload[0] == "json" and preload[1:] == _PRELOAD

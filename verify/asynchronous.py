@@ -63,6 +63,7 @@ from theorylab.errors import TheorylabError, check_int, check_positive
 from theorylab.staleness import ArrivalTrace, simulate_arrivals, staleness_stats
 from verify.algorithms.async_sgd import AsyncSGD
 from verify.comm import PeerError
+from verify.run import check_time_limit
 from verify.seeding import node_generators, node_seed
 
 __all__ = [
@@ -372,6 +373,9 @@ class _Server:
         k = 0
         vclock = 0.0
         while k < s.n_updates:
+            if self.deliver is not None:  # simulated; on the ranks the pool bounds the call
+                check_time_limit("at update %d of %d of a simulated %s run", k, s.n_updates,
+                                 s.algorithm)  # fmt: skip
             if k in want:
                 self._measure()
             if s.algorithm == "sync":

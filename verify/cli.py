@@ -102,7 +102,8 @@ def add_arguments(parser) -> None:
         default=None,
         metavar="SECONDS",
         help="time limit of each claim: a claim whose worker processes are still busy after it "
-        "(e.g. a frozen worker) becomes an error naming the stuck ranks (default: per claim, "
+        "(e.g. a frozen worker) becomes an error naming the stuck ranks; a simulated run stops "
+        "at its next step (default: per claim, "
         "120 s quick / 3600 s full at world size <= 4, times world_size/4 above; starting the "
         "workers is not counted)",
     )

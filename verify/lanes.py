@@ -167,7 +167,7 @@ class SimulatedLane:
             claim = CLAIMS[name]
             limit = ctx.claim_timeout_s or claim.default_timeout_s(ctx)
             self._limits[name] = float(limit) + LANE_SLACK_S
-        from verify.runtime.launch import _rank_context
+        from verify.runtime.launch import _rank_context, _start_processes
 
         mpc = _rank_context()  # a fork of the server that holds torch, as the ranks are
         self._counter = mpc.Value("i", 0)
@@ -178,7 +178,8 @@ class SimulatedLane:
                   self._events, dict(os.environ), os.getpid()),
         )  # fmt: skip
         self._started_at = self._last_event = time.monotonic()
-        self._proc.start()
+        # bounded: the fork server imports torch before forking, and an import can hang
+        _start_processes([self._proc], START_TIMEOUT_S, "the second lane")
         # A reader thread moves the lane's events into an in-process queue: an mp.Queue read
         # blocks without limit on a message the lane died in the middle of writing (its
         # timeout covers only the first byte); the thread may hang there, the main thread

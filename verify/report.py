@@ -503,6 +503,7 @@ def run_claims(
             if on_result is not None:
                 on_result(broken, False)
     from verify.lanes import SimulatedLane, default_lanes
+    from verify.runtime.launch import DistributedError
 
     if lanes is None:
         lanes = default_lanes(claims, ctx)
@@ -528,7 +529,11 @@ def run_claims(
     drawer = _background_drawer() if figures else None
     lane = None
     try:
-        lane = SimulatedLane(ctx, results_dir, force, lane_names) if lane_names else None
+        if lane_names:
+            try:
+                lane = SimulatedLane(ctx, results_dir, force, lane_names)
+            except DistributedError as exc:  # then every claim runs in this process, in order
+                print(f"warning: {exc}; the claims run in one lane", file=sys.stderr)
         _run_claims_loop(claims, ctx, results_dir, results, force, figures, progress, on_result,
                          drawer, lane)  # fmt: skip
     finally:

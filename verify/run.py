@@ -45,6 +45,7 @@ __all__ = [
     "run_simulated",
     "run_distributed",
     "time_limit",
+    "check_time_limit",
 ]
 
 _METRICS = ("error", "consensus", "avg_error")
@@ -57,22 +58,41 @@ _DEADLINE: contextvars.ContextVar = contextvars.ContextVar("verify_run_deadline"
 
 @contextlib.contextmanager
 def time_limit(deadline):
-    """Within the block, a run whose nodes are all in this process (the simulator) stops with
-    :class:`TimeoutError` once ``time.monotonic()`` passes ``deadline()``.
+    """Within the block, a run whose nodes are all in this process (the simulator's step loop,
+    the simulated parameter server's) stops with :class:`TimeoutError` once
+    ``time.monotonic()`` passes ``deadline()``.
 
     ``deadline`` is a zero-argument callable (read at every step: a claim's limit moves when
-    its worker pool starts) returning a ``time.monotonic()`` value or ``None`` (no limit). The
-    main job puts each claim inside one, so a simulator-only claim keeps its time limit as a
-    claim on the ranks does (there the pool bounds the call: a rank never stops alone, which
-    would leave the others waiting in a collective).
+    its worker pool starts) returning a ``time.monotonic()`` value or ``None`` (no limit). A
+    block inside another keeps the earlier of the two limits. The main job puts each claim
+    inside one, so a simulator-only claim keeps its time limit as a claim on the ranks does
+    (there the pool bounds the call: a rank never stops alone, which would leave the others
+    waiting in a collective). Work outside those loops (exact predictions, an algorithm's
+    ``init``) is not interrupted; threads a claim starts do not inherit the limit.
     """
     if not callable(deadline):
         raise TypeError(f"deadline must be a zero-argument callable, got {deadline!r}")
+    outer = _DEADLINE.get()
+    if outer is not None:
+        inner = deadline
+
+        def deadline():
+            limits = [t for t in (outer(), inner()) if t is not None]
+            return min(limits) if limits else None
+
     token = _DEADLINE.set(deadline)
     try:
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+def check_time_limit(where: str, *args) -> None:
+    """Raise :class:`TimeoutError` if the limit of the enclosing :func:`time_limit` has passed;
+    the message is ``"the time limit was reached " + where % args`` (formatted only then)."""
+    deadline = _DEADLINE.get()
+    if deadline is not None and (limit := deadline()) is not None and time.monotonic() > limit:
+        raise TimeoutError("the time limit was reached " + (where % args if args else where))
 
 
 #: bytes of checkpoint iterates a rank holds before measuring them in one batch
@@ -304,6 +324,9 @@ def run_algorithm(
     TheorylabError
         If ``x0``'s leading dimension is not the number of local nodes, or a checkpoint is out
         of range.
+    TimeoutError
+        All nodes in this process (the simulator), inside a :func:`time_limit` block whose
+        limit passes during the run.
     """
     steps = check_int("steps", steps, minimum=0)
     checkpoints = _record_steps(record, steps)
@@ -352,16 +375,13 @@ def run_algorithm(
             metrics[key].append(value)
         return time.perf_counter() - t
 
-    deadline = None if defer else _DEADLINE.get()
+    name = type(algorithm).__name__
     start = time.perf_counter()
     state = algorithm.init(x0, ctx)
     observed: list = []
     for k in range(steps):
-        if deadline is not None and (limit := deadline()) is not None and time.monotonic() > limit:
-            raise TimeoutError(
-                f"the time limit was reached at step {k} of {steps} of a simulated "
-                f"{type(algorithm).__name__} run"
-            )
+        if not defer:  # the simulator; on the ranks the pool bounds the whole call
+            check_time_limit("at step %d of %d of a simulated %s run", k, steps, name)
         if k in wanted:
             measure_s += measure(state)
         before = state

@@ -210,7 +210,8 @@ class ClaimContext:
     claim_timeout_s : float > 0 or None
         Time limit (seconds) of each claim (``theorylab verify --timeout``): once a claim has
         run this long, its waits for the worker processes end and it becomes an ``'error'``
-        naming the stuck ranks; starting the pool does not count. ``None``: each claim's
+        naming the stuck ranks, and its simulated runs stop at their next step
+        (:func:`verify.run.time_limit`); starting the pool does not count. ``None``: each claim's
         :meth:`Claim.default_timeout_s`. Enforced by :func:`verify.report.run_claims` through
         :attr:`deadline`; not part of a claim's configuration.
     pool : object or None

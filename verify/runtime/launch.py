@@ -280,15 +280,22 @@ def _worker(rank, world_size, rendezvous, backend, device, timeout_s, threads, c
         os._exit(0)  # skip interpreter teardown (seconds with torch loaded); nothing is pending
 
 
-def _start_processes(procs: list, limit_s: float) -> None:
+def _start_processes(procs: list, limit_s: float, what: str) -> None:
     """``proc.start()`` for each of ``procs``, all within ``limit_s`` seconds.
 
-    With the fork server, ``start`` waits for the server to fork the new process, and the
-    server first imports :data:`_PRELOAD`: an import that hangs (a stuck file system, a lock)
-    would block the caller for ever. The starts therefore run in a daemon thread; past the limit
-    the fork server is killed (its pending starts then fail) and a :class:`DistributedError`
-    says so. The next start launches a fresh fork server.
+    With the fork server, ``start`` waits for the server to fork the new process, and a server
+    this start launched first imports its preload (torch): an import that hangs (a stuck file
+    system, a lock) would block the caller for ever. The starts therefore run in a daemon
+    thread. Past the limit, a fork server that this start launched and that has forked none of
+    ``procs`` is killed (the pending starts then fail; nothing else came from it); a server
+    that was already serving is left alone. Either way a :class:`DistributedError` names
+    ``what`` did not start; so does a start that raises.
     """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    uses_server = bool(procs) and getattr(procs[0], "_start_method", None) == "forkserver"
+    server_before = getattr(server, "_forkserver_pid", None) if uses_server else None
     done, failure = threading.Event(), []
 
     def start_all() -> None:
@@ -300,22 +307,28 @@ def _start_processes(procs: list, limit_s: float) -> None:
         finally:
             done.set()
 
-    threading.Thread(target=start_all, name="verify-pool-start", daemon=True).start()
+    threading.Thread(target=start_all, name="verify-start", daemon=True).start()
     if not done.wait(limit_s):
-        _stop_fork_server()
-        done.wait(10.0)
-        raise DistributedError(
-            f"starting the ranks took more than start_timeout_s={limit_s:g} s: the fork server "
-            f"(it imports {', '.join(_PRELOAD)} before forking) did not answer; it was stopped. "
-            "THEORYLAB_START_METHOD=spawn starts each rank as a fresh interpreter instead"
-        )
+        hung_server = uses_server and server_before is None and all(p.pid is None for p in procs)
+        if hung_server:
+            preload = getattr(server, "_preload_modules", None) or _PRELOAD
+            _stop_fork_server()
+            done.wait(10.0)
+            raise DistributedError(
+                f"starting {what} took more than {limit_s:g} s: the fork server (it imports "
+                f"{', '.join(preload)} before forking) did not answer; it was stopped. "
+                "THEORYLAB_START_METHOD=spawn starts each process as a fresh interpreter"
+            )
+        raise DistributedError(f"starting {what} took more than {limit_s:g} s")
     if failure:
-        raise failure[0]
+        exc = failure[0]
+        raise DistributedError(f"starting {what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _stop_fork_server() -> None:
     """Kill multiprocessing's fork server, if one runs (a hung preload ignores the polite stop);
-    the next fork-server start launches a fresh one."""
+    the next fork-server start launches a fresh one. Only for a server that has forked nothing:
+    a process it forked is not this process's child, and looks dead once the server is gone."""
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
@@ -351,9 +364,10 @@ def _rank_context():
 
     Each rank is then a fork of a process that already holds torch, instead of a fresh
     interpreter importing it (``spawn``): the pool starts in a fraction of the time, and the
-    ranks share torch's memory copy-on-write. The fork server itself starts no threads and
-    no process group, so forking it is safe. ``THEORYLAB_START_METHOD=spawn`` (or a platform
-    without ``forkserver``) uses ``spawn``.
+    ranks share torch's memory copy-on-write. The fork server holds no process group and runs
+    nothing but its preload's imports (its only other threads are the BLAS library's idle
+    workers, which that library re-creates after a fork), so forking it is safe.
+    ``THEORYLAB_START_METHOD=spawn`` (or a platform without ``forkserver``) uses ``spawn``.
     """
     method = os.environ.get("THEORYLAB_START_METHOD", "forkserver").strip() or "forkserver"
     if method not in ("forkserver", "spawn"):
@@ -366,7 +380,12 @@ def _rank_context():
         ctx = mp.get_context("forkserver")
         # the fork server is one per process: keep what its user asked it to preload too
         server = getattr(forkserver, "_forkserver", None)
-        theirs = [m for m in getattr(server, "_preload_modules", None) or [] if m not in _PRELOAD]
+        # ("__main__", multiprocessing's default, would import the user's script there)
+        theirs = [
+            m
+            for m in getattr(server, "_preload_modules", None) or []
+            if m not in _PRELOAD and m != "__main__"
+        ]
         ctx.set_forkserver_preload([*theirs, *_PRELOAD])
         return ctx
     return mp.get_context("spawn")
@@ -534,7 +553,8 @@ class WorkerPool:
             self._procs.append(proc)
             self._conns.append(parent)
         try:
-            _start_processes(self._procs, self.start_timeout_s)
+            what = f"the {self.world_size} ranks (start_timeout_s)"
+            _start_processes(self._procs, self.start_timeout_s, what)
         except BaseException:
             self._terminate()
             raise
