@@ -4,7 +4,8 @@
 ``grad(x, nodes, generators)`` takes ``x`` of shape ``(m, R, d)`` (``d`` = the model's number of
 parameters, in ``named_parameters()`` order), and returns each local node's minibatch gradient at
 each of its ``R`` replicas. All ``m R`` (node, replica) pairs are evaluated in one batched call
-(``torch.func.functional_call`` under ``torch.func.vmap`` of ``torch.func.grad``), so every
+(``torch.func.functional_call`` under ``torch.func.vmap`` for the forward pass, one autograd
+reverse pass of the sum of the pairs' losses for their gradients), so every
 registered algorithm runs on it unchanged, on both executors and on any device.
 
 Draw order (what makes the executors agree): at each call, for ``l = 0, ..., m-1`` in order,
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, grad_and_value, jacrev, jvp, vmap
+from torch.func import functional_call, grad, jvp, vmap
 
 from theorylab import estimate
 from theorylab.data import Dataset, split
@@ -86,16 +87,34 @@ def mlp(sizes: Sequence[int], *, seed: int = 0, activation: str = "tanh") -> tor
     gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     layers: list[torch.nn.Module] = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        lin = torch.nn.utils.skip_init(torch.nn.Linear, a, b, dtype=torch.float64)
+        # built on the meta device (no initialisation, no draw from torch's global generator),
+        # then given its own weights drawn from `gen` (torch.nn.utils.skip_init would do the
+        # same, but its to_empty imports sympy, ~60 MB, in every process that builds one)
+        lin = torch.nn.Linear(a, b, device="meta", dtype=torch.float64)
         bound = 1.0 / math.sqrt(a)
-        with torch.no_grad():
-            lin.weight.copy_(torch.rand((b, a), generator=gen, dtype=torch.float64) * 2 - 1)
-            lin.weight.mul_(bound)
-            lin.bias.copy_((torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+        weight = (torch.rand((b, a), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        bias = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        lin.weight, lin.bias = torch.nn.Parameter(weight), torch.nn.Parameter(bias)
         layers.append(lin)
         if k < len(sizes) - 2:
             layers.append(acts[activation]())
     return torch.nn.Sequential(*layers)
+
+
+def _values_and_grads(fn, x: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fn(x, *args)`` and its gradient with respect to each row of ``x``.
+
+    ``fn`` maps ``x`` (leading dimensions: rows) to one value per row, the value of a row
+    depending on that row of ``x`` alone (a ``vmap`` of a per-row loss); the gradient of the
+    sum of the values is then every row's own gradient: one forward pass over all rows and one
+    reverse pass (plain autograd; ``torch.func.grad`` under ``vmap`` gives the same numbers,
+    slower per call, and imports ``torch._dynamo``, ~0.9 s and ~70 MB, in every process).
+    """
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        values = fn(leaf, *args)
+        (g,) = torch.autograd.grad(values.sum(), leaf)
+    return values.detach(), g
 
 
 class ModelOracle:
@@ -239,10 +258,6 @@ class ModelOracle:
         self.offsets = torch.as_tensor(
             np.concatenate([[0], np.cumsum(self.sizes)[:-1]]), dtype=torch.int64, device=self.device
         )
-        self._sizes_t = torch.as_tensor(self.sizes, dtype=dtype, device=self.device)
-        self._node_of_sample = torch.repeat_interleave(
-            torch.arange(self.n, device=self.device), self._sizes_t.to(torch.int64)
-        )
         self.x_star = None
         self._check_loss_is_a_mean()
 
@@ -317,7 +332,7 @@ class ModelOracle:
         flat = idx.reshape(-1)
         a = self.X[flat].reshape(m * R, B, *self.X.shape[1:])
         y = self.y[flat].reshape(m * R, B, *self.y.shape[1:])
-        g = vmap(grad(self._loss))(x.reshape(m * R, self.d), a, y)
+        _, g = _values_and_grads(vmap(self._loss), x.reshape(m * R, self.d), a, y)
         return g.reshape(m, R, self.d)
 
     # ---- full local batches, all listed nodes in one pass ---------------------------------------
@@ -350,9 +365,14 @@ class ModelOracle:
     def _full_grads(self, x: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """``grad f_i`` (full local batch) of node ``ids[l]`` at each row ``x[l, r]``: one
         batched call over all (node, replica) pairs (shape of ``x``, ``(m, R, d)``)."""
+        return self._node_values_and_grads(x, ids)[1]
+
+    def _node_values_and_grads(self, x: torch.Tensor, ids: Sequence[int]):
+        """``f_i`` and ``grad f_i`` (full local batch) of node ``ids[l]`` at each row
+        ``x[l, r]``: shapes ``(m, R)`` and ``(m, R, d)``."""
         a, y, w = self._padded(ids)
-        per_node = vmap(grad(self._weighted_loss), in_dims=(0, None, None, None))
-        return vmap(per_node)(x, a, y, w)
+        per_node = vmap(self._weighted_loss, in_dims=(0, None, None, None))  # over rows
+        return _values_and_grads(vmap(per_node), x, a, y, w)  # over nodes
 
     def node_objectives(self, x: torch.Tensor, nodes: Sequence[int]):
         """The listed nodes' ``f_i`` and ``grad f_i`` (full local batches) at each row of ``x``.
@@ -366,10 +386,9 @@ class ModelOracle:
             raise TheorylabError(
                 f"x must have shape (R, d) with d = {self.d}, got {tuple(x.shape)}"
             )
-        a, y, w = self._padded(ids)
-        per_point = vmap(grad_and_value(self._weighted_loss), in_dims=(0, None, None, None))
-        g, v = vmap(per_point, in_dims=(None, 0, 0, 0))(x, a, y, w)
-        return v, g
+        # each node differentiates its own copy of the points
+        copies = x.unsqueeze(0).expand(len(ids), *x.shape).contiguous()
+        return self._node_values_and_grads(copies, ids)
 
     # ---- full-batch measurements ---------------------------------------------------------------
     def _points(self, x) -> tuple[torch.Tensor, tuple]:
@@ -392,19 +411,10 @@ class ModelOracle:
         (values, grads): shapes ``(n, ...)`` and ``(n, ..., d)``.
         """
         P, lead = self._points(x)
-        # one forward pass over all N samples per point, the n node gradients by reverse mode
-        # (jacrev: n vector-Jacobian products, batched), all points at once (vmap)
-        grads, values = vmap(jacrev(self._node_losses, has_aux=True))(P)  # (P, n, d), (P, n)
-        return values.T.reshape(self.n, *lead), grads.transpose(0, 1).reshape(self.n, *lead, self.d)
-
-    def _node_losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(f_1(x), ..., f_n(x))`` twice (value and aux): per-sample losses (the loss of a
-        batch of one), averaged over each node's samples."""
-        out = functional_call(self.model, (self.unflatten(x), self.buffers), (self.X,))
-        per = vmap(self.loss)(out.unsqueeze(1), self.y.unsqueeze(1))  # (N,)
-        f = torch.zeros(self.n, dtype=per.dtype, device=per.device)
-        f = f.index_add(0, self._node_of_sample, per) / self._sizes_t
-        return f, f
+        # one forward pass over every node's samples per point (each node with its own copy of
+        # the point), the n node gradients by one reverse pass (node_objectives)
+        values, grads = self.node_objectives(P, range(self.n))  # (n, P), (n, P, d)
+        return values.reshape(self.n, *lead), grads.reshape(self.n, *lead, self.d)
 
     def objective(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """``f(x) = (1/n) sum_i f_i(x)`` and ``grad f(x)``: shapes ``(...)`` and ``(..., d)``."""
@@ -470,8 +480,9 @@ class ModelOracle:
         other = copy.copy(self)
         other.model = copy.deepcopy(self.model).to(device)
         other.buffers = {k: v for k, v in other.model.named_buffers()}
-        for key in ("X", "y", "offsets", "x0", "_sizes_t", "_node_of_sample"):
+        for key in ("X", "y", "offsets", "x0"):
             setattr(other, key, getattr(self, key).to(device))
+        other.__dict__.pop("_padded_cache", None)  # the copy's own, on its device
         other.device = device
         return other
 

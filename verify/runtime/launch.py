@@ -346,12 +346,13 @@ def _stop_fork_server() -> None:
 
 
 #: what the fork server imports once, before it forks the pool's ranks (and the main job's
-#: second lane); ``torch._dynamo``: every reverse-mode ``torch.func`` transform (the model
-#: oracle's per-sample gradients) imports it, ~0.9 s and ~70 MB each process paid on its own
+#: second lane); ``torch.fx.experimental.symbolic_shapes`` (it imports sympy: ~0.3 s, ~35 MB):
+#: torch's shape checks import it the first time a loss runs under ``vmap`` (the model
+#: oracle), in every process that has not
 _PRELOAD = [
     "torch",
     "torch.distributed",
-    "torch._dynamo",
+    "torch.fx.experimental.symbolic_shapes",
     "numpy",
     "verify.runtime.launch",
     "verify.run",
