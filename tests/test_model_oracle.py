@@ -429,3 +429,36 @@ def test_a_loss_that_is_not_a_per_sample_mean_is_refused(data):
                     parts)  # fmt: skip
     # the named losses pass the check
     ModelOracle(mlp([3, 4, 3], seed=1), "cross_entropy", data.features, data.labels, parts)
+
+
+def test_moved_copy_does_not_share_the_padded_data_cache(oracle):
+    # the cache of padded node batches lives on the oracle's device: a copy on another device
+    # that kept it (copy.copy shares the dict) would mix devices
+    x = oracle.x0.reshape(1, -1).to(torch.float64)
+    oracle.node_objectives(x, [0, 1])
+    assert oracle.__dict__.get("_padded_cache")
+    moved = oracle.to("meta")
+    assert "_padded_cache" not in moved.__dict__ and oracle.__dict__["_padded_cache"]
+    assert moved.X.device.type == "meta" and oracle.X.device.type == "cpu"
+
+
+def test_gradients_do_not_import_torch_dynamo():
+    # torch.func.grad imports torch._dynamo (~0.9 s, ~70 MB) in every process that calls it;
+    # the oracle's gradients (minibatch, full-batch, measurements) need only autograd
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from verify.model_oracle import mlp, model_oracle\n"
+        "from theorylab.data import teacher_student\n"
+        "data = teacher_student(64, 4, num_classes=3, seed=0)\n"
+        "o = model_oracle(mlp([4, 6, 3], seed=0), data, 4, seed=0, batch_size=8)\n"
+        "x = o.x0.reshape(1, 1, -1).expand(4, 2, -1).contiguous()\n"
+        "gens = [torch.Generator().manual_seed(i) for i in range(4)]\n"
+        "o.grad(x, torch.arange(4), gens); o.measure(x); o.objective(x[0])\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
