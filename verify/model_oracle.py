@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, vmap
 
 from theorylab import estimate
 from theorylab.data import Dataset, split
@@ -451,15 +451,17 @@ class ModelOracle:
     def hvp(self, x: torch.Tensor, v: torch.Tensor, node: int | None = None) -> torch.Tensor:
         """Hessian-vector product ``nabla^2 f(x) v`` (or ``nabla^2 f_i(x) v`` for ``node=i``).
 
-        Exact (forward-over-reverse: ``jvp`` of ``grad``); ``x``, ``v`` of shape ``(d,)``.
+        Exact (reverse-over-reverse: the gradient of ``<grad f(x), v>``); ``x``, ``v`` of shape
+        ``(d,)``.
         """
         self._check_x(x)
         nodes = range(self.n) if node is None else [check_int("node", node, 0, self.n - 1)]
-
-        def full_grad(z):
-            return sum(grad(self._loss)(z, *self._node_data(i)) for i in nodes) / len(nodes)
-
-        return jvp(full_grad, (x,), (v.to(dtype=x.dtype),))[1]
+        with torch.enable_grad():
+            z = x.detach().requires_grad_(True)
+            f = sum(self._loss(z, *self._node_data(i)) for i in nodes) / len(nodes)
+            (g,) = torch.autograd.grad(f, z, create_graph=True)
+            (hv,) = torch.autograd.grad(g, z, grad_outputs=v.to(dtype=x.dtype))
+        return hv
 
     def sample_grads(self, x: torch.Tensor, node: int, k: int, generator) -> torch.Tensor:
         """``k`` independent stochastic gradients of node ``node`` at ``x`` (d,): shape (k, d).

@@ -431,15 +431,16 @@ class OwnModelBound(_OwnModelClaim):
 
 
 def dense_hessian_L(oracle, points) -> float:
-    """``max_{i, x in points} ||nabla^2 f_i(x)||_2`` from dense Hessians (``torch.func.hessian``)
-    and ``eigvalsh``: the independent check of the power-iteration estimate of ``L``."""
-    from torch.func import hessian
+    """``max_{i, x in points} ||nabla^2 f_i(x)||_2`` from dense Hessians
+    (``torch.autograd.functional.hessian``) and ``eigvalsh``: the independent check of the
+    power-iteration estimate of ``L``."""
+    from torch.autograd.functional import hessian
 
     best = 0.0
     for p in np.atleast_2d(points):
         x = torch.as_tensor(p, dtype=oracle.dtype, device=oracle.device)
         for i in range(oracle.n):
-            H = hessian(lambda z, i=i: oracle._loss(z, *oracle._node_data(i)))(x)
+            H = hessian(lambda z, i=i: oracle._loss(z, *oracle._node_data(i)), x)
             H = 0.5 * (H + H.T)
             best = max(best, float(torch.linalg.eigvalsh(H).abs().max()))
     return best
