@@ -135,3 +135,19 @@ def test_decode_equals_compress_for_every_path():
         y = C.compress(x, torch.Generator().manual_seed(1))
         z = C.decode(C.encode(x, torch.Generator().manual_seed(1)), x.shape)
         assert y.equal(z), spec
+
+
+@pytest.mark.parametrize("per", [2, 5, 8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_lookup_bytes_shared_table_equals_indexing(per, dtype, rows):
+    """The gather paths (numpy's take for rows of values no integer holds, torch's
+    index_select otherwise) against direct indexing, on a shared table, whole rows and the
+    column slices that lookup_bytes_sum works on (the last byte's values cut at n)."""
+    g = torch.Generator().manual_seed(per)
+    table = torch.randn(1, 256, per, generator=g, dtype=dtype)
+    buf = torch.randint(0, 256, (rows, 50001), generator=g, dtype=torch.int64).to(torch.uint8)
+    n = 50001 * per - (per - 1)
+    want = table[0][buf.to(torch.int64)].reshape(rows, -1)[:, :n]
+    assert wire.lookup_bytes(buf, n, table).equal(want)
+    assert wire.lookup_bytes(buf[:, 7:], n - 7 * per, table).equal(want[:, 7 * per :])
