@@ -151,3 +151,34 @@ def test_lookup_bytes_shared_table_equals_indexing(per, dtype, rows):
     want = table[0][buf.to(torch.int64)].reshape(rows, -1)[:, :n]
     assert wire.lookup_bytes(buf, n, table).equal(want)
     assert wire.lookup_bytes(buf[:, 7:], n - 7 * per, table).equal(want[:, 7 * per :])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (1, 70001), (3, 1001), (40, 13)])
+@pytest.mark.parametrize("chunk", [None, 16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_and_sign_bits_equal_the_direct_computation(shape, chunk, dtype, monkeypatch):
+    """Scaled sign's one-read pass: the bits equal pack_bits(x < 0) (-0 and 0 are not
+    negative) and the row sums of |x| equal a float64 sum to float32 resolution."""
+    from theorylab.compressors import quantizers
+
+    if chunk is not None:
+        monkeypatch.setattr(quantizers, "_SIGN_CHUNK", chunk)
+    x = np.random.default_rng(shape[1]).standard_normal(shape).astype(dtype)
+    x[0, 0] = -0.0
+    s1, bits = quantizers._l1_and_sign_bits(x)
+    assert np.array_equal(bits, wire.pack_bits(torch.from_numpy(x) < 0).numpy())
+    ref = np.abs(x.astype(np.float64)).sum(1)
+    assert np.allclose(s1, ref, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
+
+
+def test_scaled_sign_fast_path_equals_the_formula_and_falls_back_on_overflow():
+    C = get_compressor("scaled-sign")
+    x = torch.randn(2, 5000, generator=torch.Generator().manual_seed(0))
+    y = C.compress(x)
+    scale = x.double().abs().mean(1, keepdim=True)
+    want = torch.where(x < 0, -scale, scale)
+    assert torch.allclose(y.double(), want, rtol=2e-7, atol=0)
+    assert C.decode(C.encode(x), x.shape).equal(y)
+    big = torch.full((1, 8), 3e38)  # |x|_1 overflows float32: the scaled mean
+    big[0, 3] = -3e38
+    assert C.compress(big).abs().eq(3e38).all() and C.compress(big)[0, 3] < 0

@@ -796,6 +796,37 @@ def _negative(x: torch.Tensor) -> torch.Tensor:
     return x < 0
 
 
+#: elements per numpy call in :func:`_l1_and_sign_bits` (a multiple of 8: whole bytes)
+_SIGN_CHUNK = 1 << 15
+
+
+def _l1_and_sign_bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_i |x_i|, packed [x_i < 0])`` per row of the CPU float array ``x`` ``(rows, d)``
+    in one read of ``x``: a chunk of columns at a time (the ``|x|`` buffer stays in the cache),
+    float64 sums of the chunks' pairwise sums (inf where a chunk's sum overflows) and the sign
+    bits as :func:`~theorylab.compressors.wire.pack_bits` packs them (LSB first, each row's
+    last byte padded with zeros)."""
+    rows, d = x.shape
+    out = np.empty((rows, -(-d // 8)), dtype=np.uint8)
+    s1 = np.zeros(rows, dtype=np.float64)
+    cols = max(8, _SIGN_CHUNK - _SIGN_CHUNK % 8)
+    if d >= cols:
+        spans = [(r, r + 1, j, min(d, j + cols)) for r in range(rows) for j in range(0, d, cols)]
+    else:
+        step = max(1, cols // d)
+        spans = [(r, min(rows, r + step), 0, d) for r in range(0, rows, step)]
+    size = min(rows * d, max(cols, d))
+    a, neg = np.empty(size, dtype=x.dtype), np.empty(size, dtype=np.bool_)
+    for r0, r1, j0, j1 in spans:
+        n = (r1 - r0) * (j1 - j0)
+        xc = x[r0:r1, j0:j1]
+        ac = np.abs(xc, out=a[:n].reshape(xc.shape))
+        s1[r0:r1] += ac.sum(axis=1)
+        nc = np.less(xc, 0, out=neg[:n].reshape(xc.shape))
+        out[r0:r1, j0 // 8 : -(-j1 // 8)] = np.packbits(nc, axis=1, bitorder="little")
+    return s1, out
+
+
 class Sign(Compressor):
     """``C(x) = sign(x)`` (sgn(0) = +1). In no class: ``C(tx) = C(x)`` for every ``t > 0``, so no
     ``omega`` or ``delta`` bounds it (neither is declared). Wire: ``d`` bit-packed signs
@@ -855,15 +886,24 @@ class ScaledSign(Sign):
         return _work_dtype(dtype).itemsize
 
     def _quantize(self, x, generator, dtype):
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            with np.errstate(over="ignore"):  # an overflow shows as inf: the scaled form
+                s1, packed = _l1_and_sign_bits(x.detach().numpy())
+                scale = (s1 / x.shape[-1]).astype("f8" if x.dtype == torch.float64 else "f4")
+            if bool(np.isfinite(scale).all()):  # else a sum overflowed: the scaled form
+                return torch.from_numpy(scale), torch.from_numpy(packed), _PACKED
         return _l1mean_fast(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
+        if len(parts) == 3:  # (scale, packed signs, _PACKED): as decode does it
+            return self._decode_rows(self._pack(parts, d, dtype), d, dtype)
         scale, neg = parts
         return scale.unsqueeze(1) * (1 - 2 * neg.to(scale.dtype))
 
     def _pack(self, parts, d, dtype):
-        scale, neg = parts
-        return torch.cat([floats_to_bytes(scale.reshape(-1, 1)), pack_bits(neg)], 1)
+        scale, neg = parts[:2]
+        payload = neg if len(parts) == 3 else pack_bits(neg)
+        return torch.cat([floats_to_bytes(scale.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
