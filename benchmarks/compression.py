@@ -223,10 +223,23 @@ def _plain_baselines(x: torch.Tensor, d: int) -> dict:
     # byte -> its 8 signs as floats (bit j of the byte is coordinate j, 1 = negative)
     signs8 = np.array([[1 - 2 * ((b >> j) & 1) for j in range(8)] for b in range(256)], "f4")
 
+    def l1_and_bits(chunk=1 << 15):  # one read of x: a cache-sized chunk at a time
+        xn, a, neg = x.numpy(), np.empty(chunk, np.float32), np.empty(chunk, np.bool_)
+        bits, s1 = np.empty(-(-d // 8), np.uint8), 0.0
+        for j in range(0, d, chunk):
+            xc = xn[j : j + chunk]
+            s1 += float(np.abs(xc, out=a[: len(xc)]).sum())
+            nb = np.less(xc, 0, out=neg[: len(xc)])
+            bits[j // 8 : -(-(j + len(xc)) // 8)] = np.packbits(nb, bitorder="little")
+        return s1, bits
+
     def sign(scaled):
         def f():
-            bits = np.packbits((x < 0).numpy(), bitorder="little")
-            scale = np.float32(x.abs().mean()) if scaled else np.float32(1)
+            if scaled:
+                s1, bits = l1_and_bits()
+                scale = np.float32(s1 / d)
+            else:
+                bits, scale = np.packbits((x < 0).numpy(), bitorder="little"), np.float32(1)
             # decode: one row gather of 8 floats per byte (numpy's take: ~3x unpackbits and
             # float arithmetic)
             out = np.take(signs8 * scale, bits, axis=0, mode="clip").reshape(-1)[:d]
