@@ -182,3 +182,17 @@ def test_scaled_sign_fast_path_equals_the_formula_and_falls_back_on_overflow():
     big = torch.full((1, 8), 3e38)  # |x|_1 overflows float32: the scaled mean
     big[0, 3] = -3e38
     assert C.compress(big).abs().eq(3e38).all() and C.compress(big)[0, 3] < 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_scaled_sign_one_pass_still_rejects_non_finite_input(dtype):
+    """Scaled sign validates by its sum of |x_i| (no separate pass): NaN and inf raise with
+    the generic message, in any row of any float dtype."""
+    C = get_compressor("scaled-sign")
+    for bad in [float("nan"), float("inf"), float("-inf")]:
+        x = torch.ones(3, 70001, dtype=dtype)
+        x[2, 65537] = bad
+        with pytest.raises(Exception, match="NaN or infinite"):
+            C.encode(x, torch.Generator().manual_seed(0))
+        with pytest.raises(Exception, match="NaN or infinite"):
+            C.compress(x[2, 60000:])

@@ -827,6 +827,16 @@ def _l1_and_sign_bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s1, out
 
 
+@functools.lru_cache(maxsize=8)
+def _sign_bytes(dtype: torch.dtype) -> np.ndarray:
+    """``(256, 8)`` numpy table of ``dtype``: entry ``[b, j]`` is ``1 - 2 * bit j of b`` (the
+    values of :func:`~theorylab.compressors.wire.pack_bits`' bytes of signs); read-only."""
+    b = np.arange(256)[:, None] >> np.arange(8)
+    table = (1 - 2 * (b & 1)).astype(torch.empty(0, dtype=dtype).numpy().dtype)
+    table.setflags(write=False)
+    return table
+
+
 class Sign(Compressor):
     """``C(x) = sign(x)`` (sgn(0) = +1). In no class: ``C(tx) = C(x)`` for every ``t > 0``, so no
     ``omega`` or ``delta`` bounds it (neither is declared). Wire: ``d`` bit-packed signs
@@ -857,6 +867,8 @@ class Sign(Compressor):
         return lookup_bytes(payload, d, table)
 
     def _byte_lookup(self, buf, d, dtype):
+        if buf.device.type == "cpu" and type(self)._reconstruct is Sign._reconstruct:
+            return buf, torch.from_numpy(_sign_bytes(_work_dtype(dtype)).copy()).unsqueeze(0)
         bit = torch.tensor([[False, True]], device=buf.device)
         return buf, byte_table(self._reconstruct((bit,), d, dtype), 1)
 
@@ -885,13 +897,27 @@ class ScaledSign(Sign):
     def header_bytes(self, dtype=torch.float32):
         return _work_dtype(dtype).itemsize
 
+    def _one_pass(self, x) -> bool:
+        """Whether ``x`` (rows, compute dtype) is validated and measured by one read
+        (:func:`_l1_and_sign_bits`): on CPU, unless a subclass quantizes otherwise."""
+        return x.device.type == "cpu" and type(self)._quantize is ScaledSign._quantize
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._one_pass(x2):
+            return x2  # validated in _quantize: a finite sum of |x_i| has finite terms
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-            with np.errstate(over="ignore"):  # an overflow shows as inf: the scaled form
+        if self._one_pass(x):
+            with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf: checked below
                 s1, packed = _l1_and_sign_bits(x.detach().numpy())
                 scale = (s1 / x.shape[-1]).astype("f8" if x.dtype == torch.float64 else "f4")
-            if bool(np.isfinite(scale).all()):  # else a sum overflowed: the scaled form
+            if bool(np.isfinite(scale).all()):
                 return torch.from_numpy(scale), torch.from_numpy(packed), _PACKED
+            # a NaN or inf entry (raises), or a sum that overflowed: the scaled form
+            Compressor._rows(self, x)
         return _l1mean_fast(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
@@ -914,5 +940,9 @@ class ScaledSign(Sign):
     def _byte_lookup(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
         scale = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
+        if buf.device.type == "cpu" and type(self)._reconstruct is ScaledSign._reconstruct:
+            # scale * (+-1) is exact: the same values as _reconstruct's, by numpy
+            table = scale.numpy()[:, None, None] * _sign_bytes(scale.dtype)
+            return buf[:, nb:], torch.from_numpy(table)
         bit = torch.tensor([False, True], device=buf.device).expand(scale.shape[0], -1)
         return buf[:, nb:], byte_table(self._reconstruct((scale, bit), d, dtype), 1)

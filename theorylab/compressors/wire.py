@@ -506,7 +506,20 @@ def lookup_bytes(buf: torch.Tensor, n: int, table: torch.Tensor) -> torch.Tensor
     ``(trows, 256, per)`` (:func:`byte_table`, :func:`trit_byte_table`; ``trows`` is 1 or
     ``rows``): byte ``i`` of a row gives its values ``per i .. per i + per - 1``. Works a
     chunk of columns at a time (:func:`lookup_bytes_sum` of one message): ~2x one gather of
-    the whole row at ``n = 10^6``, whose temporaries leave the cache."""
+    the whole row at ``n = 10^6``, whose temporaries leave the cache; on CPU, rows of values
+    that no integer holds filling whole bytes (``n = nbytes per``) by one numpy take (no
+    temporaries: the uint8 bytes index the table's rows directly)."""
+    trows, _, per = table.shape
+    rows, nbytes = buf.shape
+    if (
+        buf.device.type == "cpu"
+        and trows == 1
+        and n == nbytes * per
+        and _WIDE.get(per * table.element_size()) is None
+    ):
+        out = torch.empty(rows, n, dtype=table.dtype)
+        _gather_into(buf, _flat_table(table), per, out)
+        return out
     return lookup_bytes_sum([buf], n, [table])
 
 
