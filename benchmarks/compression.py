@@ -22,7 +22,8 @@ same run (``vs_allreduce``: medians; ``vs_allreduce_min``: min / min, the least 
 target < 1 for every compressor sending <= 1/8 of the bytes, ``bytes_frac``, a header aside).
 
 After it, a floor table: single library calls that bound a stochastic quantizer from below on
-this machine (10^6 random 32-bit words, float uniforms, one read pass, one decode gather).
+this machine (10^6 random 32-bit words, float uniforms, one read pass, one decode gather; and
+the two costs of drawing only 8 random bits per coordinate: the words and the tie search).
 
 Part 4 (the full compressed exchange, ``--world`` processes, default 4): per repeat an
 uncompressed all-reduce, then for every compressor encode + all-gather of the bytes + the sum
@@ -538,6 +539,7 @@ def floor_table(d: int, repeats: int) -> list[dict]:
     x = torch.randn(d)
     table = torch.randn(256, 2).view(torch.int64).reshape(-1)
     idx = torch.randint(0, 256, (d // 2,), dtype=torch.uint8)
+    low = np.random.default_rng(0).integers(0, 256, d, dtype=np.uint8)
     cases = {
         "random words: SFC64 random_raw, 32 bits x d": lambda: np.random.SFC64(1).random_raw(
             (d + 1) // 2
@@ -545,6 +547,12 @@ def floor_table(d: int, repeats: int) -> list[dict]:
         "random words: PCG64 random_raw, 32 bits x d": lambda: np.random.PCG64(1).random_raw(
             (d + 1) // 2
         ),
+        # drawing 8 of the F bits per coordinate (the rest only where the low byte of the sum
+        # is 255, probability 2^-8) is exact but needs a search for those ties over d bytes
+        "random words: SFC64 random_raw, 8 bits x d": lambda: np.random.SFC64(1).random_raw(
+            (d + 7) // 8
+        ),
+        "tie search: d uint8 == 255, then flatnonzero": lambda: np.flatnonzero(low == 255),
         "float uniforms: SFC64 random(float32) x d": lambda: np.random.Generator(
             np.random.SFC64(1)
         ).random(d, dtype=np.float32),
