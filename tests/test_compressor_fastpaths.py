@@ -196,3 +196,25 @@ def test_scaled_sign_one_pass_still_rejects_non_finite_input(dtype):
             C.encode(x, torch.Generator().manual_seed(0))
         with pytest.raises(Exception, match="NaN or infinite"):
             C.compress(x[2, 60000:])
+
+
+@pytest.mark.parametrize("spec", ["fp16", "bf16"])
+def test_cast_sends_the_cast_and_checks_every_entry(spec):
+    """The CPU cast with its check on the 16-bit patterns: the same halves as
+    ``x.to(target)`` (float32 and float64 input, rows), and an out-of-domain, NaN or inf entry
+    anywhere (first, middle, last; either sign) raises; the largest in-domain value passes."""
+    C = get_compressor(spec)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(3, 1001, generator=torch.Generator().manual_seed(1), dtype=dtype) * 100
+        want = x.to(C.target).view(torch.uint8).reshape(-1)
+        assert C.encode(x).equal(want)
+        hi = C.domain(dtype, 1001)[1]
+        for pos in [0, 1500, 3002]:
+            y = x.clone().reshape(-1)
+            y[pos] = -hi
+            C.encode(y.reshape(3, 1001))  # on the bound: passes
+            big = min(hi * 1.01, float(torch.finfo(dtype).max))  # above hi, finite in dtype
+            for bad in [big, -big, float("nan"), float("inf")]:
+                y[pos] = bad
+                with pytest.raises(Exception, match="NaN or infinite|declared for"):
+                    C.encode(y.reshape(3, 1001))
