@@ -249,3 +249,64 @@ def test_packed_output_equals_packing_the_codes(shape, chunk, monkeypatch):
         dither_codes(x, c, 1, torch.Generator(), "nibbles")
     with pytest.raises(ValueError, match="4-bit"):
         dither_codes(x, c, 7, torch.Generator(), "trits")
+
+
+@pytest.mark.parametrize("s", [1, 2, 3, 7, 127])
+@pytest.mark.parametrize("u", ["zero", "max"])
+def test_extreme_sums_do_not_overflow(s, u):
+    """``|R_i| = s 2^F`` (an entry equal to the norm) with the smallest and the largest ``u``:
+    the int32 sum ``R_i + u_i`` reaches ``(s + 1) 2^F - 1 <= 2^31 - 1``; codes ``2s`` and 0."""
+    F = fixed_point_bits(s)
+    x = np.array([[1.0, -1.0, 0.0, -0.0]], dtype=np.float32)
+    c = dither_scale(s, torch.ones(1, 1)).numpy()
+    assert float(c[0, 0]) == s * 2.0**F  # exact: R = +-s 2^F
+    word = 0 if u == "zero" else ((1 << F) - 1) << (32 - F)
+    words = np.full(4, word, dtype=np.uint32)
+    code = dither_codes_np(x, c, _words_from(words), s)[0]
+    assert code.tolist() == [2 * s, 0, s, s]
+
+
+def test_trit_bytes_for_every_digit_combination():
+    """All 243 groups of five digits (deterministic: x_i in {-1, 0, 1} at scale 2^F gives
+    R_i = -2^F, 0, 2^F, the digits 0, 1, 2 whatever u), in one row and across rows, against
+    the generic packer; the largest byte 242 included."""
+    digits = np.array([[(b // 3**j) % 3 for j in range(5)] for b in range(243)])
+    x = (digits.reshape(1, -1) - 1).astype(np.float32)
+    for rows in (x, x.reshape(3, -1)):
+        xt = torch.from_numpy(rows.copy())
+        c = dither_scale(1, torch.ones(rows.shape[0], 1))
+        packed = dither_codes(xt, c, 1, torch.Generator().manual_seed(0), "trits")
+        want = wire.pack_trits(torch.from_numpy(digits.reshape(rows.shape)))
+        assert packed.equal(want)
+    assert int(packed.max()) == 242
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_norm_bounds_every_entry(seed):
+    """QSGD's one-pass norm: ``torch.linalg.vector_norm`` of float32 rows is >= every |x_i|
+    (a rounded root of a sum of rounded squares: see QSGD._quantize_fixed), on inputs where a
+    rounded norm could fall short: one entry and zeros, one entry and tiny ones, entries whose
+    squares round down, equal entries; and the codes stay in [0, 2s] at the boundary."""
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(200):
+        a = float(torch.rand(1, generator=g)) * 2.0 ** int(torch.randint(-19, 59, (1,)))
+        a = float(torch.tensor(a, dtype=torch.float32))
+        d = int(torch.randint(1, 2000, (1,), generator=g))
+        v = torch.zeros(1, d)
+        v[0, int(torch.randint(0, d, (1,), generator=g))] = a * (-1) ** seed
+        cases.append(v)
+        w = torch.randn(1, d, generator=g) * a * 2.0**-40
+        w[0, 0] = a
+        cases.append(w)
+        u = 1 + torch.randint(0, 2**23, (1, d), generator=g).float() * 2.0**-23  # 1 + k ulp
+        cases.append(u * a)
+        cases.append(torch.full((1, d), a))
+    for v in cases:
+        n = float(torch.linalg.vector_norm(v, dim=-1, keepdim=True))
+        assert n >= float(v.abs().max()), (n, float(v.abs().max()))
+    C = get_compressor("qsgd")
+    for v in cases[:40]:
+        parts = C._quantize(v, torch.Generator().manual_seed(1), torch.float32)
+        codes = wire.unpack_uint(parts[1], v.shape[-1], 4)
+        assert int(codes.max()) <= 14 and float(parts[0][0]) >= float(v.abs().max())

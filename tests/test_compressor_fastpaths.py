@@ -135,3 +135,86 @@ def test_decode_equals_compress_for_every_path():
         y = C.compress(x, torch.Generator().manual_seed(1))
         z = C.decode(C.encode(x, torch.Generator().manual_seed(1)), x.shape)
         assert y.equal(z), spec
+
+
+@pytest.mark.parametrize("per", [2, 5, 8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_lookup_bytes_shared_table_equals_indexing(per, dtype, rows):
+    """The gather paths (numpy's take for rows of values no integer holds, torch's
+    index_select otherwise) against direct indexing, on a shared table, whole rows and the
+    column slices that lookup_bytes_sum works on (the last byte's values cut at n)."""
+    g = torch.Generator().manual_seed(per)
+    table = torch.randn(1, 256, per, generator=g, dtype=dtype)
+    buf = torch.randint(0, 256, (rows, 50001), generator=g, dtype=torch.int64).to(torch.uint8)
+    n = 50001 * per - (per - 1)
+    want = table[0][buf.to(torch.int64)].reshape(rows, -1)[:, :n]
+    assert wire.lookup_bytes(buf, n, table).equal(want)
+    assert wire.lookup_bytes(buf[:, 7:], n - 7 * per, table).equal(want[:, 7 * per :])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (1, 70001), (3, 1001), (40, 13)])
+@pytest.mark.parametrize("chunk", [None, 16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_and_sign_bits_equal_the_direct_computation(shape, chunk, dtype, monkeypatch):
+    """Scaled sign's one-read pass: the bits equal pack_bits(x < 0) (-0 and 0 are not
+    negative) and the row sums of |x| equal a float64 sum to float32 resolution."""
+    from theorylab.compressors import quantizers
+
+    if chunk is not None:
+        monkeypatch.setattr(quantizers, "_SIGN_CHUNK", chunk)
+    x = np.random.default_rng(shape[1]).standard_normal(shape).astype(dtype)
+    x[0, 0] = -0.0
+    s1, bits = quantizers._l1_and_sign_bits(x)
+    assert np.array_equal(bits, wire.pack_bits(torch.from_numpy(x) < 0).numpy())
+    ref = np.abs(x.astype(np.float64)).sum(1)
+    assert np.allclose(s1, ref, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
+
+
+def test_scaled_sign_fast_path_equals_the_formula_and_falls_back_on_overflow():
+    C = get_compressor("scaled-sign")
+    x = torch.randn(2, 5000, generator=torch.Generator().manual_seed(0))
+    y = C.compress(x)
+    scale = x.double().abs().mean(1, keepdim=True)
+    want = torch.where(x < 0, -scale, scale)
+    assert torch.allclose(y.double(), want, rtol=2e-7, atol=0)
+    assert C.decode(C.encode(x), x.shape).equal(y)
+    big = torch.full((1, 8), 3e38)  # |x|_1 overflows float32: the scaled mean
+    big[0, 3] = -3e38
+    assert C.compress(big).abs().eq(3e38).all() and C.compress(big)[0, 3] < 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_scaled_sign_one_pass_still_rejects_non_finite_input(dtype):
+    """Scaled sign validates by its sum of |x_i| (no separate pass): NaN and inf raise with
+    the generic message, in any row of any float dtype."""
+    C = get_compressor("scaled-sign")
+    for bad in [float("nan"), float("inf"), float("-inf")]:
+        x = torch.ones(3, 70001, dtype=dtype)
+        x[2, 65537] = bad
+        with pytest.raises(Exception, match="NaN or infinite"):
+            C.encode(x, torch.Generator().manual_seed(0))
+        with pytest.raises(Exception, match="NaN or infinite"):
+            C.compress(x[2, 60000:])
+
+
+@pytest.mark.parametrize("spec", ["fp16", "bf16"])
+def test_cast_sends_the_cast_and_checks_every_entry(spec):
+    """The CPU cast with its check on the 16-bit patterns: the same halves as
+    ``x.to(target)`` (float32 and float64 input, rows), and an out-of-domain, NaN or inf entry
+    anywhere (first, middle, last; either sign) raises; the largest in-domain value passes."""
+    C = get_compressor(spec)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(3, 1001, generator=torch.Generator().manual_seed(1), dtype=dtype) * 100
+        want = x.to(C.target).view(torch.uint8).reshape(-1)
+        assert C.encode(x).equal(want)
+        hi = C.domain(dtype, 1001)[1]
+        for pos in [0, 1500, 3002]:
+            y = x.clone().reshape(-1)
+            y[pos] = -hi
+            C.encode(y.reshape(3, 1001))  # on the bound: passes
+            big = min(hi * 1.01, float(torch.finfo(dtype).max))  # above hi, finite in dtype
+            for bad in [big, -big, float("nan"), float("inf")]:
+                y[pos] = bad
+                with pytest.raises(Exception, match="NaN or infinite|declared for"):
+                    C.encode(y.reshape(3, 1001))

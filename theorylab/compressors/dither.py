@@ -19,6 +19,9 @@ __all__ = ["fixed_point_bits", "dither_scale", "dither_codes_np", "dither_codes"
 #: elements per numpy call in :func:`dither_codes` (its buffers stay in the L2 cache)
 _DITHER_CHUNK = 1 << 16
 
+#: ``sum_j 3^(4-j) 2^(8j)``: five base-3 digits in bytes to one byte (see dither_codes_np)
+_TRIT_MAGIC = np.uint64(81 + (27 << 8) + (9 << 16) + (3 << 24) + (1 << 32))
+
 
 def fixed_point_bits(s: int) -> int:
     """Fractional bits ``F = 32 - ceil(log2(2s + 1))`` of :func:`dither_codes` for ``s`` levels:
@@ -33,6 +36,14 @@ def dither_scale(s: int, norm: torch.Tensor) -> torch.Tensor:
     ``norm``: float32 ``(rows, 1)``, finite, each row 0 or at least ``2^-90`` (so ``c`` is a
     finite float32)."""
     top = float(s * 2 ** fixed_point_bits(s))
+    if norm.device.type == "cpu" and norm.dtype == torch.float32:
+        # the same arithmetic in numpy (a few small torch ops cost ~20 us each)
+        n64 = norm.detach().numpy().astype(np.float64)
+        pos = n64 > 0
+        c64 = top / np.where(pos, n64, 1.0)
+        c = c64.astype(np.float32)
+        c = np.where(c.astype(np.float64) > c64, np.nextafter(c, np.float32(0)), c)
+        return torch.from_numpy(np.where(pos, c, np.float32(0)))
     n64 = norm.to(torch.float64)
     c64 = top / torch.where(n64 > 0, n64, torch.ones_like(n64))
     c = c64.to(torch.float32)
@@ -50,15 +61,16 @@ def dither_codes_np(
     With ``F = fixed_point_bits(s)``, ``R_i = trunc(fl(x_i c))`` is ``x_i c`` in fixed point
     (``|R_i| <= s 2^F`` is the caller's promise: :func:`dither_scale`), ``u_i`` the top ``F``
     bits of word ``i`` (uniform on ``[0, 2^F)``) and the code is ``(s 2^F + R_i + u_i) >> F``
-    (uint32 arithmetic; the sum is in ``[0, (2s + 1) 2^F)``). Writing ``|R_i| = l 2^F + f``
-    (``0 <= f < 2^F``): for ``x_i >= 0`` the code is ``s + l + [u_i >= 2^F - f]`` and for
-    ``x_i < 0`` it is ``s - l - [u_i < f]``; either way ``xi_i = l + 1`` with probability
-    exactly ``f / 2^F`` and ``l`` otherwise, so ``E xi_i = |R_i| / 2^F`` exactly, and ``0``,
-    ``-0`` and any ``R_i = 0`` give the code ``s`` (sgn(0) = +1). Relative to
-    ``r_i = |x_i| c / 2^F`` the only errors are the float32 product (relative ``2^-24``) and the
-    truncation (``< 2^-F``, absolute, in units of one level).
+    (the sum is in ``[0, (2s + 1) 2^F)``; computed as ``((R_i + u_i) >> F) + s`` with an
+    arithmetic shift in int32, where ``R_i + u_i < (s + 1) 2^F <= 2^31``). Writing
+    ``|R_i| = l 2^F + f`` (``0 <= f < 2^F``): for ``x_i >= 0`` the code is
+    ``s + l + [u_i >= 2^F - f]`` and for ``x_i < 0`` it is ``s - l - [u_i < f]``; either way
+    ``xi_i = l + 1`` with probability exactly ``f / 2^F`` and ``l`` otherwise, so
+    ``E xi_i = |R_i| / 2^F`` exactly, and ``0``, ``-0`` and any ``R_i = 0`` give the code ``s``
+    (sgn(0) = +1). Relative to ``r_i = |x_i| c / 2^F`` the only errors are the float32 product
+    (relative ``2^-24``) and the truncation (``< 2^-F``, absolute, in units of one level).
 
-    Works on chunks of :data:`_DITHER_CHUNK` elements: six numpy passes over data held in the
+    Works on chunks of :data:`_DITHER_CHUNK` elements: numpy passes over data held in the
     cache, and small buffers that the allocator reuses (fresh multi-megabyte buffers cost more
     in page faults than the arithmetic). ``pack="nibbles"`` (4-bit codes, ``2 <= s <= 7``)
     returns the codes packed as :func:`~theorylab.compressors.wire.pack_uint` at width 4 does,
@@ -73,7 +85,7 @@ def dither_codes_np(
     per = {None: 1, "nibbles": 2, "trits": 5}[pack]  # codes per output byte
     if pack == "nibbles" and w != 4 or pack == "trits" and s != 1:
         raise ValueError(f"pack={pack!r} needs 4-bit codes (2 <= s <= 7) or s = 1, got s={s}")
-    offset = np.uint32(s << F)
+    offset = np.uint8(s)
     cols = max(10, _DITHER_CHUNK - _DITHER_CHUNK % 10)  # chunks start on a byte
     if d >= cols:
         spans = [(r, r + 1, j, min(d, j + cols)) for r in range(rows) for j in range(0, d, cols)]
@@ -83,27 +95,32 @@ def dither_codes_np(
     R = np.empty(min(rows * d, max(cols, d)), dtype=np.int32)
     out = np.empty((rows, -(-d // per)), dtype=np.uint8)
     if pack is not None:
-        c8 = np.empty(len(R) + 4 * rows, dtype=np.uint8)
+        c8 = np.empty(len(R) + 4 * rows + 8, dtype=np.uint8)  # + 8: the last uint64 read
         h16 = np.empty((len(R) + 4 * rows) // 2, dtype=np.uint16)
+        p64 = np.empty((len(R) + 4 * rows) // 5 + 1, dtype=np.uint64)
     for r0, r1, j0, j1 in spans:
         size = (r1 - r0) * (j1 - j0)
         t = R[:size].reshape(r1 - r0, j1 - j0)
         u = words(size).reshape(r1 - r0, j1 - j0)
         np.multiply(x[r0:r1, j0:j1], c[r0:r1], out=t, casting="unsafe")  # R = trunc(x c)
-        t = t.view(np.uint32)
-        t += offset  # s 2^F + R, mod 2^32 (the true value is in [0, 2 s 2^F])
         np.right_shift(u, w, out=u)  # u in [0, 2^F)
-        u += t
-        np.right_shift(u, F, out=u)
+        # in int32: R + u is in [-s 2^F, (s + 1) 2^F) and (s + 1) 2^F <= 2^31 (2^(w-1) > s),
+        # and the arithmetic shift floors: (R + u) >> F = ((s 2^F + R + u) >> F) - s; the
+        # offset s is added to the bytes (a quarter of the memory traffic of the words)
+        t += u.view(np.int32)
+        np.right_shift(t, F, out=t)
         if pack is None:
-            np.copyto(out[r0:r1, j0:j1], u, casting="unsafe")
+            o = out[r0:r1, j0:j1]
+            np.copyto(o, t, casting="unsafe")  # mod 2^8
+            o += offset
             continue
         nc = j1 - j0
         ne = -(-nc // per) * per  # whole bytes (zero codes pad the row's last one)
         cc = c8[: (r1 - r0) * ne].reshape(r1 - r0, ne)
         if ne != nc:
             cc[:, nc:] = 0
-        np.copyto(cc[:, :nc], u, casting="unsafe")
+        np.copyto(cc[:, :nc], t, casting="unsafe")  # mod 2^8
+        cc[:, :nc] += offset
         o = out[r0:r1, j0 // per : j0 // per + ne // per]
         if pack == "nibbles":
             # codes a, b as the int16 a + 256 b: the byte a + 16 b is the low byte of
@@ -113,13 +130,17 @@ def dither_codes_np(
             np.right_shift(v, 4, out=h)
             h |= v
             np.copyto(o, h, casting="unsafe")
-        else:  # base 3, least significant digit first (Horner in uint8: sums <= 242)
-            t = cc.reshape(r1 - r0, ne // 5, 5)
-            np.multiply(t[..., 4], np.uint8(3), out=o)
-            for j in (3, 2, 1):
-                o += t[..., j]
-                o *= np.uint8(3)
-            o += t[..., 0]
+        else:
+            # base 3, least significant digit first: the 8 bytes from each group's first
+            # digit as a little-endian uint64 v = sum_k d_k 2^(8k) (+ higher garbage bytes),
+            # times M = sum_j 3^(4-j) 2^(8j): byte 4 of the product is sum_k d_k 3^k (<= 242)
+            # and no lower byte carries into it (byte p < 4 is sum_{k<=p} d_k 3^(4-p+k)
+            # <= 240); ~2x fewer passes than Horner on strided digits
+            groups = cc.size // 5
+            v = np.ndarray((groups,), dtype=np.uint64, buffer=c8, strides=(5,))
+            prod = p64[:groups]
+            np.multiply(v, _TRIT_MAGIC, out=prod)
+            np.copyto(o, prod.view(np.uint8)[4::8].reshape(o.shape))
     return out
 
 

@@ -304,7 +304,8 @@ class QSGD(Compressor):
     ``c = s 2^F / ||x||`` rounded down, ``xi_i = l_i + 1`` with probability exactly
     ``frac_F(R_i) / 2^F``: unbiased up to float32 rounding of ``r_i`` (relative ``2^-23``)
     and ``2^-F`` of a level (absolute), finer than the ``2^-24`` grid of float32 uniforms.
-    The norm sent is ``max(||x||_2 rounded, max_i |x_i|)`` (so ``r_i <= s`` holds exactly).
+    The norm sent is ``||x||_2`` rounded, which bounds every ``|x_i|`` exactly where it is in
+    ``[2^-20, 2^60]`` (so ``r_i <= s`` holds exactly), else ``max(||x||_2 rounded, max_i |x_i|)``.
     Elsewhere (float64, CUDA): float uniforms ``u_i`` and ``xi_i = l_i + [u_i < r_i - l_i]``.
 
     Wire: header = ``||x||`` (a float of the compute dtype); payload = the signed level
@@ -422,8 +423,22 @@ class QSGD(Compressor):
         return norm.reshape(-1), code.to(torch.uint8 if 2 * s <= 255 else torch.int32)
 
     def _quantize_fixed(self, x, generator, dtype):
-        """CPU float32: the levels by integer thresholds (:func:`dither_codes`), the norm in one
-        pass where the row's scale allows, the input validated by the row maxima."""
+        """CPU float32: the levels by integer thresholds (:func:`dither_codes`). One pass over
+        ``x`` (its norm) where every row's norm is in ``[2^-20, 2^60]``; else the row maxima
+        validate ``x`` and the norm is taken without over- or underflow."""
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # NaN or inf propagate
+        n = norm.numpy()
+        if not bool(((n >= 2.0**-20) & (n <= 2.0**60)).all()):
+            return self._quantize_fixed_general(x, generator, dtype)
+        # |x_i| <= norm exactly, so |R_i| <= s 2^F: the norm is a rounded square root of a sum
+        # of the rounded squares (any order, fused or not), and with round to nearest a sum of
+        # non-negative terms is >= each term, so norm >= fl(sqrt(fl(x_i^2))) = |x_i| (binary
+        # floating point, x_i^2 neither over- nor underflowing: Boldo 2015; here
+        # x_i^2 <= 2^120, and the largest x_i^2 >= 2^-40 / d is normal); tested in
+        # tests/test_compressor_dither.py on adversarial inputs
+        return self._dither(x, norm, generator)
+
+    def _quantize_fixed_general(self, x, generator, dtype):
         m = _row_absmax(x)  # NaN propagates
         hi = self.domain(dtype, x.shape[-1])[1]
         if not bool((m <= hi).all()):  # NaN, inf or above the domain: the generic message
@@ -443,9 +458,13 @@ class QSGD(Compressor):
         tiny = (norm > 0) & (norm < 2.0**-90)
         if bool(tiny.any()):  # the scale s 2^F / norm would overflow float32: scale the row up
             up = torch.where(tiny, 2.0**64, 1.0)
-            x, scale = x * up, dither_scale(self.s, norm * up)
-        else:
-            scale = dither_scale(self.s, norm)
+            return self._dither(x * up, norm, generator, norm * up)
+        return self._dither(x, norm, generator)
+
+    def _dither(self, x, norm, generator, scaled_norm=None):
+        """Parts from the codes of ``x`` at ``scale = dither_scale(s, scaled_norm)`` (default
+        ``norm``); ``norm`` is the one sent."""
+        scale = dither_scale(self.s, norm if scaled_norm is None else scaled_norm)
         if uint_width(2 * self.s + 1) == 4:  # the codes come packed (the wire's payload)
             packed = dither_codes(x, scale, self.s, generator, "nibbles")
             return norm.reshape(-1), packed, _PACKED
@@ -569,10 +588,12 @@ class TernGrad(Compressor):
             # the digit sgn(x_i) b_i + 1 is QSGD's code with s = 1 and the max norm
             # (dither_codes: P(b_i = 1) = |R_i| / 2^F, R_i = trunc(x_i c), c = 2^F / m)
             m = _row_absmax(x)  # NaN propagates
-            if not bool(torch.isfinite(m).all()):
+            mn = m.numpy()  # the checks in numpy (small torch ops cost ~20 us each)
+            if not bool(np.isfinite(mn).all()):
                 Compressor._rows(self, x.to(dtype))  # raises: NaN or inf
-            tiny = (m > 0) & (m < 2.0**-90)
-            if bool(tiny.any()):  # the scale 2^F / m would overflow float32: scale the row up
+            if not bool(((mn == 0) | (mn >= 2.0**-90)).all()):
+                # the scale 2^F / m would overflow float32: scale the row up
+                tiny = (m > 0) & (m < 2.0**-90)
                 up = torch.where(tiny, 2.0**64, 1.0)
                 x, scale = x * up, dither_scale(1, m * up)
             else:
@@ -775,6 +796,47 @@ def _negative(x: torch.Tensor) -> torch.Tensor:
     return x < 0
 
 
+#: elements per numpy call in :func:`_l1_and_sign_bits` (a multiple of 8: whole bytes)
+_SIGN_CHUNK = 1 << 15
+
+
+def _l1_and_sign_bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_i |x_i|, packed [x_i < 0])`` per row of the CPU float array ``x`` ``(rows, d)``
+    in one read of ``x``: a chunk of columns at a time (the ``|x|`` buffer stays in the cache),
+    float64 sums of the chunks' pairwise sums (inf where a chunk's sum overflows) and the sign
+    bits as :func:`~theorylab.compressors.wire.pack_bits` packs them (LSB first, each row's
+    last byte padded with zeros)."""
+    rows, d = x.shape
+    out = np.empty((rows, -(-d // 8)), dtype=np.uint8)
+    s1 = np.zeros(rows, dtype=np.float64)
+    cols = max(8, _SIGN_CHUNK - _SIGN_CHUNK % 8)
+    if d >= cols:
+        spans = [(r, r + 1, j, min(d, j + cols)) for r in range(rows) for j in range(0, d, cols)]
+    else:
+        step = max(1, cols // d)
+        spans = [(r, min(rows, r + step), 0, d) for r in range(0, rows, step)]
+    size = min(rows * d, max(cols, d))
+    a, neg = np.empty(size, dtype=x.dtype), np.empty(size, dtype=np.bool_)
+    for r0, r1, j0, j1 in spans:
+        n = (r1 - r0) * (j1 - j0)
+        xc = x[r0:r1, j0:j1]
+        ac = np.abs(xc, out=a[:n].reshape(xc.shape))
+        s1[r0:r1] += ac.sum(axis=1)
+        nc = np.less(xc, 0, out=neg[:n].reshape(xc.shape))
+        out[r0:r1, j0 // 8 : -(-j1 // 8)] = np.packbits(nc, axis=1, bitorder="little")
+    return s1, out
+
+
+@functools.lru_cache(maxsize=8)
+def _sign_bytes(dtype: torch.dtype) -> np.ndarray:
+    """``(256, 8)`` numpy table of ``dtype``: entry ``[b, j]`` is ``1 - 2 * bit j of b`` (the
+    values of :func:`~theorylab.compressors.wire.pack_bits`' bytes of signs); read-only."""
+    b = np.arange(256)[:, None] >> np.arange(8)
+    table = (1 - 2 * (b & 1)).astype(torch.empty(0, dtype=dtype).numpy().dtype)
+    table.setflags(write=False)
+    return table
+
+
 class Sign(Compressor):
     """``C(x) = sign(x)`` (sgn(0) = +1). In no class: ``C(tx) = C(x)`` for every ``t > 0``, so no
     ``omega`` or ``delta`` bounds it (neither is declared). Wire: ``d`` bit-packed signs
@@ -805,6 +867,8 @@ class Sign(Compressor):
         return lookup_bytes(payload, d, table)
 
     def _byte_lookup(self, buf, d, dtype):
+        if buf.device.type == "cpu" and type(self)._reconstruct is Sign._reconstruct:
+            return buf, torch.from_numpy(_sign_bytes(_work_dtype(dtype)).copy()).unsqueeze(0)
         bit = torch.tensor([[False, True]], device=buf.device)
         return buf, byte_table(self._reconstruct((bit,), d, dtype), 1)
 
@@ -833,16 +897,39 @@ class ScaledSign(Sign):
     def header_bytes(self, dtype=torch.float32):
         return _work_dtype(dtype).itemsize
 
+    def _one_pass(self, x) -> bool:
+        """Whether ``x`` (rows, compute dtype) is validated and measured by one read
+        (:func:`_l1_and_sign_bits`): on CPU, unless a subclass quantizes otherwise."""
+        return x.device.type == "cpu" and type(self)._quantize is ScaledSign._quantize
+
+    def _rows(self, x):
+        _check_kind(x)
+        x2 = x.reshape(-1, x.shape[-1]).to(_work_dtype(x.dtype))
+        if self._one_pass(x2):
+            return x2  # validated in _quantize: a finite sum of |x_i| has finite terms
+        return Compressor._rows(self, x)
+
     def _quantize(self, x, generator, dtype):
+        if self._one_pass(x):
+            with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf: checked below
+                s1, packed = _l1_and_sign_bits(x.detach().numpy())
+                scale = (s1 / x.shape[-1]).astype("f8" if x.dtype == torch.float64 else "f4")
+            if bool(np.isfinite(scale).all()):
+                return torch.from_numpy(scale), torch.from_numpy(packed), _PACKED
+            # a NaN or inf entry (raises), or a sum that overflowed: the scaled form
+            Compressor._rows(self, x)
         return _l1mean_fast(x).reshape(-1), _negative(x)
 
     def _reconstruct(self, parts, d, dtype):
+        if len(parts) == 3:  # (scale, packed signs, _PACKED): as decode does it
+            return self._decode_rows(self._pack(parts, d, dtype), d, dtype)
         scale, neg = parts
         return scale.unsqueeze(1) * (1 - 2 * neg.to(scale.dtype))
 
     def _pack(self, parts, d, dtype):
-        scale, neg = parts
-        return torch.cat([floats_to_bytes(scale.reshape(-1, 1)), pack_bits(neg)], 1)
+        scale, neg = parts[:2]
+        payload = neg if len(parts) == 3 else pack_bits(neg)
+        return torch.cat([floats_to_bytes(scale.reshape(-1, 1)), payload], 1)
 
     def _unpack(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
@@ -853,5 +940,9 @@ class ScaledSign(Sign):
     def _byte_lookup(self, buf, d, dtype):
         nb = _work_dtype(dtype).itemsize
         scale = bytes_to_floats(buf[:, :nb], _work_dtype(dtype)).reshape(-1)
+        if buf.device.type == "cpu" and type(self)._reconstruct is ScaledSign._reconstruct:
+            # scale * (+-1) is exact: the same values as _reconstruct's, by numpy
+            table = scale.numpy()[:, None, None] * _sign_bytes(scale.dtype)
+            return buf[:, nb:], torch.from_numpy(table)
         bit = torch.tensor([False, True], device=buf.device).expand(scale.shape[0], -1)
         return buf[:, nb:], byte_table(self._reconstruct((scale, bit), d, dtype), 1)
