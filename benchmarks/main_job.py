@@ -103,6 +103,10 @@ def _name(pid: int) -> str:
     return " ".join(w[-40:] for w in words[-2:])
 
 
+#: pid -> label of every process seen in the tree
+_LABELS: dict[int, str] = {}
+
+
 def _sample(pid: int, cpu: dict, each: list | None = None) -> tuple[int, int, int]:
     """(RSS bytes, PSS bytes, process count) summed over ``pid``'s process tree; records each
     process's CPU so far in ``cpu`` (pid -> (user, system)): the ranks are forks of the fork
@@ -124,6 +128,8 @@ def _sample(pid: int, cpu: dict, each: list | None = None) -> tuple[int, int, in
         used = _cpu_s(p)
         if used is not None:
             cpu[p] = used
+            if p not in _LABELS:
+                _LABELS[p] = _name(p)
     return rss * 1024, pss * 1024, len(procs)
 
 
@@ -252,6 +258,9 @@ def main(argv=None) -> int:
     for p, label, r, q, u, a in sorted(at_peak, key=lambda row: -row[2]):
         print(f"  {p:>7}  {label[-44:]:<44} {r / 1024:6.0f} {q / 1024:6.0f} {u / 1024:6.0f} "
               f"{a / 1024:6.0f}")  # fmt: skip
+    print("CPU by process (user + system s):")
+    for p, (u, sy) in sorted(cpu.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {p:>7}  {_LABELS.get(p, '?')[-44:]:<44} {u + sy:6.1f}")
     print("\nwhat costs what (wall s / CPU s, each part measured in its own subprocess):")
     rows = [
         ("interpreter start (python -c pass)", bare_wall, bare_cpu),
