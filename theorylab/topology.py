@@ -31,12 +31,13 @@ import scipy.sparse as sp
 from theorylab.errors import TheorylabError, check_int, check_probability
 from theorylab.stochastic import DENSE_LIMIT, Schedule, check_graph, static
 from theorylab.topology_sparse import (
+    _RANDOM_FAMILIES,
     _ceil_log2,
     _check_n,
     _derived_seed,
+    _family_args,
     _is_power_of_two,
     _random_geometric,
-    _shape,
     connectivity_radius,
     family_edges,
     square_shape,
@@ -440,22 +441,10 @@ def build(
     """
     if family not in FAMILIES:
         raise TheorylabError(f"unknown topology family {family!r}; choose from {sorted(FAMILIES)}")
-    if family in ("grid", "torus"):
-        rows, cols = _shape(family, n, rows, cols)
-        return FAMILIES[family](rows, cols)
-    if n is None:
-        raise TheorylabError(f"{family} needs n")
-    if family == "random-regular":
-        if degree is None:
-            raise TheorylabError("random-regular needs degree (e.g. --degree 4)")
-        return random_regular(n, degree, seed=seed, max_tries=max_tries)
-    if family == "erdos-renyi":
-        if p is None:
-            raise TheorylabError("erdos-renyi needs p (e.g. --p 0.1)")
-        return erdos_renyi(n, p, seed=seed, max_tries=max_tries)
-    if family == "random-geometric":  # radius None: connectivity_radius(n)
-        return random_geometric(n, radius, seed=seed, max_tries=max_tries)
-    return FAMILIES[family](n)
+    args = _family_args(family, n, rows, cols, degree, p, radius)
+    if family in _RANDOM_FAMILIES:  # random geometric: radius None is connectivity_radius(n)
+        return FAMILIES[family](*args, seed=seed, max_tries=max_tries)
+    return FAMILIES[family](*args)
 
 
 def _rho_from_eigs(eigs: np.ndarray) -> float:

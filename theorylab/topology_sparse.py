@@ -505,6 +505,32 @@ def _shape(family, n, rows, cols):
     return rows, cols
 
 
+#: the families drawn at random: their builders take ``seed`` and ``max_tries``
+_RANDOM_FAMILIES = ("random-regular", "erdos-renyi", "random-geometric")
+
+
+def _family_args(family, n, rows, cols, degree, p, radius) -> tuple:
+    """The positional arguments of ``family``'s builder from the uniform ones (as the CLI takes
+    them), checked: ``(rows, cols)`` for grid and torus, ``(n, degree)``, ``(n, p)``,
+    ``(n, radius)`` for the random families (``radius`` None: the default), else ``(n,)``.
+    Shared by :func:`theorylab.topology.build` and :func:`family_edges`."""
+    if family in ("grid", "torus"):
+        return _shape(family, n, rows, cols)
+    if n is None:
+        raise TheorylabError(f"{family} needs n")
+    if family == "random-regular":
+        if degree is None:
+            raise TheorylabError("random-regular needs degree (e.g. --degree 4)")
+        return (n, degree)
+    if family == "erdos-renyi":
+        if p is None:
+            raise TheorylabError("erdos-renyi needs p (e.g. --p 0.1)")
+        return (n, p)
+    if family == "random-geometric":
+        return (n, radius)
+    return (n,)
+
+
 def family_edges(
     family: str,
     n=None,
@@ -547,30 +573,23 @@ def family_edges(
             "one-peer-exponential is a schedule (time-varying), not a static graph: use "
             "one_peer_exponential_matrices(n)"
         )
-    if family in ("grid", "torus"):
-        rows, cols = _shape(family, n, rows, cols)
-        return (_grid if family == "grid" else _torus)(rows, cols)
-    if n is None:
-        raise TheorylabError(f"{family} needs n")
-    if family == "random-regular":
-        if degree is None:
-            raise TheorylabError("random-regular needs degree (e.g. --degree 4)")
-        return _random_regular(n, degree, seed=seed, max_tries=max_tries)
-    if family == "erdos-renyi":
-        if p is None:
-            raise TheorylabError("erdos-renyi needs p (e.g. --p 0.1)")
-        return _erdos_renyi(n, p, seed=seed, max_tries=max_tries)
-    if family == "random-geometric":
-        return _random_geometric(n, radius, seed=seed, max_tries=max_tries)
+    args = _family_args(family, n, rows, cols, degree, p, radius)
     builders = {
         "ring": _ring,
         "path": _path,
         "star": _star,
         "complete": _complete,
+        "grid": _grid,
+        "torus": _torus,
         "hypercube": _hypercube,
         "exponential": _exponential,
+        "random-regular": _random_regular,
+        "erdos-renyi": _erdos_renyi,
+        "random-geometric": _random_geometric,
     }
-    return builders[family](n)
+    if family in _RANDOM_FAMILIES:
+        return builders[family](*args, seed=seed, max_tries=max_tries)
+    return builders[family](*args)
 
 
 # ---------------------------------------------------------------------------- weights
